@@ -1,0 +1,109 @@
+// The op interface. An architecture's forward graph (src/model/arch/) is written once against
+// these ops; a backend implements them and never knows which model it runs.
+//
+// Conventions:
+// - Activations are row-major f32 matrices [rows, cols]; row r belongs to the r-th token of the
+//   batch. Ops may be queued (GPU command encoders, worker pools): results are only guaranteed
+//   visible to the host through read().
+// - A weight matrix of a linear layer is [n, k] (n outputs, k inputs), in any weight dtype.
+// - Buffers are created once per session at their largest size; a forward pass over fewer tokens
+//   works on rowsView()s of them, so nothing is allocated per token.
+import type { TensorInfo } from '../formats/tensor.js';
+
+/** A weight tensor uploaded to the backend (opaque). */
+export interface Weight {
+  readonly name: string;
+  /** Outermost first, as in TensorInfo. */
+  readonly shape: readonly number[];
+}
+
+/** An f32 activation matrix owned by the backend (opaque). */
+export interface Activations {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export interface KVCacheShape {
+  nLayers: number;
+  nKVHeads: number;
+  headDim: number;
+  /** Number of sequence slots (concurrent sequences). */
+  maxSeqs: number;
+  /** Positions per slot. */
+  ctxLen: number;
+}
+
+export interface KVCache {
+  readonly shape: KVCacheShape;
+}
+
+/** Where each token of one forward call goes. */
+export interface BatchLayout {
+  /** [nTokens] position of each token within its sequence. */
+  positions: Int32Array;
+  /** [nTokens] KV-cache slot of each token's sequence. */
+  seqs: Int32Array;
+}
+
+export type RopeStyle =
+  /** Rotate pairs (2i, 2i+1): Meta's original layout, llama2.c, llama.cpp's LLAMA GGUF weights. */
+  | 'interleaved'
+  /** Rotate pairs (i, i + d/2): Hugging Face's rotate_half (GPT-NeoX style). */
+  | 'halves';
+
+export interface RopeParams {
+  style: RopeStyle;
+  /** [headDim / 2] angle per position for each rotated pair (scaling already applied). */
+  invFreq: Float32Array;
+}
+
+export interface AttentionParams {
+  nHeads: number;
+  nKVHeads: number;
+  headDim: number;
+  /** Multiplier of q·k, usually 1/sqrt(headDim). */
+  scale: number;
+  /** Attend only to the last `slidingWindow` positions (Mistral); undefined for full attention. */
+  slidingWindow?: number;
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** Uploads one weight (any dtype in WEIGHT_DTYPES); `data` may be dropped by the caller afterwards. */
+  loadWeight(info: TensorInfo, data: Uint8Array): Weight;
+  createActivations(rows: number, cols: number): Activations;
+  /** The first `rows` rows of `a`, sharing its storage. */
+  rowsView(a: Activations, rows: number): Activations;
+  createKVCache(shape: KVCacheShape): KVCache;
+
+  /** out[t, :] = table[tokens[t], :] */
+  embed(out: Activations, table: Weight, tokens: Int32Array): void;
+  /** out[t, :] = x[t, :] / rms(x[t, :]) * weight */
+  rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void;
+  /** out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) */
+  matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void;
+  /** Rotates each head of x ([t, nHeads·headDim]) in place by its token's position. */
+  rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void;
+  /**
+   * Writes k and v ([t, nKVHeads·headDim]) into the cache at each token's (slot, position), then
+   * computes causal attention of q ([t, nHeads·headDim]) over each token's own sequence up to and
+   * including its position. Grouped-query: query head h reads KV head h / (nHeads / nKVHeads).
+   */
+  attention(
+    out: Activations, q: Activations, k: Activations, v: Activations,
+    cache: KVCache, layer: number, batch: BatchLayout, params: AttentionParams,
+  ): void;
+  /** out = silu(gate) * up, elementwise */
+  siluMul(out: Activations, gate: Activations, up: Activations): void;
+  /** out = a + b, elementwise (out may alias a) */
+  add(out: Activations, a: Activations, b: Activations): void;
+  /** out[i, :] = x[rows[i], :] */
+  gatherRows(out: Activations, x: Activations, rows: Int32Array): void;
+  /** Copies slot `from`'s first `count` positions into slot `to` (prefix sharing). */
+  copyKV(cache: KVCache, from: number, to: number, count: number): void;
+
+  /** Waits for queued work and returns a copy of the activations. */
+  read(a: Activations): Promise<Float32Array>;
+  dispose(): void;
+}

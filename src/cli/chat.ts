@@ -1,0 +1,55 @@
+// minerva chat <model>: an interactive chat in the terminal. Ctrl-D or /exit ends it; /reset
+// forgets the conversation.
+import { createInterface } from 'node:readline/promises';
+import { Model } from '../engine/model.js';
+import type { ChatMessage } from '../tokenizer/tokenizer.js';
+import { generateOptions, loadOptions, type ModelCliOptions } from './generation-options.js';
+import { loadProgressBar } from './progress.js';
+import { streamToStdout } from './stream.js';
+
+export async function chatCommand(modelPath: string, o: ModelCliOptions & { system?: string }): Promise<void> {
+  const progress = loadProgressBar('loading');
+  let model: Model;
+  try {
+    model = await Model.load(modelPath, { ...loadOptions(o), onProgress: progress.update });
+  } finally {
+    progress.stop();
+  }
+  if (!model.tokenizer.chatTemplate) {
+    model.dispose();
+    throw new Error(`${modelPath}: the model has no chat template; use "minerva run" for plain completion`);
+  }
+  const start: ChatMessage[] = o.system !== undefined ? [{ role: 'system', content: o.system }] : [];
+  let messages = [...start];
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  const gen = generateOptions(o);
+  try {
+    if (process.stdin.isTTY) process.stdout.write('Type a message; /reset starts over, /exit or Ctrl-D quits.\n');
+    while (true) {
+      let line: string;
+      try {
+        line = await rl.question('> ');
+      } catch {
+        break; // input closed
+      }
+      const text = line.trim();
+      if (text === '/exit' || text === '/quit') break;
+      if (text === '/reset') { messages = [...start]; continue; }
+      if (text === '') continue;
+      messages.push({ role: 'user', content: text });
+      let reply = '';
+      const last = await streamToStdout(
+        (async function* () {
+          for await (const c of model.chat(messages, gen)) { reply += c.text; yield c; }
+        })(),
+        o.verbose ?? false,
+      );
+      process.stdout.write('\n');
+      messages.push({ role: 'assistant', content: reply });
+      if (last?.finishReason === 'length') process.stderr.write('(reply cut at the token limit)\n');
+    }
+  } finally {
+    rl.close();
+    model.dispose();
+  }
+}

@@ -1,0 +1,33 @@
+// CLI option values → library options.
+import type { GenerateOptions, LoadModelOptions } from '../engine/model.js';
+import type { BackendName } from '../engine/model.js';
+
+export interface ModelCliOptions {
+  tokenizer?: string;
+  ctxSize?: number;
+  backend: BackendName;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repeatLastN?: number;
+  seed?: number;
+  stop?: string[];
+  verbose?: boolean;
+}
+
+export function loadOptions(o: ModelCliOptions): LoadModelOptions {
+  return { tokenizer: o.tokenizer, contextLength: o.ctxSize, backend: o.backend };
+}
+
+export function generateOptions(o: ModelCliOptions): GenerateOptions {
+  return {
+    maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP,
+    repeatPenalty: o.repeatPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
+    repeatLastN: o.repeatLastN, seed: o.seed, stop: o.stop,
+  };
+}

@@ -1,0 +1,66 @@
+// minerva info <model>: what a model is, from its headers only (no weights are read).
+import { openModel } from '../model/load.js';
+import { parameterCount } from '../model/spec.js';
+
+export async function infoCommand(modelPath: string, o: { tokenizer?: string; json?: boolean }): Promise<void> {
+  const m = await openModel(modelPath, { tokenizer: o.tokenizer });
+  try {
+    const dtypes: Record<string, number> = {};
+    let bytes = 0;
+    for (const t of m.tensors.values()) {
+      dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+      bytes += t.byteLength;
+    }
+    const s = m.spec;
+    const info = {
+      path: m.path,
+      format: m.format,
+      architecture: s.modelType,
+      parameters: parameterCount(s),
+      weightBytes: bytes,
+      dtypes,
+      contextLength: s.contextLength,
+      vocabSize: s.vocabSize,
+      layers: s.nLayers,
+      hiddenSize: s.dim,
+      ffnSize: s.ffnDim,
+      heads: s.nHeads,
+      kvHeads: s.nKVHeads,
+      headDim: s.headDim,
+      ropeTheta: s.rope.theta,
+      ropeScaling: s.rope.scaling.type,
+      normEps: s.normEps,
+      tiedEmbeddings: s.tiedEmbeddings,
+      slidingWindow: s.slidingWindow ?? null,
+      tokenizer: m.tokenizer.kind,
+      tokenizerVocab: m.tokenizer.vocabSize,
+      chatTemplate: m.tokenizer.chatTemplate !== undefined,
+    };
+    if (o.json) {
+      process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      return;
+    }
+    const rows: [string, string][] = [
+      ['path', info.path],
+      ['format', info.format],
+      ['architecture', info.architecture],
+      ['parameters', `${(info.parameters / 1e6).toFixed(2)} M`],
+      ['weights', `${(bytes / 2 ** 20).toFixed(1)} MiB (${Object.entries(dtypes).map(([d, n]) => `${n} × ${d}`).join(', ')})`],
+      ['context length', String(info.contextLength)],
+      ['layers', String(info.layers)],
+      ['hidden / ffn', `${info.hiddenSize} / ${info.ffnSize}`],
+      ['heads / kv heads', `${info.heads} / ${info.kvHeads} (head dim ${info.headDim})`],
+      ['rope', `theta ${info.ropeTheta}, scaling ${info.ropeScaling}`],
+      ['norm eps', String(info.normEps)],
+      ['tied embeddings', info.tiedEmbeddings ? 'yes' : 'no'],
+      ['sliding window', info.slidingWindow === null ? 'none' : String(info.slidingWindow)],
+      ['vocabulary', String(info.vocabSize)],
+      ['tokenizer', `${info.tokenizer} (${info.tokenizerVocab} tokens)`],
+      ['chat template', info.chatTemplate ? 'yes' : 'no'],
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+  } finally {
+    await m.close();
+  }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// The `minerva` command line: run · chat · info. Every argument is checked here, at the border;
+// errors print one line and exit non-zero.
+import { Command, Option } from 'commander';
+import { runCommand } from './run.js';
+import { chatCommand } from './chat.js';
+import { infoCommand } from './info.js';
+import { collect, floatArg, intArg } from './args.js';
+
+const program = new Command('minerva')
+  .description('Run open-weight language models from their SafeTensors or GGUF weights.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+/** Options shared by run and chat: loading and sampling. */
+function withModelOptions(cmd: Command): Command {
+  return cmd
+    .option('--tokenizer <path>', 'tokenizer to use: tokenizer.json (or its folder), a .gguf, or a llama2.c tokenizer.bin')
+    .option('--ctx-size <n>', 'context length to allocate (default: min(model, 4096))', intArg(1, 1 << 20))
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['reference']).default('reference'))
+    .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0))
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy', floatArg(0))
+    .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', intArg(0))
+    .option('--top-p <p>', 'nucleus sampling threshold; 1 = off', floatArg(Number.MIN_VALUE, 1))
+    .option('--min-p <p>', 'drop tokens below p × the top probability; 0 = off', floatArg(0, 1))
+    .option('--repeat-penalty <r>', 'penalty for recently seen tokens; 1 = off', floatArg(Number.MIN_VALUE))
+    .option('--presence-penalty <r>', 'flat penalty for seen tokens', floatArg(-Infinity))
+    .option('--frequency-penalty <r>', 'penalty per occurrence of seen tokens', floatArg(-Infinity))
+    .option('--repeat-last-n <n>', 'how many recent tokens the penalties see; -1 = all', intArg(-1))
+    .option('--seed <n>', 'PRNG seed: the same seed gives the same sample', intArg(0, 2 ** 32 - 1))
+    .option('--stop <text>', 'stop before this text (repeatable)', collect)
+    .option('--verbose', 'print timings to stderr');
+}
+
+withModelOptions(program.command('run')
+  .description('generate a continuation of a prompt and stream it to stdout')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .argument('<prompt>', 'the prompt text')
+  .option('--chat', 'apply the model\'s chat template to the prompt (as a user message)')
+  .option('--system <text>', 'system message (with --chat)'))
+  .action(runCommand);
+
+withModelOptions(program.command('chat')
+  .description('chat with a model in the terminal')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .option('--system <text>', 'system message'))
+  .action(chatCommand);
+
+program.command('info')
+  .description('show a model\'s architecture, size, dtypes and tokenizer (reads headers only)')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .option('--tokenizer <path>', 'tokenizer to use where the model has none')
+  .option('--json', 'print JSON')
+  .action(infoCommand);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`minerva: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,272 @@
+// A loaded model: weights on a backend, a KV cache, and the generation loop behind the library
+// API (generate, chat, tokenize, detokenize, info, dispose).
+import type { Backend, KVCache } from '../backends/backend.js';
+import { ReferenceBackend } from '../backends/reference/reference-backend.js';
+import { LlamaGraph } from '../model/arch/llama.js';
+import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenModelOptions } from '../model/load.js';
+import { parameterCount, type ModelSpec } from '../model/spec.js';
+import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
+import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
+import { Sampler, resolveSampling, type SamplingOptions } from './sampler.js';
+import { StopMatcher } from './stop-strings.js';
+
+export type BackendName = 'reference';
+
+export interface LoadModelOptions extends OpenModelOptions {
+  backend?: BackendName;
+  /** Tokens of context to allocate KV cache for. Default min(model's context length, 4096). */
+  contextLength?: number;
+  /** Tokens per prefill chunk. Default 512. */
+  batchSize?: number;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate. Default: until the context is full. */
+  maxTokens?: number;
+  /** Generation ends before the first of these appears; it is not part of the output. */
+  stop?: readonly string[];
+  /** Prepend BOS where the model asks for it. Default true for generate(), handled by chat(). */
+  addSpecial?: boolean;
+  /** Stops generation early; the last chunk then has finishReason "abort". */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface Timings {
+  /** Prompt evaluation: tokens and milliseconds (tokens reused from the cache not counted). */
+  promptTokens: number;
+  promptMs: number;
+  generatedTokens: number;
+  generateMs: number;
+}
+
+export interface GenerationChunk {
+  /** Newly generated text (may be empty while a multi-byte character or stop string is pending). */
+  text: string;
+  /** Token ids behind this chunk. */
+  tokens: number[];
+  /** Set on the last chunk only. */
+  finishReason?: FinishReason;
+  usage?: { promptTokens: number; completionTokens: number };
+  timings?: Timings;
+}
+
+export interface ModelInfo {
+  path: string;
+  format: ModelFormat;
+  backend: string;
+  spec: ModelSpec;
+  parameters: number;
+  contextLength: number;
+  tokenizer: string;
+  chatTemplate: boolean;
+}
+
+export class Model {
+  private readonly graph: LlamaGraph;
+  private readonly cache: KVCache;
+  readonly contextLength: number;
+  /** Tokens whose keys and values sit in slot 0 of the cache, for prompt-prefix reuse. */
+  private cached: number[] = [];
+  /** Generations run one at a time (continuous batching belongs to the server's scheduler). */
+  private queue: Promise<void> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    private readonly backend: Backend, readonly spec: ModelSpec, readonly tokenizer: Tokenizer,
+    private readonly meta: { path: string; format: ModelFormat },
+    weights: Awaited<ReturnType<typeof loadWeights>>, options: LoadModelOptions,
+  ) {
+    this.contextLength = options.contextLength ?? Math.min(spec.contextLength, 4096);
+    const batchSize = Math.min(options.batchSize ?? 512, this.contextLength);
+    this.graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: 1 });
+    this.cache = backend.createKVCache({
+      nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: this.contextLength,
+    });
+  }
+
+  static async load(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {
+    checkLoadOptions(options);
+    const opened = await openModel(modelPath, options);
+    try {
+      const backend = createBackend(options.backend ?? 'reference');
+      const weights = await loadWeights(opened, backend, options.onProgress);
+      return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+    } finally {
+      await opened.close();
+    }
+  }
+
+  info(): ModelInfo {
+    return {
+      ...this.meta, backend: this.backend.name, spec: this.spec, parameters: parameterCount(this.spec),
+      contextLength: this.contextLength, tokenizer: this.tokenizer.kind,
+      chatTemplate: this.tokenizer.chatTemplate !== undefined,
+    };
+  }
+
+  tokenize(text: string, options: { addSpecial?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, options);
+  }
+
+  detokenize(ids: readonly number[], options: { skipSpecial?: boolean } = {}): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) {
+        throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.tokenizer.vocabSize - 1})`);
+      }
+    }
+    return this.tokenizer.decode(ids, options);
+  }
+
+  /** Streams the continuation of `prompt`. */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncIterable<GenerationChunk> {
+    const ids = typeof prompt === 'string'
+      ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true })
+      : [...prompt];
+    return this.run(ids, options);
+  }
+
+  /** Applies the model's chat template to `messages` and streams the assistant's reply. */
+  chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): AsyncIterable<GenerationChunk> {
+    return this.run(this.chatPromptTokens(messages), options);
+  }
+
+  /** The tokens of a chat prompt: the template's text, with BOS added if the template left it out. */
+  chatPromptTokens(messages: readonly ChatMessage[]): number[] {
+    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const ids = this.tokenizer.encode(text, { addSpecial: false });
+    const bos = this.tokenizer.bosId;
+    if (this.tokenizer.addBos && bos !== undefined && ids[0] !== bos) ids.unshift(bos);
+    return ids;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.backend.dispose();
+  }
+
+  private async *run(prompt: number[], options: GenerateOptions): AsyncGenerator<GenerationChunk> {
+    if (this.disposed) throw new Error('the model has been disposed');
+    const sampling = resolveSampling(options);
+    const maxTokens = options.maxTokens ?? Infinity;
+    if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 0))) {
+      throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
+    }
+    if (prompt.length === 0) throw new RangeError('the prompt is empty (no tokens)');
+    if (prompt.length >= this.contextLength) {
+      throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${this.contextLength}`);
+    }
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) {
+        throw new RangeError(`prompt token id ${id} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
+      }
+    }
+
+    // Wait for our turn, and hold it until this generator finishes or is abandoned.
+    let release!: () => void;
+    const turn = this.queue;
+    this.queue = new Promise<void>((r) => (release = r));
+    await turn;
+    try {
+      yield* this.generateLocked(prompt, sampling, maxTokens, options);
+    } finally {
+      release();
+    }
+  }
+
+  private async *generateLocked(
+    prompt: number[], sampling: ReturnType<typeof resolveSampling>, maxTokens: number, options: GenerateOptions,
+  ): AsyncGenerator<GenerationChunk> {
+    const sampler = new Sampler(sampling, this.spec.vocabSize);
+    const decoder = new IncrementalDecoder(this.tokenizer);
+    const stops = new StopMatcher(options.stop ?? []);
+    const eos = new Set(this.tokenizer.eosIds);
+    const history = [...prompt];
+    const t0 = performance.now();
+
+    // Prompt: reuse the cached prefix, evaluate the rest in chunks; the last chunk yields logits.
+    let reuse = commonPrefix(this.cached, prompt);
+    if (reuse === prompt.length) reuse--; // the last prompt token must run again for its logits
+    this.cached = prompt.slice(0, reuse);
+    let logits = await this.evaluate(prompt, reuse);
+    this.cached = [...prompt];
+    const promptMs = performance.now() - t0;
+    const tGen = performance.now();
+
+    let generated = 0;
+    let finishReason: FinishReason = 'length';
+    while (true) {
+      if (options.signal?.aborted) { finishReason = 'abort'; break; }
+      if (generated >= maxTokens) { finishReason = 'length'; break; }
+      if (history.length >= this.contextLength) { finishReason = 'length'; break; }
+      const token = sampler.sample(logits, history);
+      generated++;
+      history.push(token);
+      if (eos.has(token)) { finishReason = 'stop'; break; }
+      const piece = stops.push(decoder.push(token));
+      if (piece.stopped) {
+        finishReason = 'stop';
+        if (piece.text) yield { text: piece.text, tokens: [token] };
+        break;
+      }
+      yield { text: piece.text, tokens: [token] };
+      if (generated >= maxTokens || history.length >= this.contextLength) continue; // no need to run it
+      logits = await this.evaluate(history, history.length - 1);
+      this.cached = [...history];
+    }
+    const tail = finishReason === 'stop' ? '' : stops.push(decoder.flush()).text + stops.flush();
+    yield {
+      text: tail,
+      tokens: [],
+      finishReason,
+      usage: { promptTokens: prompt.length, completionTokens: generated },
+      timings: {
+        promptTokens: prompt.length - reuse, promptMs,
+        generatedTokens: generated, generateMs: performance.now() - tGen,
+      },
+    };
+  }
+
+  /** Runs tokens[from..] through the model in slot 0; returns the logits of the last one. */
+  private async evaluate(tokens: readonly number[], from: number): Promise<Float32Array> {
+    const chunk = this.graph.limits.maxBatchTokens;
+    let logits: Float32Array | undefined;
+    for (let start = from; start < tokens.length; start += chunk) {
+      const end = Math.min(tokens.length, start + chunk);
+      const n = end - start;
+      const ids = Int32Array.from(tokens.slice(start, end));
+      const positions = new Int32Array(n);
+      for (let i = 0; i < n; i++) positions[i] = start + i;
+      const batch = { positions, seqs: new Int32Array(n) };
+      // Only the very last token's logits are needed; earlier chunks still ask for one row.
+      logits = await this.graph.forward(ids, batch, Int32Array.of(n - 1), this.cache);
+    }
+    if (!logits) throw new Error('evaluate: nothing to evaluate');
+    return logits;
+  }
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function createBackend(name: BackendName): Backend {
+  switch (name) {
+    case 'reference': return new ReferenceBackend();
+    default: throw new RangeError(`unknown backend "${String(name)}" (available: reference)`);
+  }
+}
+
+function checkLoadOptions(o: LoadModelOptions): void {
+  if (o.contextLength !== undefined && !(Number.isInteger(o.contextLength) && o.contextLength > 0 && o.contextLength <= 1 << 20)) {
+    throw new RangeError(`contextLength must be an integer in 1..${1 << 20}, got ${o.contextLength}`);
+  }
+  if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize > 0 && o.batchSize <= 1 << 16)) {
+    throw new RangeError(`batchSize must be an integer in 1..${1 << 16}, got ${o.batchSize}`);
+  }
+}

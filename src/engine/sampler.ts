@@ -1,0 +1,171 @@
+// The sampler chain, in llama.cpp's order: penalties → top-k → top-p → min-p → temperature →
+// draw. Temperature 0 (or below) is greedy: the highest logit wins, no randomness used.
+import { Rng, randomSeed } from './rng.js';
+
+export interface SamplingOptions {
+  /** 0 = greedy. Default 0.8. */
+  temperature?: number;
+  /** Keep the k most likely tokens; 0 = off. Default 40. */
+  topK?: number;
+  /** Keep the smallest set whose probability reaches p; 1 = off. Default 0.95. */
+  topP?: number;
+  /** Drop tokens less likely than minP × the top token's probability; 0 = off. Default 0.05. */
+  minP?: number;
+  /** Divide positive (multiply negative) logits of recently seen tokens; 1 = off. Default 1. */
+  repeatPenalty?: number;
+  /** Subtract once from the logit of every recently seen token; 0 = off. */
+  presencePenalty?: number;
+  /** Subtract per occurrence of a recently seen token; 0 = off. */
+  frequencyPenalty?: number;
+  /** How many of the last tokens the penalties look at; -1 = all. Default 64. */
+  repeatLastN?: number;
+  /** Seed of the PRNG; the same seed, prompt and options give the same sample. */
+  seed?: number;
+}
+
+export const DEFAULT_SAMPLING: Required<Omit<SamplingOptions, 'seed'>> = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0.05,
+  repeatPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repeatLastN: 64,
+};
+
+/** Checks sampling options where they enter (CLI, HTTP, library); returns the full set. */
+export function resolveSampling(o: SamplingOptions = {}): Required<SamplingOptions> {
+  const r = { ...DEFAULT_SAMPLING, seed: randomSeed(), ...stripUndefined(o) };
+  const check = (ok: boolean, what: string) => {
+    if (!ok) throw new RangeError(`invalid sampling option: ${what}`);
+  };
+  check(Number.isFinite(r.temperature) && r.temperature >= 0, `temperature must be >= 0, got ${r.temperature}`);
+  check(Number.isInteger(r.topK) && r.topK >= 0, `top_k must be an integer >= 0, got ${r.topK}`);
+  check(r.topP > 0 && r.topP <= 1, `top_p must be in (0, 1], got ${r.topP}`);
+  check(r.minP >= 0 && r.minP <= 1, `min_p must be in [0, 1], got ${r.minP}`);
+  check(Number.isFinite(r.repeatPenalty) && r.repeatPenalty > 0, `repeat_penalty must be > 0, got ${r.repeatPenalty}`);
+  check(Number.isFinite(r.presencePenalty), `presence_penalty must be a number, got ${r.presencePenalty}`);
+  check(Number.isFinite(r.frequencyPenalty), `frequency_penalty must be a number, got ${r.frequencyPenalty}`);
+  check(Number.isInteger(r.repeatLastN) && r.repeatLastN >= -1, `repeat_last_n must be an integer >= -1, got ${r.repeatLastN}`);
+  check(Number.isInteger(r.seed) && r.seed >= 0 && r.seed < 2 ** 32, `seed must be an integer in [0, 2^32), got ${r.seed}`);
+  return r;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** One sampler per generation: it owns the PRNG and the scratch arrays. */
+export class Sampler {
+  private readonly rng: Rng;
+  /** Scratch: candidate ids and their logits/probabilities, reused for every token. */
+  private ids: Int32Array;
+  private vals: Float32Array;
+  /** Scratch: probabilities / weights of the candidates. */
+  private probs: Float64Array;
+  private readonly counts = new Map<number, number>();
+
+  constructor(readonly options: Required<SamplingOptions>, vocabSize: number) {
+    this.rng = new Rng(options.seed);
+    this.ids = new Int32Array(vocabSize);
+    this.vals = new Float32Array(vocabSize);
+    this.probs = new Float64Array(vocabSize);
+  }
+
+  /**
+   * Picks the next token.
+   * @param logits [vocab] — modified in place by the penalties
+   * @param history tokens so far (prompt and generated), for the penalties
+   */
+  sample(logits: Float32Array, history: readonly number[]): number {
+    const o = this.options;
+    this.applyPenalties(logits, history);
+    if (o.temperature <= 0) return argmax(logits);
+
+    const n = logits.length;
+    if (this.ids.length < n) {
+      this.ids = new Int32Array(n); this.vals = new Float32Array(n); this.probs = new Float64Array(n);
+    }
+    // Candidates sorted by logit, best first (only the top k when top-k is on).
+    let count = this.sortedCandidates(logits, o.topK > 0 ? Math.min(o.topK, n) : n);
+    const ids = this.ids, vals = this.vals;
+
+    // Softmax (at temperature 1) for top-p and min-p, as llama.cpp does.
+    const max = vals[0]!;
+    let sum = 0;
+    const probs = this.probs;
+    for (let i = 0; i < count; i++) { probs[i] = Math.exp(vals[i]! - max); sum += probs[i]!; }
+    if (o.topP < 1) {
+      let cum = 0;
+      for (let i = 0; i < count; i++) {
+        cum += probs[i]! / sum;
+        if (cum >= o.topP) { count = i + 1; break; }
+      }
+    }
+    if (o.minP > 0) {
+      const threshold = o.minP * probs[0]!;
+      let keep = 1;
+      while (keep < count && probs[keep]! >= threshold) keep++;
+      count = keep;
+    }
+    // Temperature, then draw.
+    let total = 0;
+    const weights = probs; // reused: weights[i] for i < count
+    for (let i = 0; i < count; i++) {
+      weights[i] = Math.exp((vals[i]! - max) / o.temperature);
+      total += weights[i]!;
+    }
+    let r = this.rng.next() * total;
+    for (let i = 0; i < count; i++) {
+      r -= weights[i]!;
+      if (r < 0) return ids[i]!;
+    }
+    return ids[count - 1]!;
+  }
+
+  private applyPenalties(logits: Float32Array, history: readonly number[]): void {
+    const o = this.options;
+    if (o.repeatPenalty === 1 && o.presencePenalty === 0 && o.frequencyPenalty === 0) return;
+    const from = o.repeatLastN === -1 ? 0 : Math.max(0, history.length - o.repeatLastN);
+    const counts = this.counts;
+    counts.clear();
+    for (let i = from; i < history.length; i++) counts.set(history[i]!, (counts.get(history[i]!) ?? 0) + 1);
+    for (const [id, c] of counts) {
+      if (id < 0 || id >= logits.length) continue;
+      let l = logits[id]!;
+      l = l > 0 ? l / o.repeatPenalty : l * o.repeatPenalty;
+      l -= c * o.frequencyPenalty + o.presencePenalty;
+      logits[id] = l;
+    }
+  }
+
+  /** Fills ids/vals with the k largest logits, in descending order; returns k. */
+  private sortedCandidates(logits: Float32Array, k: number): number {
+    const n = logits.length, ids = this.ids, vals = this.vals;
+    if (k === n) {
+      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]!);
+      for (let i = 0; i < n; i++) { ids[i] = order[i]!; vals[i] = logits[order[i]!]!; }
+      return n;
+    }
+    // Insertion into a small sorted list: O(n·k) worst case, O(n) typical for small k.
+    let size = 0;
+    for (let id = 0; id < n; id++) {
+      const v = logits[id]!;
+      if (size === k && v <= vals[k - 1]!) continue;
+      let pos = size < k ? size++ : k - 1;
+      while (pos > 0 && vals[pos - 1]! < v) {
+        vals[pos] = vals[pos - 1]!; ids[pos] = ids[pos - 1]!; pos--;
+      }
+      vals[pos] = v; ids[pos] = id;
+    }
+    return size;
+  }
+}
+
+/** Index of the largest value (the first one on ties, as llama.cpp's greedy sampler). */
+export function argmax(x: Float32Array): number {
+  let best = 0, bestVal = x[0]!;
+  for (let i = 1; i < x.length; i++) if (x[i]! > bestVal) { bestVal = x[i]!; best = i; }
+  return best;
+}

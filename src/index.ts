@@ -1,0 +1,16 @@
+// The library API.
+import { Model, type LoadModelOptions } from './engine/model.js';
+
+export { Model };
+export type {
+  BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, Timings,
+} from './engine/model.js';
+export type { SamplingOptions } from './engine/sampler.js';
+export type { ModelSpec } from './model/spec.js';
+export type { ChatMessage, Tokenizer } from './tokenizer/tokenizer.js';
+export { openModel } from './model/load.js';
+
+/** Loads a model (HF folder, .gguf file, or llama2.c .bin) with its real weights. */
+export function loadModel(path: string, options?: LoadModelOptions): Promise<Model> {
+  return Model.load(path, options);
+}

@@ -1,0 +1,161 @@
+// The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, and Qwen2
+// (the same graph with biases on Q, K and V).
+//
+//   x = embed(tokens)
+//   for each layer:
+//     h = x + Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
+//     x = h + Wdown · (silu(Wgate · norm(h)) * Wup · norm(h))
+//   logits = Woutput · norm(x)      (Woutput = embedding table when tied)
+import type { Activations, Backend, BatchLayout, KVCache, RopeParams, Weight } from '../../backends/backend.js';
+import type { ManifestEntry } from '../manifest.js';
+import { ropeInvFreq, type ModelSpec } from '../spec.js';
+
+export function llamaManifest(s: ModelSpec): ManifestEntry[] {
+  const qDim = s.nHeads * s.headDim, kvDim = s.nKVHeads * s.headDim;
+  const m: ManifestEntry[] = [
+    { name: 'token_embd.weight', shape: [s.vocabSize, s.dim] },
+    { name: 'output_norm.weight', shape: [s.dim] },
+    // A tied model may still carry a copy of the table as output.weight; then it is used.
+    { name: 'output.weight', shape: [s.vocabSize, s.dim], optional: s.tiedEmbeddings },
+  ];
+  for (let i = 0; i < s.nLayers; i++) {
+    const b = `blk.${i}.`;
+    m.push(
+      { name: b + 'attn_norm.weight', shape: [s.dim] },
+      { name: b + 'attn_q.weight', shape: [qDim, s.dim] },
+      { name: b + 'attn_k.weight', shape: [kvDim, s.dim] },
+      { name: b + 'attn_v.weight', shape: [kvDim, s.dim] },
+      { name: b + 'attn_output.weight', shape: [s.dim, qDim] },
+      { name: b + 'ffn_norm.weight', shape: [s.dim] },
+      { name: b + 'ffn_gate.weight', shape: [s.ffnDim, s.dim] },
+      { name: b + 'ffn_up.weight', shape: [s.ffnDim, s.dim] },
+      { name: b + 'ffn_down.weight', shape: [s.dim, s.ffnDim] },
+    );
+    if (s.qkvBias) {
+      m.push(
+        { name: b + 'attn_q.bias', shape: [qDim] },
+        { name: b + 'attn_k.bias', shape: [kvDim] },
+        { name: b + 'attn_v.bias', shape: [kvDim] },
+      );
+    }
+  }
+  return m;
+}
+
+interface LayerWeights {
+  attnNorm: Weight; wq: Weight; wk: Weight; wv: Weight; wo: Weight;
+  bq?: Weight; bk?: Weight; bv?: Weight;
+  ffnNorm: Weight; gate: Weight; up: Weight; down: Weight;
+}
+
+export interface GraphLimits {
+  /** Most tokens one forward call takes (prefill chunk size × sequences). */
+  maxBatchTokens: number;
+  /** Most rows of logits one forward call returns. */
+  maxOutputs: number;
+}
+
+/** The forward pass, with every activation buffer allocated once, at its largest size. */
+export class LlamaGraph {
+  private readonly layers: LayerWeights[];
+  private readonly embedding: Weight;
+  private readonly outputNorm: Weight;
+  private readonly output: Weight;
+  private readonly rope: RopeParams;
+  // Activation buffers; B = maxBatchTokens, O = maxOutputs.
+  private readonly x: Activations;        // [B, dim] residual stream
+  private readonly xn: Activations;       // [B, dim] normalised input of a block
+  private readonly q: Activations;        // [B, nHeads·headDim]
+  private readonly k: Activations;        // [B, nKVHeads·headDim]
+  private readonly v: Activations;        // [B, nKVHeads·headDim]
+  private readonly attn: Activations;     // [B, nHeads·headDim] attention output
+  private readonly proj: Activations;     // [B, dim] output of Wo or Wdown
+  private readonly gate: Activations;     // [B, ffnDim]
+  private readonly up: Activations;       // [B, ffnDim]
+  private readonly last: Activations;     // [O, dim] rows that need logits
+  private readonly lastNorm: Activations; // [O, dim]
+  private readonly logits: Activations;   // [O, vocab]
+
+  constructor(
+    private readonly backend: Backend, readonly spec: ModelSpec,
+    weights: ReadonlyMap<string, Weight>, readonly limits: GraphLimits,
+  ) {
+    const w = (name: string): Weight => {
+      const t = weights.get(name);
+      if (!t) throw new Error(`weight ${name} was not loaded`);
+      return t;
+    };
+    this.embedding = w('token_embd.weight');
+    this.outputNorm = w('output_norm.weight');
+    this.output = weights.get('output.weight') ?? this.embedding;
+    this.layers = Array.from({ length: spec.nLayers }, (_, i) => {
+      const b = `blk.${i}.`;
+      const layer: LayerWeights = {
+        attnNorm: w(b + 'attn_norm.weight'), wq: w(b + 'attn_q.weight'), wk: w(b + 'attn_k.weight'),
+        wv: w(b + 'attn_v.weight'), wo: w(b + 'attn_output.weight'), ffnNorm: w(b + 'ffn_norm.weight'),
+        gate: w(b + 'ffn_gate.weight'), up: w(b + 'ffn_up.weight'), down: w(b + 'ffn_down.weight'),
+      };
+      if (spec.qkvBias) {
+        layer.bq = w(b + 'attn_q.bias'); layer.bk = w(b + 'attn_k.bias'); layer.bv = w(b + 'attn_v.bias');
+      }
+      return layer;
+    });
+    this.rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec) };
+
+    const B = limits.maxBatchTokens, O = limits.maxOutputs;
+    const qDim = spec.nHeads * spec.headDim, kvDim = spec.nKVHeads * spec.headDim;
+    const a = (rows: number, cols: number) => backend.createActivations(rows, cols);
+    this.x = a(B, spec.dim); this.xn = a(B, spec.dim);
+    this.q = a(B, qDim); this.k = a(B, kvDim); this.v = a(B, kvDim); this.attn = a(B, qDim);
+    this.proj = a(B, spec.dim); this.gate = a(B, spec.ffnDim); this.up = a(B, spec.ffnDim);
+    this.last = a(O, spec.dim); this.lastNorm = a(O, spec.dim); this.logits = a(O, spec.vocabSize);
+  }
+
+  /**
+   * Runs tokens through the model, appending their keys and values to `cache`.
+   * @param tokens [n] token ids
+   * @param batch where each token sits (slot, position)
+   * @param outputRows indices into tokens whose logits are wanted
+   * @returns logits [outputRows.length, vocabSize], row-major
+   */
+  async forward(tokens: Int32Array, batch: BatchLayout, outputRows: Int32Array, cache: KVCache): Promise<Float32Array> {
+    const n = tokens.length, nOut = outputRows.length;
+    if (n === 0 || n > this.limits.maxBatchTokens) throw new Error(`forward: ${n} tokens, limit ${this.limits.maxBatchTokens}`);
+    if (nOut === 0 || nOut > this.limits.maxOutputs) throw new Error(`forward: ${nOut} outputs, limit ${this.limits.maxOutputs}`);
+    const be = this.backend, s = this.spec;
+    const view = (t: Activations) => be.rowsView(t, n);
+    const x = view(this.x), xn = view(this.xn), q = view(this.q), k = view(this.k), v = view(this.v);
+    const attn = view(this.attn), proj = view(this.proj), gate = view(this.gate), up = view(this.up);
+    const attnParams = {
+      nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim,
+      scale: 1 / Math.sqrt(s.headDim), slidingWindow: s.slidingWindow,
+    };
+
+    be.embed(x, this.embedding, tokens);
+    for (let l = 0; l < this.layers.length; l++) {
+      const L = this.layers[l]!;
+      be.rmsNorm(xn, x, L.attnNorm, s.normEps);
+      be.matmul(q, xn, L.wq, L.bq);
+      be.matmul(k, xn, L.wk, L.bk);
+      be.matmul(v, xn, L.wv, L.bv);
+      be.rope(q, batch, s.nHeads, s.headDim, this.rope);
+      be.rope(k, batch, s.nKVHeads, s.headDim, this.rope);
+      be.attention(attn, q, k, v, cache, l, batch, attnParams);
+      be.matmul(proj, attn, L.wo);
+      be.add(x, x, proj);
+
+      be.rmsNorm(xn, x, L.ffnNorm, s.normEps);
+      be.matmul(gate, xn, L.gate);
+      be.matmul(up, xn, L.up);
+      be.siluMul(gate, gate, up);
+      be.matmul(proj, gate, L.down);
+      be.add(x, x, proj);
+    }
+    const last = be.rowsView(this.last, nOut), lastNorm = be.rowsView(this.lastNorm, nOut);
+    const logits = be.rowsView(this.logits, nOut);
+    be.gatherRows(last, x, outputRows);
+    be.rmsNorm(lastNorm, last, this.outputNorm, s.normEps);
+    be.matmul(logits, lastNorm, this.output);
+    return be.read(logits);
+  }
+}

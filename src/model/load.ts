@@ -1,0 +1,225 @@
+// Opens a model as published — a Hugging Face folder, a GGUF file, or a llama2.c checkpoint — and
+// turns it into a ModelSpec, a Tokenizer and a provider of its weights under GGUF names. Nothing
+// but headers is read here; weights are read one at a time by loadWeights().
+import { open, stat, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Backend, Weight } from '../backends/backend.js';
+import { FormatError, type TensorInfo, type WeightProvider } from '../formats/tensor.js';
+import { openSafeTensors } from '../formats/safetensors.js';
+import { openGGUF } from '../formats/gguf.js';
+import { openLlama2c } from '../formats/llama2c.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { loadHFTokenizer, loadLlama2cTokenizer, tokenizerFromGGUF } from '../tokenizer/index.js';
+import { dequantize } from '../quant/dequantize.js';
+import { ConfigError } from './config-reader.js';
+import { specFromHFConfig } from './hf-config.js';
+import { specFromGGUF } from './gguf-spec.js';
+import { specFromLlama2c } from './llama2c-spec.js';
+import { checkManifest, type ManifestEntry } from './manifest.js';
+import { ggufNameFromHF } from './tensor-names.js';
+import { llamaManifest } from './arch/llama.js';
+import type { ModelSpec } from './spec.js';
+
+export type ModelFormat = 'safetensors' | 'gguf' | 'llama2c';
+
+export interface OpenModelOptions {
+  /**
+   * Tokenizer to use instead of (or where there is none) the model's own: a tokenizer.json or
+   * its folder, a GGUF file (its vocabulary), or a llama2.c tokenizer.bin.
+   */
+  tokenizer?: string;
+}
+
+/** A model whose headers have been read and checked; its weights are still on disk. */
+export interface OpenedModel {
+  /** The path given by the user. */
+  path: string;
+  format: ModelFormat;
+  spec: ModelSpec;
+  tokenizer: Tokenizer;
+  /** Every tensor the model uses, under its GGUF name. */
+  tensors: ReadonlyMap<string, TensorInfo>;
+  manifest: readonly ManifestEntry[];
+  /** Reads one tensor (by GGUF name). */
+  read(name: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** Opens a model's files and checks them; reads headers only. */
+export async function openModel(modelPath: string, options: OpenModelOptions = {}): Promise<OpenedModel> {
+  const format = await detectFormat(modelPath);
+  switch (format) {
+    case 'safetensors': return openHF(modelPath, options);
+    case 'gguf': return openGGUFModel(modelPath, options);
+    case 'llama2c': return openLlama2cModel(modelPath, options);
+  }
+}
+
+/** Tells the format from the path: a folder (HF), or a file's magic bytes. */
+export async function detectFormat(modelPath: string): Promise<ModelFormat> {
+  let st;
+  try {
+    st = await stat(modelPath);
+  } catch {
+    throw new FormatError(modelPath, 'no such file or folder');
+  }
+  if (st.isDirectory()) return 'safetensors';
+  if (modelPath.endsWith('.safetensors')) return 'safetensors';
+  const fh = await open(modelPath, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(magic, 0, 4, 0);
+    if (bytesRead === 4 && magic.toString('latin1') === 'GGUF') return 'gguf';
+  } finally {
+    await fh.close();
+  }
+  if (modelPath.endsWith('.gguf')) throw new FormatError(modelPath, 'not a GGUF file (the magic bytes "GGUF" are missing)');
+  if (modelPath.endsWith('.bin')) return 'llama2c';
+  throw new FormatError(modelPath,
+    'unknown model format: expected a Hugging Face folder (config.json + *.safetensors), a .gguf file or a llama2.c .bin checkpoint');
+}
+
+async function openHF(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+  const dir = (await stat(modelPath)).isDirectory() ? modelPath : path.dirname(modelPath);
+  const configPath = path.join(dir, 'config.json');
+  const spec = specFromHFConfig(await readJSON(configPath), configPath);
+  const provider = await openSafeTensors(modelPath);
+  try {
+    // HF names → GGUF names; unknown names are kept as they are so the manifest check lists them.
+    const renamed = new Map<string, TensorInfo>();
+    const hfName = new Map<string, string>();
+    for (const [name, info] of provider.tensors) {
+      const g = ggufNameFromHF(name);
+      if (g === null) continue;
+      const key = g ?? name;
+      renamed.set(key, { ...info, name: key });
+      hfName.set(key, name);
+    }
+    const tokenizer = await loadTokenizer(options.tokenizer, () => loadHFTokenizer(dir));
+    return finish(modelPath, 'safetensors', spec, tokenizer, renamed, provider, (n) => hfName.get(n) ?? n);
+  } catch (e) {
+    await provider.close();
+    throw e;
+  }
+}
+
+async function openGGUFModel(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+  const file = await openGGUF(modelPath);
+  try {
+    const names = new Set(file.tensors.keys());
+    let spec = specFromGGUF(file.metadata, names, modelPath);
+    // Llama 3 RoPE scaling is stored as per-pair frequency divisors.
+    const extra = new Set<string>();
+    const freqs = file.tensors.get('rope_freqs.weight');
+    if (freqs) {
+      extra.add('rope_freqs.weight');
+      if (freqs.shape.length !== 1 || freqs.shape[0] !== spec.headDim / 2) {
+        throw new FormatError(modelPath, `rope_freqs.weight is [${freqs.shape.join(', ')}], expected [${spec.headDim / 2}]`);
+      }
+      const factors = dequantize(freqs.dtype, await file.read('rope_freqs.weight'), spec.headDim / 2);
+      spec = { ...spec, rope: { ...spec.rope, scaling: { type: 'factors', factors } } };
+    }
+    const tokenizer = await loadTokenizer(options.tokenizer, async () => tokenizerFromGGUF(file.metadata, modelPath));
+    return finish(modelPath, 'gguf', spec, tokenizer, file.tensors, file, (n) => n, extra);
+  } catch (e) {
+    await file.close();
+    throw e;
+  }
+}
+
+async function openLlama2cModel(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+  const { config, provider } = await openLlama2c(modelPath);
+  try {
+    const spec = specFromLlama2c(config);
+    const tokenizer = await loadTokenizer(options.tokenizer, () => {
+      throw new FormatError(modelPath,
+        'a llama2.c checkpoint has no tokenizer: pass one with --tokenizer (e.g. tokenizer.bin, tok512.bin)');
+    }, spec.vocabSize);
+    return finish(modelPath, 'llama2c', spec, tokenizer, provider.tensors, provider, (n) => n);
+  } catch (e) {
+    await provider.close();
+    throw e;
+  }
+}
+
+function finish(
+  modelPath: string, format: ModelFormat, spec: ModelSpec, tokenizer: Tokenizer,
+  tensors: ReadonlyMap<string, TensorInfo>, provider: WeightProvider, storedName: (n: string) => string,
+  extraAllowed: ReadonlySet<string> = new Set(),
+): OpenedModel {
+  const manifest = llamaManifest(spec);
+  checkManifest(modelPath, manifest, tensors, extraAllowed);
+  if (tokenizer.vocabSize > spec.vocabSize) {
+    throw new FormatError(modelPath,
+      `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding only ${spec.vocabSize}`);
+  }
+  const used = new Map<string, TensorInfo>();
+  for (const e of manifest) {
+    const t = tensors.get(e.name);
+    if (t) used.set(e.name, t);
+  }
+  return {
+    path: modelPath, format, spec, tokenizer, tensors: used, manifest,
+    read: (name) => provider.read(storedName(name)),
+    close: () => provider.close(),
+  };
+}
+
+/** Uses the tokenizer the user named, else the model's own. */
+async function loadTokenizer(
+  override: string | undefined, own: () => Promise<Tokenizer>, vocabSize?: number,
+): Promise<Tokenizer> {
+  if (override === undefined) return own();
+  let st;
+  try {
+    st = await stat(override);
+  } catch {
+    throw new FormatError(override, 'tokenizer: no such file or folder');
+  }
+  if (st.isDirectory()) return loadHFTokenizer(override);
+  if (path.basename(override) === 'tokenizer.json') return loadHFTokenizer(path.dirname(override));
+  if (await detectFormat(override) === 'gguf') {
+    const f = await openGGUF(override);
+    try {
+      return tokenizerFromGGUF(f.metadata, override);
+    } finally {
+      await f.close();
+    }
+  }
+  return loadLlama2cTokenizer(override, vocabSize);
+}
+
+async function readJSON(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new ConfigError(file, 'missing (a Hugging Face model folder needs config.json)');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ConfigError(file, `not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export interface LoadProgress {
+  /** Bytes of weights read so far and in all. */
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+/** Reads every weight once and hands it to the backend. */
+export async function loadWeights(
+  model: OpenedModel, backend: Backend, onProgress?: (p: LoadProgress) => void,
+): Promise<Map<string, Weight>> {
+  const totalBytes = [...model.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
+  let loadedBytes = 0;
+  const weights = new Map<string, Weight>();
+  for (const [name, info] of model.tensors) {
+    weights.set(name, backend.loadWeight(info, await model.read(name)));
+    loadedBytes += info.byteLength;
+    onProgress?.({ loadedBytes, totalBytes });
+  }
+  return weights;
+}

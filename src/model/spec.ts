@@ -1,0 +1,89 @@
+// ModelSpec: the normalised hyper-parameters the engine runs on, whatever file they came from.
+// Raw config.json / GGUF metadata / llama2.c headers are parsed into this in their own modules
+// (hf-config.ts, gguf-spec.ts, llama2c-spec.ts) and never reach the graph.
+import type { RopeStyle } from '../backends/backend.js';
+
+/** Graph families. Each has one file in arch/. */
+export type ArchName = 'llama' | 'qwen2';
+
+export type RopeScaling =
+  | { type: 'none' }
+  /** Positions divided by `factor` (HF "linear"). */
+  | { type: 'linear'; factor: number }
+  /** Llama 3.1+ frequency-dependent scaling. */
+  | {
+    type: 'llama3';
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalContextLength: number;
+  }
+  /** Per-pair divisors of the frequency, as GGUF stores Llama 3 scaling (rope_freqs.weight). */
+  | { type: 'factors'; factors: Float32Array };
+
+export interface ModelSpec {
+  arch: ArchName;
+  /** The model_type / general.architecture the spec was read from (llama, mistral, qwen2). */
+  modelType: string;
+  vocabSize: number;
+  /** Hidden size (d_model). */
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKVHeads: number;
+  headDim: number;
+  /** Feed-forward inner size. */
+  ffnDim: number;
+  /** Longest context the model was trained for. */
+  contextLength: number;
+  normEps: number;
+  rope: {
+    theta: number;
+    style: RopeStyle;
+    scaling: RopeScaling;
+  };
+  /** Output projection shares the token embedding matrix. */
+  tiedEmbeddings: boolean;
+  /** Q, K and V projections carry biases (Qwen2). */
+  qkvBias: boolean;
+  /** Mistral sliding-window attention size, if the model uses one. */
+  slidingWindow: number | undefined;
+}
+
+/** RoPE angle per position for each rotated pair, scaling applied: [headDim / 2]. */
+export function ropeInvFreq(spec: ModelSpec): Float32Array {
+  const half = spec.headDim / 2;
+  const inv = new Float32Array(half);
+  const { theta, scaling } = spec.rope;
+  for (let i = 0; i < half; i++) {
+    let f = 1 / Math.pow(theta, (2 * i) / spec.headDim);
+    if (scaling.type === 'factors') {
+      f /= scaling.factors[i]!;
+    } else if (scaling.type === 'linear') {
+      f /= scaling.factor;
+    } else if (scaling.type === 'llama3') {
+      // Long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+      const lowFreqWavelen = scaling.originalContextLength / scaling.lowFreqFactor;
+      const highFreqWavelen = scaling.originalContextLength / scaling.highFreqFactor;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > lowFreqWavelen) {
+        f /= scaling.factor;
+      } else if (wavelen >= highFreqWavelen) {
+        const smooth = (scaling.originalContextLength / wavelen - scaling.lowFreqFactor)
+          / (scaling.highFreqFactor - scaling.lowFreqFactor);
+        f = (1 - smooth) * (f / scaling.factor) + smooth * f;
+      }
+    }
+    inv[i] = f;
+  }
+  return inv;
+}
+
+/** Parameter count implied by the spec (embedding counted once when tied). */
+export function parameterCount(spec: ModelSpec): number {
+  const { dim, nLayers, headDim, nHeads, nKVHeads, ffnDim, vocabSize } = spec;
+  const q = dim * nHeads * headDim, kv = 2 * dim * nKVHeads * headDim, o = nHeads * headDim * dim;
+  const bias = spec.qkvBias ? (nHeads + 2 * nKVHeads) * headDim : 0;
+  const perLayer = q + kv + o + bias + 3 * dim * ffnDim + 2 * dim;
+  return vocabSize * dim * (spec.tiedEmbeddings ? 1 : 2) + nLayers * perLayer + dim;
+}

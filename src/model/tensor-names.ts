@@ -1,0 +1,52 @@
+// Tensor names. Inside Minerva every weight goes by its GGUF name (token_embd.weight,
+// blk.N.attn_q.weight, ...); Hugging Face names are mapped to those at load.
+
+/** HF per-layer suffix (after "model.layers.N.") → GGUF per-layer suffix (after "blk.N."). */
+const HF_LAYER_NAMES: Readonly<Record<string, string>> = {
+  'input_layernorm.weight': 'attn_norm.weight',
+  'self_attn.q_proj.weight': 'attn_q.weight',
+  'self_attn.q_proj.bias': 'attn_q.bias',
+  'self_attn.k_proj.weight': 'attn_k.weight',
+  'self_attn.k_proj.bias': 'attn_k.bias',
+  'self_attn.v_proj.weight': 'attn_v.weight',
+  'self_attn.v_proj.bias': 'attn_v.bias',
+  'self_attn.o_proj.weight': 'attn_output.weight',
+  'post_attention_layernorm.weight': 'ffn_norm.weight',
+  'mlp.gate_proj.weight': 'ffn_gate.weight',
+  'mlp.up_proj.weight': 'ffn_up.weight',
+  'mlp.down_proj.weight': 'ffn_down.weight',
+};
+
+const HF_GLOBAL_NAMES: Readonly<Record<string, string>> = {
+  'model.embed_tokens.weight': 'token_embd.weight',
+  'model.norm.weight': 'output_norm.weight',
+  'lm_head.weight': 'output.weight',
+};
+
+/** Tensors some HF checkpoints carry that hold nothing the model needs (recomputed buffers). */
+const HF_IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+
+/**
+ * The GGUF name of an HF tensor name; null for tensors known to be unneeded; undefined for names
+ * this model family does not know.
+ */
+export function ggufNameFromHF(hfName: string): string | null | undefined {
+  if (HF_IGNORED.test(hfName)) return null;
+  const global = HF_GLOBAL_NAMES[hfName];
+  if (global) return global;
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
+  if (!m) return undefined;
+  const suffix = HF_LAYER_NAMES[m[2]!];
+  return suffix ? `blk.${Number(m[1])}.${suffix}` : undefined;
+}
+
+/** The HF name of a GGUF tensor name (for writing HF folders and for messages). */
+export function hfNameFromGGUF(name: string): string | undefined {
+  for (const [hf, gguf] of Object.entries(HF_GLOBAL_NAMES)) if (gguf === name) return hf;
+  const m = /^blk\.(\d+)\.(.+)$/.exec(name);
+  if (!m) return undefined;
+  for (const [hf, gguf] of Object.entries(HF_LAYER_NAMES)) {
+    if (gguf === m[2]) return `model.layers.${m[1]}.${hf}`;
+  }
+  return undefined;
+}
