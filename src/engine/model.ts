@@ -142,6 +142,20 @@ export class Model {
     return ids;
   }
 
+  /**
+   * The next-token logits after `tokens` ([vocabSize] floats, before any sampling) — for checking
+   * a model against another engine, and for perplexity.
+   */
+  async logits(tokens: readonly number[]): Promise<Float32Array> {
+    this.checkPrompt(tokens);
+    const release = await this.acquire();
+    try {
+      return (await this.prefill(tokens)).logits;
+    } finally {
+      release();
+    }
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -155,6 +169,27 @@ export class Model {
     if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 0))) {
       throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
     }
+    this.checkPrompt(prompt);
+
+    // Hold the model until this generator finishes or is abandoned.
+    const release = await this.acquire();
+    try {
+      yield* this.generateLocked(prompt, sampling, maxTokens, options);
+    } finally {
+      release();
+    }
+  }
+
+  /** Waits for the model to be free; returns the function that frees it again. */
+  private async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const turn = this.queue;
+    this.queue = new Promise<void>((r) => (release = r));
+    await turn;
+    return release;
+  }
+
+  private checkPrompt(prompt: readonly number[]): void {
     if (prompt.length === 0) throw new RangeError('the prompt is empty (no tokens)');
     if (prompt.length >= this.contextLength) {
       throw new RangeError(`the prompt has ${prompt.length} tokens; the context holds ${this.contextLength}`);
@@ -164,35 +199,21 @@ export class Model {
         throw new RangeError(`prompt token id ${id} is outside the vocabulary (0..${this.spec.vocabSize - 1})`);
       }
     }
-
-    // Wait for our turn, and hold it until this generator finishes or is abandoned.
-    let release!: () => void;
-    const turn = this.queue;
-    this.queue = new Promise<void>((r) => (release = r));
-    await turn;
-    try {
-      yield* this.generateLocked(prompt, sampling, maxTokens, options);
-    } finally {
-      release();
-    }
   }
 
   private async *generateLocked(
     prompt: number[], sampling: ReturnType<typeof resolveSampling>, maxTokens: number, options: GenerateOptions,
   ): AsyncGenerator<GenerationChunk> {
     const sampler = new Sampler(sampling, this.spec.vocabSize);
-    const decoder = new IncrementalDecoder(this.tokenizer);
+    const decoder = new IncrementalDecoder(this.tokenizer, { context: prompt });
     const stops = new StopMatcher(options.stop ?? []);
     const eos = new Set(this.tokenizer.eosIds);
     const history = [...prompt];
     const t0 = performance.now();
 
-    // Prompt: reuse the cached prefix, evaluate the rest in chunks; the last chunk yields logits.
-    let reuse = commonPrefix(this.cached, prompt);
-    if (reuse === prompt.length) reuse--; // the last prompt token must run again for its logits
-    this.cached = prompt.slice(0, reuse);
-    let logits = await this.evaluate(prompt, reuse);
-    this.cached = [...prompt];
+    const prefilled = await this.prefill(prompt);
+    let logits = prefilled.logits;
+    const reuse = prefilled.reused;
     const promptMs = performance.now() - t0;
     const tGen = performance.now();
 
@@ -228,6 +249,19 @@ export class Model {
         generatedTokens: generated, generateMs: performance.now() - tGen,
       },
     };
+  }
+
+  /**
+   * Evaluates a prompt, reusing the longest prefix already in the cache; returns the last token's
+   * logits and how many tokens were reused.
+   */
+  private async prefill(tokens: readonly number[]): Promise<{ logits: Float32Array; reused: number }> {
+    let reused = commonPrefix(this.cached, tokens);
+    if (reused === tokens.length) reused--; // the last token must run again for its logits
+    this.cached = tokens.slice(0, reused);
+    const logits = await this.evaluate(tokens, reused);
+    this.cached = [...tokens];
+    return { logits, reused };
   }
 
   /** Runs tokens[from..] through the model in slot 0; returns the logits of the last one. */

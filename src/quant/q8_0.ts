@@ -1,0 +1,64 @@
+// GGML Q8_0, laid out as llama.cpp does (block_q8_0 in ggml-common.h): blocks of 32 elements,
+// each 34 bytes = f16 scale d (little-endian) + 32 × int8 q, and x = d · q.
+// quantize() follows quantize_row_q8_0_ref step by step in f32 (Math.fround at each step), so
+// it produces the same bytes as llama.cpp: d = amax/127, q = roundf(x · (1/d)) (ties away from 0).
+import { readF16, writeF16 } from './f16.js';
+
+export const BLOCK_SIZE = 32;
+export const BLOCK_BYTES = 34;
+
+/** Quantizes f32 values ([n], n a multiple of 32) to Q8_0 bytes ([n/32 × 34]). */
+export function quantize(values: Float32Array): Uint8Array {
+  if (values.length % BLOCK_SIZE !== 0) {
+    throw new Error(`Q8_0: ${values.length} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
+  }
+  checkFinite(values);
+  const nBlocks = values.length / BLOCK_SIZE;
+  const bytes = new Uint8Array(nBlocks * BLOCK_BYTES);
+  for (let b = 0; b < nBlocks; b++) {
+    const x = values.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE);
+    let amax = 0;
+    for (let j = 0; j < BLOCK_SIZE; j++) amax = Math.max(amax, Math.abs(x[j]!));
+    const d = Math.fround(amax / 127);
+    const id = d !== 0 ? Math.fround(1 / d) : 0;
+    const at = b * BLOCK_BYTES;
+    writeF16(bytes, at, d);
+    for (let j = 0; j < BLOCK_SIZE; j++) {
+      const v = Math.fround(x[j]! * id);
+      // roundf: halves away from zero (Math.round would send -2.5 to -2). |v| <= 127 up to an ulp.
+      const q = v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
+      bytes[at + 2 + j] = Math.max(-127, Math.min(127, q)) & 0xff;
+    }
+  }
+  return bytes;
+}
+
+/** Decodes `count` Q8_0 elements (a multiple of 32) from `bytes` into `out` (or a new array). */
+export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array): Float32Array {
+  const dst = checkDequantizeArgs(bytes, count, out);
+  const nBlocks = count / BLOCK_SIZE;
+  for (let b = 0; b < nBlocks; b++) {
+    const at = b * BLOCK_BYTES;
+    const d = readF16(bytes, at);
+    const o = b * BLOCK_SIZE;
+    // int8 × f16 has at most 18 significant bits: the f32 product is exact, as in C.
+    for (let j = 0; j < BLOCK_SIZE; j++) dst[o + j] = ((bytes[at + 2 + j]! << 24) >> 24) * d;
+  }
+  return dst;
+}
+
+function checkFinite(values: Float32Array): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new Error(`Q8_0: cannot quantize the non-finite value ${values[i]} at index ${i}`);
+  }
+}
+
+function checkDequantizeArgs(bytes: Uint8Array, count: number, out: Float32Array | undefined): Float32Array {
+  if (!Number.isSafeInteger(count) || count < 0 || count % BLOCK_SIZE !== 0) {
+    throw new Error(`Q8_0: ${count} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
+  }
+  const need = (count / BLOCK_SIZE) * BLOCK_BYTES;
+  if (bytes.length < need) throw new Error(`Q8_0: ${count} elements need ${need} bytes, got ${bytes.length}`);
+  if (out && out.length < count) throw new Error(`Q8_0: output holds ${out.length} elements, ${count} needed`);
+  return out ?? new Float32Array(count);
+}

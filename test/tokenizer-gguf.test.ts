@@ -1,0 +1,218 @@
+// Tokenizers from GGUF vocabulary metadata: SentencePiece ("llama") and byte-level BPE ("gpt2").
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FormatError } from '../src/formats/tensor.js';
+import { IncrementalDecoder, TokenType, deriveSpmMerges, tokenizerFromGGUF } from '../src/tokenizer/index.js';
+import type { Tokenizer } from '../src/tokenizer/index.js';
+
+const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
+const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const spmGGUF = path.join(fixtures, 'llama.cpp-vocab-tests/ggml-vocab-llama-spm.gguf');
+
+async function readVocabTests(name: string): Promise<{ text: string; ids: number[] }[]> {
+  const dir = path.join(fixtures, 'llama.cpp-vocab-tests');
+  const texts = (await readFile(path.join(dir, `${name}.inp`), 'utf8')).split('\n__ggml_vocab_test__\n');
+  texts.pop(); // the file ends with the separator
+  const lines = (await readFile(path.join(dir, `${name}.out`), 'utf8')).split('\n');
+  return texts.map((text, i) => ({ text, ids: lines[i].trim() === '' ? [] : lines[i].trim().split(/\s+/).map(Number) }));
+}
+
+/**
+ * Just enough of a GGUF v2/v3 metadata reader for these tests (the format's own reader lives in
+ * src/formats/): key → value, string arrays as string[], numeric arrays as number[].
+ */
+async function readGGUFMetadata(file: string): Promise<Map<string, unknown>> {
+  const bytes = await readFile(file);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const u32 = () => { at += 4; return view.getUint32(at - 4, true); };
+  const u64 = () => { at += 8; return Number(view.getBigUint64(at - 8, true)); };
+  const str = () => { const n = u64(); at += n; return bytes.toString('utf8', at - n, at); };
+  const scalar = (type: number): unknown => {
+    switch (type) {
+      case 0: return view.getUint8(at++);
+      case 1: return view.getInt8(at++);
+      case 2: at += 2; return view.getUint16(at - 2, true);
+      case 3: at += 2; return view.getInt16(at - 2, true);
+      case 4: return u32();
+      case 5: at += 4; return view.getInt32(at - 4, true);
+      case 6: at += 4; return view.getFloat32(at - 4, true);
+      case 7: return view.getUint8(at++) !== 0;
+      case 8: return str();
+      case 10: at += 8; return view.getBigUint64(at - 8, true);
+      case 11: at += 8; return view.getBigInt64(at - 8, true);
+      case 12: at += 8; return view.getFloat64(at - 8, true);
+      default: throw new Error(`${file}: GGUF value type ${type} at byte ${at}`);
+    }
+  };
+  assert.equal(bytes.toString('latin1', 0, 4), 'GGUF');
+  at = 8;
+  u64(); // tensor count
+  const count = u64();
+  const meta = new Map<string, unknown>();
+  for (let i = 0; i < count; i++) {
+    const key = str();
+    const type = u32();
+    if (type === 9) {
+      const itemType = u32();
+      const n = u64();
+      meta.set(key, Array.from({ length: n }, () => scalar(itemType)));
+    } else {
+      meta.set(key, scalar(type));
+    }
+  }
+  return meta;
+}
+
+function assertVocabTests(tok: Tokenizer, cases: { text: string; ids: number[] }[]): void {
+  assert.equal(cases.length, 46);
+  const t0 = performance.now();
+  for (const { text, ids } of cases) {
+    const got = tok.encode(text, { addSpecial: false });
+    assert.deepEqual(got, ids, JSON.stringify(text));
+    assert.equal(tok.decode(got), text, `round trip of ${JSON.stringify(text)}`);
+    const stream = new IncrementalDecoder(tok);
+    const chunks = got.map((id) => stream.push(id));
+    chunks.push(stream.flush());
+    assert.equal(chunks.join(''), text, `streamed ${JSON.stringify(text)}`);
+    assert.ok(chunks.every((c) => !c.includes('\uFFFD')), `no broken character streaming ${JSON.stringify(text)}`);
+  }
+  const ms = performance.now() - t0;
+  assert.ok(ms < 1000, `the vocab tests took ${ms.toFixed(0)} ms`);
+}
+
+test('GGUF llama-spm vocab reproduces every llama.cpp vocab test; merges derive fast', { skip }, async () => {
+  const meta = await readGGUFMetadata(spmGGUF);
+  const pieces = meta.get('tokenizer.ggml.tokens') as string[];
+  const t0 = performance.now();
+  const merges = deriveSpmMerges({
+    pieces, scores: meta.get('tokenizer.ggml.scores') as number[], types: meta.get('tokenizer.ggml.token_type') as number[],
+    unkId: 0, addSpacePrefix: true,
+  });
+  const mergeMs = performance.now() - t0;
+  assert.ok(merges.length > 60000, `${merges.length} merges`);
+  assert.ok(mergeMs < 1000, `deriving merges from 32000 pieces took ${mergeMs.toFixed(0)} ms`);
+
+  const tok = tokenizerFromGGUF(meta, spmGGUF);
+  assert.equal(tok.kind, 'gguf');
+  assert.equal(tok.vocabSize, 32000);
+  assert.equal(tok.bosId, 1);
+  assert.deepEqual(tok.eosIds, [2]);
+  assert.equal(tok.addBos, true);
+  assert.equal(tok.tokenText(29871), '▁');
+  assert.ok(tok.isSpecial(1) && tok.isSpecial(0) && !tok.isSpecial(13));
+  assertVocabTests(tok, await readVocabTests('ggml-vocab-llama-spm.gguf'));
+  assert.deepEqual(tok.encode('Hello'), [1, 15043]);
+});
+
+test('GGUF llama-spm vocab reproduces llama2.c test.c encodings (with BOS)', { skip }, async () => {
+  const tok = tokenizerFromGGUF(await readGGUFMetadata(spmGGUF), spmGGUF);
+  const oracle = JSON.parse(await readFile(path.join(fixtures, 'oracles/llama2-tokenizer-encodings.json'), 'utf8')) as {
+    cases: { text: string; expected_ids: number[] }[];
+  };
+  for (const c of oracle.cases) assert.deepEqual(tok.encode(c.text), c.expected_ids, JSON.stringify(c.text));
+});
+
+/** Llama-3's 256 control tokens after its 128000 regular ones. */
+function llama3Specials(): string[] {
+  const named = ['<|begin_of_text|>', '<|end_of_text|>', '<|reserved_special_token_0|>', '<|reserved_special_token_1|>',
+    '<|finetune_right_pad_id|>', '<|reserved_special_token_2|>', '<|start_header_id|>', '<|end_header_id|>',
+    '<|eom_id|>', '<|eot_id|>', '<|python_tag|>'];
+  return Array.from({ length: 256 }, (_, i) => named[i] ?? `<|reserved_special_token_${i - 8}|>`);
+}
+
+test('a gpt2-style vocab built from Llama-3.2 encoder.json + vocab.bpe reproduces every llama-bpe vocab test', { skip }, async () => {
+  const dir = path.join(fixtures, 'bpe/llama3.2');
+  const encoder = JSON.parse(await readFile(path.join(dir, 'encoder.json'), 'utf8')) as Record<string, number>;
+  const tokens: string[] = [];
+  for (const [text, id] of Object.entries(encoder)) tokens[id] = text;
+  assert.equal(tokens.length, 128000);
+  const types: number[] = tokens.map(() => TokenType.normal);
+  for (const s of llama3Specials()) { tokens.push(s); types.push(TokenType.control); }
+  const merges = (await readFile(path.join(dir, 'vocab.bpe'), 'utf8')).split('\n').filter((line) => line.length > 0);
+  const meta = new Map<string, unknown>([
+    ['tokenizer.ggml.model', 'gpt2'],
+    ['tokenizer.ggml.pre', 'llama-bpe'],
+    ['tokenizer.ggml.tokens', tokens],
+    ['tokenizer.ggml.token_type', Int32Array.from(types)],
+    ['tokenizer.ggml.merges', merges],
+    ['tokenizer.ggml.bos_token_id', 128000],
+    ['tokenizer.ggml.eos_token_id', 128009n],
+    ['tokenizer.ggml.eom_token_id', 128008],
+    ['tokenizer.chat_template', '{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{% endfor %}'],
+  ]);
+  const tok = tokenizerFromGGUF(meta, 'llama3.gguf');
+  assert.equal(tok.vocabSize, 128256);
+  assert.equal(tok.bosId, 128000);
+  assert.deepEqual(tok.eosIds, [128009, 128008]);
+  assert.equal(tok.addBos, true, 'llama-bpe adds BOS unless the file says otherwise');
+  assert.equal(tok.tokenText(128009), '<|eot_id|>');
+  assertVocabTests(tok, await readVocabTests('ggml-vocab-llama-bpe.gguf'));
+
+  const prompt = tok.applyChatTemplate([{ role: 'user', content: 'Hi' }]);
+  assert.deepEqual(tok.encode(prompt), [128000, 128006, 882, 128007, 271, 13347, 128009]);
+  assert.equal(tok.decode([128000, 13347, 128009]), 'Hi');
+  assert.equal(tok.decode([128000, 13347, 128009], { skipSpecial: false }), '<|begin_of_text|>Hi<|eot_id|>');
+});
+
+/** A minimal valid SentencePiece-style metadata map to vary in the error tests. */
+function tinySpmMeta(): Map<string, unknown> {
+  return new Map<string, unknown>([
+    ['tokenizer.ggml.model', 'llama'],
+    ['tokenizer.ggml.tokens', ['<unk>', '<s>', '</s>', '▁', 'a', '▁a']],
+    ['tokenizer.ggml.scores', new Float32Array([0, 0, 0, -1, -2, -3])],
+    ['tokenizer.ggml.token_type', [2, 3, 3, 1, 1, 1]],
+  ]);
+}
+
+test('a tiny SentencePiece vocab: defaults, add_bos_token, add_space_prefix', () => {
+  let tok = tokenizerFromGGUF(tinySpmMeta(), 'tiny.gguf');
+  assert.deepEqual(tok.encode('a a'), [1, 5, 5]);
+  assert.equal(tok.decode([1, 5, 5]), 'a a');
+  const meta = tinySpmMeta();
+  meta.set('tokenizer.ggml.add_bos_token', false);
+  meta.set('tokenizer.ggml.add_space_prefix', false);
+  tok = tokenizerFromGGUF(meta, 'tiny.gguf');
+  assert.equal(tok.addBos, false);
+  assert.deepEqual(tok.encode('a a'), [4, 5]);
+  assert.equal(tok.decode([4, 5]), 'a a');
+});
+
+test('bad GGUF vocabulary metadata is refused, naming the file and the key', () => {
+  const refused = (change: (m: Map<string, unknown>) => void, message: RegExp) => {
+    const meta = tinySpmMeta();
+    change(meta);
+    assert.throws(() => tokenizerFromGGUF(meta, 'bad.gguf'), (e: unknown) => {
+      assert.ok(e instanceof FormatError, String(e));
+      assert.ok(e.message.startsWith('bad.gguf: '), e.message);
+      assert.match(e.message, message);
+      return true;
+    });
+  };
+  refused((m) => m.delete('tokenizer.ggml.model'), /tokenizer\.ggml\.model is missing/);
+  refused((m) => m.set('tokenizer.ggml.model', 'bert'), /"bert": only "llama".*and "gpt2"/);
+  refused((m) => m.delete('tokenizer.ggml.tokens'), /tokenizer\.ggml\.tokens is missing/);
+  refused((m) => m.set('tokenizer.ggml.tokens', []), /tokenizer\.ggml\.tokens is empty/);
+  refused((m) => m.set('tokenizer.ggml.tokens', ['a', 7]), /tokenizer\.ggml\.tokens\[1\] must be a string/);
+  refused((m) => m.set('tokenizer.ggml.scores', [0, 0]), /tokenizer\.ggml\.scores has 2 entries but there are 6 tokens/);
+  refused((m) => m.set('tokenizer.ggml.scores', [0, 0, 0, 0, 0, NaN]), /scores\[5\] must be a finite number/);
+  refused((m) => m.set('tokenizer.ggml.token_type', 'normal'), /token_type must be a numeric array/);
+  refused((m) => m.set('tokenizer.ggml.bos_token_id', 6), /bos_token_id is 6, outside the vocabulary \(0\.\.5\)/);
+  refused((m) => m.set('tokenizer.ggml.eot_token_id', 1.5), /eot_token_id must be an integer/);
+  refused((m) => m.set('tokenizer.ggml.add_bos_token', 1), /add_bos_token must be a boolean/);
+  refused((m) => m.set('tokenizer.chat_template', 42), /chat_template must be a string/);
+  refused((m) => m.set('tokenizer.ggml.model', 'gpt2'), /tokenizer\.ggml\.merges is missing/);
+  refused((m) => {
+    m.set('tokenizer.ggml.model', 'gpt2');
+    m.set('tokenizer.ggml.merges', ['a b']);
+    m.set('tokenizer.ggml.pre', 'no-such-pre');
+  }, /tokenizer\.ggml\.pre is "no-such-pre", a pre-tokenizer this engine does not know \(known: default, llama3/);
+  refused((m) => {
+    m.set('tokenizer.ggml.model', 'gpt2');
+    m.set('tokenizer.ggml.merges', ['ab']);
+  }, /tokenizer\.ggml\.merges\[0\] \("ab"\) is not two tokens/);
+});
