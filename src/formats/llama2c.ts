@@ -19,6 +19,7 @@
 // Tensors are exposed under GGUF names, read lazily with a file handle kept open until close().
 import { open, type FileHandle } from 'node:fs/promises';
 import { FormatError, type TensorInfo, type WeightProvider } from './tensor.js';
+import { readAt } from './file-io.js';
 
 export interface Llama2cConfig {
   dim: number;
@@ -209,20 +210,4 @@ class Llama2cProvider implements WeightProvider {
   }
 }
 
-/** Largest single read (FileHandle.read takes at most 2^31-1 bytes). */
-const READ_CHUNK = 1 << 30;
 
-/** Reads `length` bytes at `offset` into a fresh (8-byte aligned) buffer; a short file is a FormatError. */
-async function readAt(handle: FileHandle, file: string, offset: number, length: number, tensor?: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(out, done, Math.min(READ_CHUNK, length - done), offset + done);
-    if (bytesRead === 0) {
-      const what = tensor === undefined ? '' : `tensor "${tensor}": `;
-      throw new FormatError(file, `${what}file ends at byte ${offset + done}, ${length - done} bytes short (changed while open?)`);
-    }
-    done += bytesRead;
-  }
-  return out;
-}

@@ -17,6 +17,7 @@ import { open, readdir, rename, stat, unlink, mkdir, readFile, writeFile, type F
 import path from 'node:path';
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
 import { FormatError, type TensorInfo, type WeightProvider } from './tensor.js';
+import { readAt, writeAll } from './file-io.js';
 
 /** Largest header accepted, as in the reference implementation (MAX_HEADER_SIZE). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -346,27 +347,7 @@ class SafeTensorsReader implements SafeTensorsFile {
   }
 }
 
-/** Largest single read (FileHandle.read takes at most 2^31-1 bytes). */
-const READ_CHUNK = 1 << 30;
 
-/**
- * Reads `length` bytes at absolute `offset` into a fresh buffer (its own ArrayBuffer, so 8-byte
- * aligned). A short file is a FormatError: the file changed after its header was checked.
- */
-async function readAt(handle: FileHandle, file: string, offset: number, length: number, tensor?: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const want = Math.min(READ_CHUNK, length - done);
-    const { bytesRead } = await handle.read(out, done, want, offset + done);
-    if (bytesRead === 0) {
-      const what = tensor === undefined ? '' : `tensor "${tensor}": `;
-      throw new FormatError(file, `${what}file ends at byte ${offset + done}, ${length - done} bytes short (changed while open?)`);
-    }
-    done += bytesRead;
-  }
-  return out;
-}
 
 /**
  * Writes a SafeTensors file: tensors in the given order, the header padded with spaces to a
@@ -425,14 +406,6 @@ function encodeHeader(file: string, tensors: readonly TensorToWrite[], metadata?
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
   out.set(json, 8);
   return out;
-}
-
-async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, Math.min(READ_CHUNK, bytes.length - done));
-    done += bytesWritten;
-  }
 }
 
 /**

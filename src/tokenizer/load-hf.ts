@@ -148,6 +148,9 @@ export async function loadHFTokenizer(dir: string): Promise<Tokenizer> {
   const config = (await readJSONObject(configFile)) ?? {};
   const generationFile = path.join(dir, 'generation_config.json');
   const generation = (await readJSONObject(generationFile)) ?? {};
+  // transformers falls back on config.json's ids when there is no generation_config.json.
+  const modelConfigFile = path.join(dir, 'config.json');
+  const modelConfig = (await readJSONObject(modelConfigFile)) ?? {};
 
   const resolve = (key: string): { text: string; id: number } | undefined => {
     const text = specialTokenText(config, key, configFile);
@@ -158,8 +161,13 @@ export async function loadHFTokenizer(dir: string): Promise<Tokenizer> {
   };
   const bos = resolve('bos_token');
   const eos = resolve('eos_token');
-  const bosId = bos?.id ?? idList(generation, 'bos_token_id', generationFile)[0];
-  const eosIds = [...(eos ? [eos.id] : []), ...idList(generation, 'eos_token_id', generationFile)];
+  const bosId = bos?.id ?? idList(generation, 'bos_token_id', generationFile)[0]
+    ?? idList(modelConfig, 'bos_token_id', modelConfigFile)[0];
+  const eosIds = [...new Set([
+    ...(eos ? [eos.id] : []),
+    ...idList(generation, 'eos_token_id', generationFile),
+    ...idList(modelConfig, 'eos_token_id', modelConfigFile),
+  ])];
 
   const chatTemplate = chatTemplateOf(config, configFile)
     ?? (await readOptional(path.join(dir, 'chat_template.jinja')));

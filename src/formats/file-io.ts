@@ -1,0 +1,36 @@
+// Positional reads and whole-buffer writes shared by the format readers and writers.
+import type { FileHandle } from 'node:fs/promises';
+import { FormatError } from './tensor.js';
+
+/** Largest single read or write (FileHandle.read/write take at most 2^31-1 bytes). */
+const IO_CHUNK = 1 << 30;
+
+/**
+ * Reads `length` bytes at absolute `offset` into a fresh buffer (its own ArrayBuffer, so 8-byte
+ * aligned). A short file is a FormatError: the file changed after its header was checked.
+ */
+export async function readAt(
+  handle: FileHandle, file: string, offset: number, length: number, tensor?: string,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const want = Math.min(IO_CHUNK, length - done);
+    const { bytesRead } = await handle.read(out, done, want, offset + done);
+    if (bytesRead === 0) {
+      const what = tensor === undefined ? '' : `tensor "${tensor}": `;
+      throw new FormatError(file, `${what}file ends at byte ${offset + done}, ${length - done} bytes short (changed while open?)`);
+    }
+    done += bytesRead;
+  }
+  return out;
+}
+
+/** Writes all of `bytes` at the handle's current position. */
+export async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, Math.min(IO_CHUNK, bytes.length - done));
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,140 @@
+// The engine on random-weight models written as Hugging Face folders: load paths, prompt-prefix
+// reuse, batching independence, generation controls.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadModel, type GenerationChunk, type Model } from '../src/index.js';
+import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
+import { LlamaGraph } from '../src/model/arch/llama.js';
+import { openModel, loadWeights } from '../src/model/load.js';
+import { LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
+
+const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${LLAMA2_HF_TOKENIZER}`;
+let dir: string;
+const spec = randomSpec({ arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
+const weights = randomWeights(spec, 11);
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-engine-'));
+  if (skip) return;
+  await writeHFModel(path.join(dir, 'f32'), spec, weights);
+  await writeHFModel(path.join(dir, 'sharded'), spec, weights, { maxShardBytes: 2 << 20 });
+  await writeHFModel(path.join(dir, 'bf16'), spec, weights, { dtype: 'BF16' });
+});
+after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+async function collect(chunks: AsyncIterable<GenerationChunk>) {
+  let text = '';
+  const tokens: number[] = [];
+  let last: GenerationChunk | undefined;
+  for await (const c of chunks) { text += c.text; tokens.push(...c.tokens); last = c; }
+  return { text, tokens, last: last! };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function withModel<T>(sub: string, fn: (m: Model) => Promise<T>): Promise<T> {
+  const m = await loadModel(path.join(dir, sub), { contextLength: 128 });
+  try {
+    return await fn(m);
+  } finally {
+    m.dispose();
+  }
+}
+
+test('a sharded folder gives the same logits as a single file; BF16 stays close to F32', { skip }, async () => {
+  const prompt = [1, 450, 4996, 17354, 1701, 432];
+  const single = await withModel('f32', (m) => m.logits(prompt));
+  const sharded = await withModel('sharded', (m) => m.logits(prompt));
+  assert.deepEqual(sharded, single);
+  const bf16 = await withModel('bf16', (m) => m.logits(prompt));
+  const scale = Math.max(...single.map(Math.abs));
+  assert.ok(maxAbsDiff(bf16, single) < 0.05 * scale, `bf16 logits within 5% of the f32 range`);
+});
+
+test('reusing a cached prompt prefix gives exactly the logits of a fresh evaluation', { skip }, async () => {
+  const a = [1, 450, 4996, 17354, 1701, 432, 12500];
+  const b = [1, 450, 4996, 29871, 13];
+  await withModel('f32', async (m) => {
+    const freshB = await m.logits(b);
+    await m.logits(a); // shares the first three tokens with b
+    assert.deepEqual(await m.logits(b), freshB);
+    assert.deepEqual(await m.logits(b), freshB, 'the same prompt again');
+  });
+});
+
+test('results do not depend on what else is in the batch', { skip }, async () => {
+  const opened = await openModel(path.join(dir, 'f32'));
+  const be = new ReferenceBackend();
+  const w = await loadWeights(opened, be);
+  await opened.close();
+  const graph = new LlamaGraph(be, opened.spec, w, { maxBatchTokens: 16, maxOutputs: 2 });
+  const shape = { nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 2, ctxLen: 32 };
+  const seqA = [1, 450, 4996, 17354], seqB = [1, 29871, 13];
+  const alone = async (ids: number[]) => {
+    const cache = be.createKVCache(shape);
+    return graph.forward(Int32Array.from(ids), { positions: Int32Array.from(ids.keys()), seqs: new Int32Array(ids.length) },
+      Int32Array.of(ids.length - 1), cache);
+  };
+  const cache = be.createKVCache(shape);
+  const both = await graph.forward(Int32Array.from([...seqA, ...seqB]), {
+    positions: Int32Array.from([0, 1, 2, 3, 0, 1, 2]), seqs: Int32Array.from([0, 0, 0, 0, 1, 1, 1]),
+  }, Int32Array.of(3, 6), cache);
+  const v = spec.vocabSize;
+  assert.deepEqual(both.subarray(0, v), await alone(seqA));
+  assert.deepEqual(both.subarray(v, 2 * v), await alone(seqB));
+});
+
+test('generation honours maxTokens, abort, and the context limit', { skip }, async () => {
+  await withModel('f32', async (m) => {
+    const zero = await collect(m.generate('Hello', { maxTokens: 0 }));
+    assert.deepEqual(zero.tokens, []);
+    assert.equal(zero.last.finishReason, 'length');
+
+    const ten = await collect(m.generate('Hello', { temperature: 0, maxTokens: 10 }));
+    assert.ok(ten.tokens.length <= 10);
+    assert.equal(ten.last.usage?.completionTokens, ten.tokens.length);
+
+    // Aborting mid-stream ends it with a final chunk saying so.
+    const ctrl = new AbortController();
+    const seen: GenerationChunk[] = [];
+    for await (const c of m.generate('Hello', { temperature: 1, seed: 3, minP: 0, maxTokens: 50, signal: ctrl.signal })) {
+      seen.push(c);
+      if (seen.length === 3) ctrl.abort();
+    }
+    const end = seen[seen.length - 1]!;
+    if (end.finishReason !== 'stop') { // (unless EOS came first)
+      assert.equal(end.finishReason, 'abort');
+      assert.equal(end.usage?.completionTokens, 3);
+    }
+    const aborted = await collect(m.generate('Hello', { temperature: 1, seed: 3, signal: AbortSignal.abort() }));
+    assert.equal(aborted.last.finishReason, 'abort');
+    assert.deepEqual(aborted.tokens, []);
+
+    const full = await collect(m.generate('Hello', { temperature: 0, repeatPenalty: 1.3, minP: 0 }));
+    if (full.last.finishReason === 'length') {
+      assert.equal(full.last.usage!.promptTokens + full.last.usage!.completionTokens, 128, 'stops when the context is full');
+    }
+    await assert.rejects(collect(m.generate(Array(200).fill(5))), /the prompt has 200 tokens; the context holds 128/);
+    await assert.rejects(collect(m.generate([1, 99999])), /token id 99999 is outside the vocabulary/);
+    await assert.rejects(collect(m.generate('x', { temperature: -1 })), /temperature/);
+  });
+});
+
+test('concurrent generations run one after another and equal sequential runs', { skip }, async () => {
+  await withModel('f32', async (m) => {
+    const opts = { temperature: 0.9, seed: 5, maxTokens: 12 };
+    const seqA = await collect(m.generate('The cat', opts));
+    const seqB = await collect(m.generate('A dog', opts));
+    const [a, b] = await Promise.all([collect(m.generate('The cat', opts)), collect(m.generate('A dog', opts))]);
+    assert.deepEqual(a.tokens, seqA.tokens);
+    assert.deepEqual(b.tokens, seqB.tokens);
+  });
+});
