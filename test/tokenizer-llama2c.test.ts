@@ -51,7 +51,7 @@ test('tokenizer.bin: ids, special tokens and decoding', { skip }, async () => {
   assert.equal(tok.kind, 'llama2c');
   assert.equal(tok.vocabSize, 32000);
   assert.equal(tok.bosId, 1);
-  assert.deepEqual(tok.eosIds, [2]);
+  assert.deepEqual(tok.eosIds, [2, 1], 'EOS, and BOS which ends a llama2.c story as in run.c');
   assert.equal(tok.addBos, true);
   assert.equal(tok.chatTemplate, undefined);
   // The file stores BOS/EOS as "\n<s>\n" / "\n</s>\n"; the token text is the bare marker.

@@ -5,7 +5,12 @@
 export type DType =
   | 'F64' | 'F32' | 'F16' | 'BF16'
   | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'
-  | 'Q8_0' | 'Q4_0';
+  | 'Q8_0' | 'Q4_0'
+  // GGML block types whose sizes are known (so any common GGUF file can be read and described)
+  // but which no backend computes with yet.
+  | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_1'
+  | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
+  | 'IQ4_NL' | 'IQ4_XS';
 
 export interface DTypeLayout {
   /** Elements per block (1 for plain element types). */
@@ -29,7 +34,37 @@ export const DTYPE_LAYOUT: Readonly<Record<DType, DTypeLayout>> = {
   Q8_0: { blockSize: 32, blockBytes: 34 },
   // GGML Q4_0: f16 scale + 16 bytes of 32 packed 4-bit values.
   Q4_0: { blockSize: 32, blockBytes: 18 },
+  Q4_1: { blockSize: 32, blockBytes: 20 },   // f16 d, f16 m, 16 bytes of nibbles
+  Q5_0: { blockSize: 32, blockBytes: 22 },   // f16 d, 4 bytes of high bits, 16 bytes of nibbles
+  Q5_1: { blockSize: 32, blockBytes: 24 },   // f16 d, f16 m, 4 + 16 bytes
+  Q8_1: { blockSize: 32, blockBytes: 36 },   // f16 d, f16 s, 32 × int8
+  // K-quants: super-blocks of 256.
+  Q2_K: { blockSize: 256, blockBytes: 84 },  // 16 scales, 64 bytes of 2-bit, f16 d + dmin
+  Q3_K: { blockSize: 256, blockBytes: 110 }, // 32 high-bit bytes, 64 bytes of 2-bit, 12 scale bytes, f16 d
+  Q4_K: { blockSize: 256, blockBytes: 144 }, // f16 d + dmin, 12 scale bytes, 128 bytes of nibbles
+  Q5_K: { blockSize: 256, blockBytes: 176 }, // as Q4_K + 32 high-bit bytes
+  Q6_K: { blockSize: 256, blockBytes: 210 }, // 128 low, 64 high, 16 int8 scales, f16 d
+  Q8_K: { blockSize: 256, blockBytes: 292 }, // f32 d, 256 × int8, 16 × i16 sums
+  IQ4_NL: { blockSize: 32, blockBytes: 18 }, // f16 d, 16 bytes of non-linear nibbles
+  IQ4_XS: { blockSize: 256, blockBytes: 136 },
 };
+
+/** GGML tensor type ids (ggml.h `enum ggml_type`) of the types above. */
+export const GGML_TYPE_IDS: Readonly<Partial<Record<DType, number>>> = {
+  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q8_1: 9,
+  Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q8_K: 15, IQ4_NL: 20, IQ4_XS: 23,
+  I8: 24, I16: 25, I32: 26, I64: 27, F64: 28, BF16: 30,
+};
+
+/** Names of GGML type ids this reader knows of but cannot size (for error messages). */
+export const GGML_UNSIZED_TYPES: Readonly<Record<number, string>> = {
+  16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 21: 'IQ3_S', 22: 'IQ2_S', 29: 'IQ1_M',
+  34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+};
+
+export const DTYPE_BY_GGML_ID: ReadonlyMap<number, DType> = new Map(
+  Object.entries(GGML_TYPE_IDS).map(([d, id]) => [id, d as DType]),
+);
 
 /** Floating or quantized types a weight matrix may have (what the model loader accepts). */
 export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0']);

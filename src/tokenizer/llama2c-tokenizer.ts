@@ -86,7 +86,9 @@ export function tokenizerFromLlama2cVocab(vocab: Llama2cVocab, source: string): 
   });
   const json = spmTokenizerJSON({ pieces, scores: vocab.scores, types, unkId: UNK_ID, addSpacePrefix: true });
   return new HFTokenizer({
-    json, source, kind: 'llama2c', bosId: BOS_ID, eosIds: [EOS_ID], addBos: true, addEos: false, pieces,
+    json, source, kind: 'llama2c', bosId: BOS_ID,
+    // llama2.c models are trained on stories delimited by BOS, and run.c stops when BOS comes out.
+    eosIds: [EOS_ID, BOS_ID], addBos: true, addEos: false, pieces,
   });
 }
 
