@@ -6,6 +6,9 @@ import { mkdir, copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../../src/engine/rng.js';
 import { writeSafeTensorsSharded, type TensorToWrite } from '../../src/formats/safetensors.js';
+import {
+  metadataEntries, openGGUF, writeGGUF, type GGUFMetadataEntry, type GGUFTensorToWrite,
+} from '../../src/formats/gguf.js';
 import { quantize } from '../../src/quant/dequantize.js';
 import type { DType } from '../../src/quant/dtype.js';
 import { llamaManifest } from '../../src/model/arch/llama.js';
@@ -120,4 +123,39 @@ export function permuteForGGUF(data: Float32Array, shape: readonly number[], nHe
     }
   }
   return out;
+}
+
+/**
+ * Writes the same weights as a GGUF file, as convert_hf_to_gguf.py would: GGUF tensor names,
+ * Llama's Q/K rows permuted for interleaved RoPE, 1-D tensors in F32, and the Llama-2
+ * vocabulary copied from the vocab-only GGUF fixture.
+ */
+export async function writeGGUFModel(
+  file: string, spec: ModelSpec, weights: ReturnType<typeof randomWeights>, opts: { dtype?: DType } = {},
+): Promise<void> {
+  const dtype = opts.dtype ?? 'F32';
+  const vocab = await openGGUF(LLAMA2_GGUF_VOCAB);
+  const tokenizerEntries = metadataEntries(vocab, (k) => k.startsWith('tokenizer.'));
+  await vocab.close();
+  const a = spec.arch;
+  const u32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'u32', value });
+  const f32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'f32', value });
+  const metadata: GGUFMetadataEntry[] = [
+    { key: 'general.architecture', type: 'string', value: a },
+    { key: 'general.name', type: 'string', value: 'minerva-random-test' },
+    { key: 'general.file_type', type: 'u32', value: dtype === 'F32' ? 0 : dtype === 'F16' ? 1 : dtype === 'Q8_0' ? 7 : 2 },
+    u32('context_length', spec.contextLength), u32('embedding_length', spec.dim), u32('block_count', spec.nLayers),
+    u32('feed_forward_length', spec.ffnDim), u32('rope.dimension_count', spec.headDim),
+    u32('attention.head_count', spec.nHeads), u32('attention.head_count_kv', spec.nKVHeads),
+    f32('attention.layer_norm_rms_epsilon', spec.normEps), f32('rope.freq_base', spec.rope.theta),
+    ...tokenizerEntries,
+  ];
+  const tensors: GGUFTensorToWrite[] = [];
+  for (const [name, w] of weights) {
+    let data = w.data;
+    if (a === 'llama' && /\.attn_q\.weight$/.test(name)) data = permuteForGGUF(data, w.shape, spec.nHeads);
+    if (a === 'llama' && /\.attn_k\.weight$/.test(name)) data = permuteForGGUF(data, w.shape, spec.nKVHeads);
+    tensors.push({ name, shape: w.shape, ...encode(dtype, w.shape, data) });
+  }
+  await writeGGUF(file, { metadata, tensors });
 }

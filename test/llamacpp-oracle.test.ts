@@ -1,0 +1,145 @@
+// llama.cpp as the oracle: random-weight Llama-family models written as GGUF (F32 and F16) and as a
+// Hugging Face folder with the same weights. llama.cpp (through node-llama-cpp, CPU, prebuilt)
+// must agree with Minerva on tokenization and on greedy continuations, token for token; and the
+// two load paths of Minerva must give the same logits.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { loadModel, type Model } from '../src/index.js';
+import {
+  LLAMA2_GGUF_VOCAB, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeGGUFModel, writeHFModel,
+  type RandomModelShape,
+} from './helpers/random-model.js';
+
+const skip = existsSync(LLAMA2_GGUF_VOCAB) && existsSync(LLAMA2_HF_TOKENIZER)
+  ? false : 'fixtures (../shared/fixtures) not found';
+
+const MODELS: Record<string, RandomModelShape> = {
+  'llama-gqa': { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false },
+  'llama-tied': { arch: 'llama', dim: 48, nLayers: 2, nHeads: 3, nKVHeads: 3, ffnDim: 96, tied: true },
+  'qwen2-bias': { arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 1, ffnDim: 112, tied: true },
+};
+const PROMPTS = ['Once upon a time', 'The quick brown fox jumps over', '1 + 1 = 2, 2 + 2 =', 'Über café 東京 🚀'];
+const TOKENS = 32;
+
+let dir: string;
+let llama: Llama | undefined;
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-oracle-'));
+  if (skip) return;
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  let seed = 100;
+  for (const [name, shape] of Object.entries(MODELS)) {
+    const spec = randomSpec(shape);
+    const weights = randomWeights(spec, seed++);
+    await writeHFModel(path.join(dir, name), spec, weights);
+    await writeGGUFModel(path.join(dir, `${name}-f32.gguf`), spec, weights, { dtype: 'F32' });
+    await writeGGUFModel(path.join(dir, `${name}-f16.gguf`), spec, weights, { dtype: 'F16' });
+  }
+});
+after(async () => {
+  await llama?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** llama.cpp's greedy continuation of each prompt (BOS + prompt tokens), up to and excluding EOS. */
+async function llamaCppGreedy(file: string, prompts: number[][]): Promise<number[][]> {
+  const model = await llama!.loadModel({ modelPath: file });
+  const context = await model.createContext({ contextSize: 256, threads: 2 });
+  const out: number[][] = [];
+  try {
+    for (const prompt of prompts) {
+      const seq = context.getSequence();
+      const tokens: number[] = [];
+      for await (const t of seq.evaluate(prompt as never, { temperature: 0 })) {
+        if (t === model.tokens.eos) break;
+        tokens.push(t as number);
+        if (tokens.length >= TOKENS) break;
+      }
+      out.push(tokens);
+      seq.dispose();
+    }
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+  return out;
+}
+
+async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const prompt of prompts) {
+    const tokens: number[] = [];
+    for await (const c of model.generate(prompt, { temperature: 0, maxTokens: TOKENS })) tokens.push(...c.tokens);
+    out.push(tokens);
+  }
+  return out;
+}
+
+for (const name of Object.keys(MODELS)) {
+  for (const dtype of ['f32', 'f16']) {
+    test(`${name} ${dtype}: greedy continuations equal llama.cpp's for ${TOKENS} tokens`, { skip }, async () => {
+      const file = path.join(dir, `${name}-${dtype}.gguf`);
+      const model = await loadModel(file, { contextLength: 256 });
+      try {
+        const prompts = PROMPTS.map((p) => model.tokenize(p));
+        const expected = await llamaCppGreedy(file, prompts);
+        const actual = await minervaGreedy(model, prompts);
+        for (let i = 0; i < prompts.length; i++) {
+          assert.equal(expected[i]!.length, TOKENS, 'the random model does not hit EOS early');
+          assert.deepEqual(actual[i], expected[i], `prompt ${JSON.stringify(PROMPTS[i])}`);
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  test(`${name}: the Hugging Face folder and the GGUF file give the same logits`, { skip }, async () => {
+    const hf = await loadModel(path.join(dir, name), { contextLength: 64 });
+    const gguf = await loadModel(path.join(dir, `${name}-f32.gguf`), { contextLength: 64 });
+    try {
+      for (const p of PROMPTS) {
+        const ids = hf.tokenize(p);
+        assert.deepEqual(gguf.tokenize(p), ids, 'same tokens from tokenizer.json and GGUF vocab');
+        const a = await hf.logits(ids), b = await gguf.logits(ids);
+        let maxDiff = 0, maxAbs = 0;
+        for (let i = 0; i < a.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+          maxAbs = Math.max(maxAbs, Math.abs(a[i]!));
+        }
+        // Only the order of float additions differs (Q/K rows are permuted in GGUF).
+        assert.ok(maxDiff <= 1e-5 * maxAbs, `max |Δlogit| ${maxDiff} of ${maxAbs}`);
+      }
+    } finally {
+      hf.dispose();
+      gguf.dispose();
+    }
+  });
+}
+
+test('tokenization equals llama.cpp\'s on unicode, spaces, digits, emoji and special tokens', { skip }, async () => {
+  const file = path.join(dir, 'llama-gqa-f32.gguf');
+  const model = await llama!.loadModel({ modelPath: file });
+  const ours = await loadModel(file, { contextLength: 32 });
+  try {
+    const texts = [
+      'Hello world', ' Hello world', 'Hello  world', '  leading and trailing  ', '\n\n\tTabs\tand\nnewlines\n',
+      '1234567890 3.14159 1,000,000', 'Ünïcödé façade naïve résumé', '日本語のテキスト 中文 한국어', 'Привет, мир!',
+      '🚀🔥👍🏽 👨‍👩‍👧‍👦', 'emoji🙂inside', '<s>a</s> [INST] b [/INST]', 'don\'t won\'t y\'all', 'x'.repeat(50),
+      '', ' ', 'a\u00a0b', '\u0000',
+    ];
+    for (const t of texts) {
+      const expected = [...model.tokenize(t, true)];
+      assert.deepEqual(ours.tokenize(t, { addSpecial: false }), expected, `text ${JSON.stringify(t)}`);
+    }
+  } finally {
+    ours.dispose();
+    await model.dispose();
+  }
+});
