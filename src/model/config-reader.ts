@@ -9,7 +9,11 @@ export class ConfigError extends Error {
 }
 
 export class ConfigReader {
-  constructor(readonly file: string, private readonly get: (key: string) => unknown) {}
+  /**
+   * @param get looks a key up
+   * @param prefix names a nested object's keys in messages ("rope_scaling.")
+   */
+  constructor(readonly file: string, private readonly get: (key: string) => unknown, private readonly prefix = '') {}
 
   static fromObject(file: string, raw: unknown): ConfigReader {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -36,20 +40,20 @@ export class ConfigReader {
   number(key: string, fallback?: number, opts: { integer?: boolean; positive?: boolean } = {}): number {
     const v = this.get(key);
     if (v === undefined || v === null) {
-      if (fallback === undefined) this.fail(`missing "${key}"`);
+      if (fallback === undefined) this.fail(`missing "${this.name(key)}"`);
       return fallback;
     }
     const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isFinite(n)) this.fail(`"${key}" must be a number, got ${describe(v)}`);
-    if (opts.integer && !Number.isInteger(n)) this.fail(`"${key}" must be an integer, got ${n}`);
-    if (opts.positive && !(n > 0)) this.fail(`"${key}" must be positive, got ${n}`);
+    if (typeof n !== 'number' || !Number.isFinite(n)) this.fail(`"${this.name(key)}" must be a number, got ${describe(v)}`);
+    if (opts.integer && !Number.isInteger(n)) this.fail(`"${this.name(key)}" must be an integer, got ${n}`);
+    if (opts.positive && !(n > 0)) this.fail(`"${this.name(key)}" must be positive, got ${n}`);
     return n;
   }
 
   /** A positive integer no larger than `max`. */
   count(key: string, fallback?: number, max = 2 ** 31): number {
     const n = this.number(key, fallback, { integer: true, positive: true });
-    if (n > max) this.fail(`"${key}" is ${n}, larger than the supported ${max}`);
+    if (n > max) this.fail(`"${this.name(key)}" is ${n}, larger than the supported ${max}`);
     return n;
   }
 
@@ -60,17 +64,17 @@ export class ConfigReader {
   string(key: string, fallback?: string): string {
     const v = this.get(key);
     if (v === undefined || v === null) {
-      if (fallback === undefined) this.fail(`missing "${key}"`);
+      if (fallback === undefined) this.fail(`missing "${this.name(key)}"`);
       return fallback;
     }
-    if (typeof v !== 'string') this.fail(`"${key}" must be a string, got ${describe(v)}`);
+    if (typeof v !== 'string') this.fail(`"${this.name(key)}" must be a string, got ${describe(v)}`);
     return v;
   }
 
   boolean(key: string, fallback: boolean): boolean {
     const v = this.get(key);
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') this.fail(`"${key}" must be true or false, got ${describe(v)}`);
+    if (typeof v !== 'boolean') this.fail(`"${this.name(key)}" must be true or false, got ${describe(v)}`);
     return v;
   }
 
@@ -78,18 +82,14 @@ export class ConfigReader {
   object(key: string): ConfigReader | undefined {
     const v = this.get(key);
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'object' || Array.isArray(v)) this.fail(`"${key}" must be an object, got ${describe(v)}`);
+    if (typeof v !== 'object' || Array.isArray(v)) this.fail(`"${this.name(key)}" must be an object, got ${describe(v)}`);
     const obj = v as Record<string, unknown>;
-    return new ConfigReader(this.file, (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined)).prefixed(key);
+    return new ConfigReader(this.file, (k) => (Object.hasOwn(obj, k) ? obj[k] : undefined), `${this.name(key)}.`);
   }
 
-  private prefixed(prefix: string): ConfigReader {
-    const parent = this;
-    return new (class extends ConfigReader {
-      override fail(problem: string): never {
-        throw new ConfigError(parent.file, problem.replace(/"([^"]+)"/, `"${prefix}.$1"`));
-      }
-    })(this.file, this.get);
+  /** The key as messages show it. */
+  private name(key: string): string {
+    return this.prefix + key;
   }
 }
 
