@@ -127,19 +127,25 @@ test('tokenization equals llama.cpp\'s on unicode, spaces, digits, emoji and spe
   const file = path.join(dir, 'llama-gqa-f32.gguf');
   const model = await llama!.loadModel({ modelPath: file });
   const ours = await loadModel(file, { contextLength: 32 });
+  const oursHF = await loadModel(path.join(dir, 'llama-gqa'), { contextLength: 32 });
   try {
     const texts = [
       'Hello world', ' Hello world', 'Hello  world', '  leading and trailing  ', '\n\n\tTabs\tand\nnewlines\n',
       '1234567890 3.14159 1,000,000', 'Ünïcödé façade naïve résumé', '日本語のテキスト 中文 한국어', 'Привет, мир!',
-      '🚀🔥👍🏽 👨‍👩‍👧‍👦', 'emoji🙂inside', '<s>a</s> [INST] b [/INST]', 'don\'t won\'t y\'all', 'x'.repeat(50),
+      '🚀🔥👍🏽 👨‍👩‍👧‍👦', 'emoji🙂inside', '<s>a</s> [INST] b [/INST]', 'x </s> y', 'don\'t won\'t y\'all', 'x'.repeat(50),
       '', ' ', 'a\u00a0b', '\u0000',
     ];
     for (const t of texts) {
       const expected = [...model.tokenize(t, true)];
-      assert.deepEqual(ours.tokenize(t, { addSpecial: false }), expected, `text ${JSON.stringify(t)}`);
+      assert.deepEqual(ours.tokenize(t, { addSpecial: false }), expected, `GGUF vocab, text ${JSON.stringify(t)}`);
+      // The fixture's tokenizer.json stores piece 30081 as a plain space where the original
+      // vocabulary (and the GGUF) has U+00A0, so texts with a no-break space differ by design.
+      if (t.includes('\u00a0')) continue;
+      assert.deepEqual(oursHF.tokenize(t, { addSpecial: false }), expected, `tokenizer.json, text ${JSON.stringify(t)}`);
     }
   } finally {
     ours.dispose();
+    oursHF.dispose();
     await model.dispose();
   }
 });

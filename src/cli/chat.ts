@@ -21,21 +21,18 @@ export async function chatCommand(modelPath: string, o: ModelCliOptions & { syst
   }
   const start: ChatMessage[] = o.system !== undefined ? [{ role: 'system', content: o.system }] : [];
   let messages = [...start];
-  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  // Lines are read as a stream (not rl.question), so piped input loses no line.
+  const rl = createInterface({ input: process.stdin, terminal: false });
   const gen = generateOptions(o);
+  const prompt = () => process.stdout.write('> ');
   try {
     if (process.stdin.isTTY) process.stdout.write('Type a message; /reset starts over, /exit or Ctrl-D quits.\n');
-    while (true) {
-      let line: string;
-      try {
-        line = await rl.question('> ');
-      } catch {
-        break; // input closed
-      }
+    prompt();
+    for await (const line of rl) {
       const text = line.trim();
       if (text === '/exit' || text === '/quit') break;
-      if (text === '/reset') { messages = [...start]; continue; }
-      if (text === '') continue;
+      if (text === '/reset') { messages = [...start]; prompt(); continue; }
+      if (text === '') { prompt(); continue; }
       messages.push({ role: 'user', content: text });
       let reply = '';
       const last = await streamToStdout(
@@ -47,6 +44,7 @@ export async function chatCommand(modelPath: string, o: ModelCliOptions & { syst
       process.stdout.write('\n');
       messages.push({ role: 'assistant', content: reply });
       if (last?.finishReason === 'length') process.stderr.write('(reply cut at the token limit)\n');
+      prompt();
     }
   } finally {
     rl.close();

@@ -1,9 +1,9 @@
 // minerva info <model>: what a model is, from its headers only (no weights are read).
-import { openModel } from '../model/load.js';
+import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
 
 export async function infoCommand(modelPath: string, o: { tokenizer?: string; json?: boolean }): Promise<void> {
-  const m = await openModel(modelPath, { tokenizer: o.tokenizer });
+  const m = await openModelFiles(modelPath, { tokenizer: o.tokenizer });
   try {
     const dtypes: Record<string, number> = {};
     let bytes = 0;
@@ -12,6 +12,7 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       bytes += t.byteLength;
     }
     const s = m.spec;
+    const tok = await m.describeTokenizer();
     const info = {
       path: m.path,
       format: m.format,
@@ -32,9 +33,10 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       normEps: s.normEps,
       tiedEmbeddings: s.tiedEmbeddings,
       slidingWindow: s.slidingWindow ?? null,
-      tokenizer: m.tokenizer.kind,
-      tokenizerVocab: m.tokenizer.vocabSize,
-      chatTemplate: m.tokenizer.chatTemplate !== undefined,
+      tokenizer: tok.kind,
+      tokenizerModel: tok.model,
+      tokenizerVocab: tok.vocabSize,
+      chatTemplate: tok.chatTemplate,
     };
     if (o.json) {
       process.stdout.write(JSON.stringify(info, null, 2) + '\n');
@@ -51,11 +53,12 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       ['hidden / ffn', `${info.hiddenSize} / ${info.ffnSize}`],
       ['heads / kv heads', `${info.heads} / ${info.kvHeads} (head dim ${info.headDim})`],
       ['rope', `theta ${info.ropeTheta}, scaling ${info.ropeScaling}`],
-      ['norm eps', String(info.normEps)],
+      ['norm eps', String(Number(info.normEps.toPrecision(6)))],
       ['tied embeddings', info.tiedEmbeddings ? 'yes' : 'no'],
       ['sliding window', info.slidingWindow === null ? 'none' : String(info.slidingWindow)],
       ['vocabulary', String(info.vocabSize)],
-      ['tokenizer', `${info.tokenizer} (${info.tokenizerVocab} tokens)`],
+      ['tokenizer', info.tokenizer === 'none' ? 'none (pass --tokenizer)'
+        : `${info.tokenizer}, ${info.tokenizerModel} (${info.tokenizerVocab} tokens)`],
       ['chat template', info.chatTemplate ? 'yes' : 'no'],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));

@@ -10,6 +10,9 @@ import { openGGUF } from '../formats/gguf.js';
 import { openLlama2c } from '../formats/llama2c.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { loadHFTokenizer, loadLlama2cTokenizer, tokenizerFromGGUF } from '../tokenizer/index.js';
+import {
+  describeGGUFTokenizer, describeHFTokenizer, summarizeTokenizer, type TokenizerSummary,
+} from '../tokenizer/describe.js';
 import { dequantize } from '../quant/dequantize.js';
 import { ConfigError } from './config-reader.js';
 import { specFromHFConfig } from './hf-config.js';
@@ -31,27 +34,55 @@ export interface OpenModelOptions {
 }
 
 /** A model whose headers have been read and checked; its weights are still on disk. */
-export interface OpenedModel {
+export interface ModelFiles {
   /** The path given by the user. */
   path: string;
   format: ModelFormat;
   spec: ModelSpec;
-  tokenizer: Tokenizer;
   /** Every tensor the model uses, under its GGUF name. */
   tensors: ReadonlyMap<string, TensorInfo>;
   manifest: readonly ManifestEntry[];
   /** Reads one tensor (by GGUF name). */
   read(name: string): Promise<Uint8Array>;
+  /** Builds the tokenizer (the one given in the options, else the model's own). */
+  loadTokenizer(): Promise<Tokenizer>;
+  /** What the tokenizer is, without building it where the files allow. */
+  describeTokenizer(): Promise<TokenizerSummary>;
   close(): Promise<void>;
 }
 
-/** Opens a model's files and checks them; reads headers only. */
-export async function openModel(modelPath: string, options: OpenModelOptions = {}): Promise<OpenedModel> {
+/** Model files with their tokenizer built: everything but the weights. */
+export interface OpenedModel extends ModelFiles {
+  tokenizer: Tokenizer;
+}
+
+/** Opens a model's files and checks them; reads headers only, builds no tokenizer. */
+export async function openModelFiles(modelPath: string, options: OpenModelOptions = {}): Promise<ModelFiles> {
   const format = await detectFormat(modelPath);
-  switch (format) {
-    case 'safetensors': return openHF(modelPath, options);
-    case 'gguf': return openGGUFModel(modelPath, options);
-    case 'llama2c': return openLlama2cModel(modelPath, options);
+  const files = format === 'safetensors' ? await openHF(modelPath)
+    : format === 'gguf' ? await openGGUFModel(modelPath) : await openLlama2cModel(modelPath);
+  const override = options.tokenizer;
+  if (override === undefined) return files;
+  return {
+    ...files,
+    loadTokenizer: () => loadTokenizerFile(override, files.spec.vocabSize),
+    describeTokenizer: async () => summarizeTokenizer(await loadTokenizerFile(override, files.spec.vocabSize)),
+  };
+}
+
+/** Opens a model's files, checks them, and builds its tokenizer; reads no weights. */
+export async function openModel(modelPath: string, options: OpenModelOptions = {}): Promise<OpenedModel> {
+  const files = await openModelFiles(modelPath, options);
+  try {
+    const tokenizer = await files.loadTokenizer();
+    if (tokenizer.vocabSize > files.spec.vocabSize) {
+      throw new FormatError(modelPath,
+        `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding only ${files.spec.vocabSize}`);
+    }
+    return { ...files, tokenizer };
+  } catch (e) {
+    await files.close();
+    throw e;
   }
 }
 
@@ -79,7 +110,7 @@ export async function detectFormat(modelPath: string): Promise<ModelFormat> {
     'unknown model format: expected a Hugging Face folder (config.json + *.safetensors), a .gguf file or a llama2.c .bin checkpoint');
 }
 
-async function openHF(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+async function openHF(modelPath: string): Promise<ModelFiles> {
   const dir = (await stat(modelPath)).isDirectory() ? modelPath : path.dirname(modelPath);
   const configPath = path.join(dir, 'config.json');
   const spec = specFromHFConfig(await readJSON(configPath), configPath);
@@ -95,7 +126,7 @@ async function openHF(modelPath: string, options: OpenModelOptions): Promise<Ope
       renamed.set(key, { ...info, name: key });
       hfName.set(key, name);
     }
-    const tokenizer = await loadTokenizer(options.tokenizer, () => loadHFTokenizer(dir));
+    const tokenizer = { load: () => loadHFTokenizer(dir), describe: () => describeHFTokenizer(dir) };
     return finish(modelPath, 'safetensors', spec, tokenizer, renamed, provider, (n) => hfName.get(n) ?? n);
   } catch (e) {
     await provider.close();
@@ -103,7 +134,7 @@ async function openHF(modelPath: string, options: OpenModelOptions): Promise<Ope
   }
 }
 
-async function openGGUFModel(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+async function openGGUFModel(modelPath: string): Promise<ModelFiles> {
   const file = await openGGUF(modelPath);
   try {
     const names = new Set(file.tensors.keys());
@@ -119,7 +150,10 @@ async function openGGUFModel(modelPath: string, options: OpenModelOptions): Prom
       const factors = dequantize(freqs.dtype, await file.read('rope_freqs.weight'), spec.headDim / 2);
       spec = { ...spec, rope: { ...spec.rope, scaling: { type: 'factors', factors } } };
     }
-    const tokenizer = await loadTokenizer(options.tokenizer, async () => tokenizerFromGGUF(file.metadata, modelPath));
+    const tokenizer = {
+      load: async () => tokenizerFromGGUF(file.metadata, modelPath),
+      describe: async () => describeGGUFTokenizer(file.metadata),
+    };
     return finish(modelPath, 'gguf', spec, tokenizer, file.tensors, file, (n) => n, extra);
   } catch (e) {
     await file.close();
@@ -127,14 +161,17 @@ async function openGGUFModel(modelPath: string, options: OpenModelOptions): Prom
   }
 }
 
-async function openLlama2cModel(modelPath: string, options: OpenModelOptions): Promise<OpenedModel> {
+async function openLlama2cModel(modelPath: string): Promise<ModelFiles> {
   const { config, provider } = await openLlama2c(modelPath);
   try {
     const spec = specFromLlama2c(config);
-    const tokenizer = await loadTokenizer(options.tokenizer, () => {
-      throw new FormatError(modelPath,
-        'a llama2.c checkpoint has no tokenizer: pass one with --tokenizer (e.g. tokenizer.bin, tok512.bin)');
-    }, spec.vocabSize);
+    const tokenizer = {
+      load: async (): Promise<Tokenizer> => {
+        throw new FormatError(modelPath,
+          'a llama2.c checkpoint has no tokenizer: pass one with --tokenizer (e.g. tokenizer.bin, tok512.bin)');
+      },
+      describe: async () => ({ kind: 'none', model: 'none', vocabSize: 0, chatTemplate: false }),
+    };
     return finish(modelPath, 'llama2c', spec, tokenizer, provider.tensors, provider, (n) => n);
   } catch (e) {
     await provider.close();
@@ -143,33 +180,29 @@ async function openLlama2cModel(modelPath: string, options: OpenModelOptions): P
 }
 
 function finish(
-  modelPath: string, format: ModelFormat, spec: ModelSpec, tokenizer: Tokenizer,
+  modelPath: string, format: ModelFormat, spec: ModelSpec,
+  tokenizer: { load: () => Promise<Tokenizer>; describe: () => Promise<TokenizerSummary> },
   tensors: ReadonlyMap<string, TensorInfo>, provider: WeightProvider, storedName: (n: string) => string,
   extraAllowed: ReadonlySet<string> = new Set(),
-): OpenedModel {
+): ModelFiles {
   const manifest = llamaManifest(spec);
   checkManifest(modelPath, manifest, tensors, extraAllowed);
-  if (tokenizer.vocabSize > spec.vocabSize) {
-    throw new FormatError(modelPath,
-      `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding only ${spec.vocabSize}`);
-  }
   const used = new Map<string, TensorInfo>();
   for (const e of manifest) {
     const t = tensors.get(e.name);
     if (t) used.set(e.name, t);
   }
   return {
-    path: modelPath, format, spec, tokenizer, tensors: used, manifest,
+    path: modelPath, format, spec, tensors: used, manifest,
     read: (name) => provider.read(storedName(name)),
+    loadTokenizer: tokenizer.load,
+    describeTokenizer: tokenizer.describe,
     close: () => provider.close(),
   };
 }
 
-/** Uses the tokenizer the user named, else the model's own. */
-async function loadTokenizer(
-  override: string | undefined, own: () => Promise<Tokenizer>, vocabSize?: number,
-): Promise<Tokenizer> {
-  if (override === undefined) return own();
+/** Loads a tokenizer the user named: tokenizer.json or its folder, a GGUF file, or a llama2.c tokenizer.bin. */
+async function loadTokenizerFile(override: string, vocabSize: number): Promise<Tokenizer> {
   let st;
   try {
     st = await stat(override);

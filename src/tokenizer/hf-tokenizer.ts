@@ -85,7 +85,11 @@ export class HFTokenizer implements Tokenizer {
     try {
       // clean_up_tokenization_spaces would rewrite " ." to "." and the like on decode; generated
       // text must come back exactly as the model produced it, so it stays off.
-      this.lib = new LibTokenizer(json, { clean_up_tokenization_spaces: false });
+      // Special added tokens are matched in the raw text. The Rust library also finds those marked
+      // "normalized" (Llama 2's <s> and </s>) in chat prompts; tokenizers.js does not, so they are
+      // handed over unnormalized: a special token's text has nothing a normalizer would change.
+      const added = json.added_tokens.map((t) => (t.special ? { ...t, normalized: false } : t));
+      this.lib = new LibTokenizer({ ...json, added_tokens: added }, { clean_up_tokenization_spaces: false });
     } catch (e) {
       throw new FormatError(source, `tokenizer is not usable: ${(e as Error).message}`);
     }

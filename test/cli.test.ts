@@ -1,0 +1,85 @@
+// The command line, as a user runs it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { FIXTURES, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
+import { loadModel } from '../src/index.js';
+
+const run = promisify(execFile);
+const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
+const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${FIXTURES}`;
+const STORIES = path.join(FIXTURES, 'llama2c/stories260K.bin');
+const TOK512 = path.join(FIXTURES, 'llama2c/tok512.bin');
+// A Zephyr-style template, as TinyLlama-Chat ships.
+const TEMPLATE = "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
+  + "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
+let dir: string;
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-cli-'));
+  if (skip) return;
+  const spec = randomSpec({ arch: 'llama', dim: 32, nLayers: 1, nHeads: 2, nKVHeads: 1, ffnDim: 64, tied: true });
+  const weights = randomWeights(spec, 3);
+  await writeHFModel(path.join(dir, 'hf'), spec, weights, { dtype: 'F16' });
+  await writeGGUFModel(path.join(dir, 'm.gguf'), spec, weights, { dtype: 'Q8_0' });
+  const configFile = path.join(dir, 'hf', 'tokenizer_config.json');
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  await writeFile(configFile, JSON.stringify({ ...config, chat_template: TEMPLATE }));
+});
+after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+const cli = (args: string[]) => run(process.execPath, [CLI, ...args], { timeout: 120_000 });
+
+test('minerva run streams the greedy continuation of a llama2.c model', { skip }, async () => {
+  const { stdout } = await cli(['run', STORIES, 'Zoo', '--tokenizer', TOK512, '--temperature', '0', '-n', '12']);
+  assert.equal(stdout, ' was a little girl named Lily. She loved\n');
+});
+
+test('minerva run --seed reproduces a sample', { skip }, async () => {
+  const args = ['run', STORIES, 'Once', '--tokenizer', TOK512, '--seed', '11', '-n', '30'];
+  const a = await cli(args), b = await cli(args);
+  assert.equal(a.stdout, b.stdout);
+  assert.ok(a.stdout.length > 30);
+});
+
+test('minerva info reports a GGUF and a Hugging Face model from their headers', { skip }, async () => {
+  const gguf = JSON.parse((await cli(['info', path.join(dir, 'm.gguf'), '--json'])).stdout);
+  assert.equal(gguf.format, 'gguf');
+  assert.equal(gguf.architecture, 'llama');
+  assert.equal(gguf.layers, 1);
+  assert.equal(gguf.vocabSize, 32000);
+  assert.equal(gguf.tokenizer, 'gguf');
+  assert.deepEqual(gguf.dtypes, { Q8_0: 8, F32: 3 });
+  assert.equal(gguf.parameters, 32000 * 32 + (2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * 64 + 2 * 32) + 32);
+  const hf = JSON.parse((await cli(['info', path.join(dir, 'hf'), '--json'])).stdout);
+  assert.equal(hf.format, 'safetensors');
+  assert.equal(hf.chatTemplate, true);
+  assert.equal(hf.tokenizerVocab, 32000);
+  assert.deepEqual(hf.dtypes, { F16: 8, F32: 3 });
+  const text = (await cli(['info', STORIES])).stdout;
+  assert.match(text, /architecture\s+llama2\.c/);
+  assert.match(text, /tokenizer\s+none \(pass --tokenizer\)/);
+});
+
+test('chat applies the model\'s template; minerva chat answers each line on stdin', { skip }, async () => {
+  const model = await loadModel(path.join(dir, 'hf'), { contextLength: 256 });
+  try {
+    const ids = model.chatPromptTokens([{ role: 'user', content: 'Hi there' }]);
+    assert.deepEqual(ids, model.tokenize('<|user|>\nHi there</s>\n<|assistant|>\n'), 'BOS added, </s> parsed as EOS');
+    assert.equal(ids.filter((t) => t === 2).length, 1);
+  } finally {
+    model.dispose();
+  }
+  const child = spawn(process.execPath, [CLI, 'chat', path.join(dir, 'hf'), '-n', '5', '--seed', '1'], { stdio: 'pipe' });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdin.end('Hello\nHow are you?\n/exit\n');
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  assert.equal((out.match(/> /g) ?? []).length, 3, 'a prompt for each of the three lines');
+});
