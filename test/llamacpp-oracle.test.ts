@@ -22,6 +22,10 @@ const MODELS: Record<string, RandomModelShape> = {
   'llama-gqa': { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false },
   'llama-tied': { arch: 'llama', dim: 48, nLayers: 2, nHeads: 3, nKVHeads: 3, ffnDim: 96, tied: true },
   'qwen2-bias': { arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 1, ffnDim: 112, tied: true },
+  'llama3-rope': {
+    arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false, ropeTheta: 500000,
+    llama3Rope: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 },
+  },
 };
 const PROMPTS = ['Once upon a time', 'The quick brown fox jumps over', '1 + 1 = 2, 2 + 2 =', 'Über café 東京 🚀'];
 const TOKENS = 32;
@@ -147,5 +151,17 @@ test('tokenization equals llama.cpp\'s on unicode, spaces, digits, emoji and spe
     ours.dispose();
     oursHF.dispose();
     await model.dispose();
+  }
+});
+
+test('a GGUF converted by llama.cpp itself (llama-2-tiny-random, F16) continues as in llama.cpp', { skip }, async () => {
+  const file = path.join(path.dirname(LLAMA2_GGUF_VOCAB), '../gguf/llama-2-tiny-random.gguf');
+  const model = await loadModel(file, { contextLength: 256 });
+  try {
+    const prompts = PROMPTS.map((p) => model.tokenize(p));
+    const expected = await llamaCppGreedy(file, prompts);
+    assert.deepEqual(await minervaGreedy(model, prompts), expected);
+  } finally {
+    model.dispose();
   }
 });

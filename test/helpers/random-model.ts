@@ -31,6 +31,9 @@ export interface RandomModelShape {
   /** Default 32000: the Llama-2 vocabulary the files are written with. */
   vocabSize?: number;
   contextLength?: number;
+  ropeTheta?: number;
+  /** Llama 3.1-style RoPE scaling. */
+  llama3Rope?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
 }
 
 /** The spec as the HF loader will read it back (halves RoPE layout). */
@@ -39,7 +42,10 @@ export function randomSpec(s: RandomModelShape): ModelSpec {
     arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
     nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.dim / s.nHeads, ffnDim: s.ffnDim,
     contextLength: s.contextLength ?? 512, normEps: 1e-5,
-    rope: { theta: 10000, style: 'halves', scaling: { type: 'none' } },
+    rope: {
+      theta: s.ropeTheta ?? 10000, style: 'halves',
+      scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
+    },
     tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', slidingWindow: undefined,
   };
 }
@@ -90,6 +96,13 @@ export async function writeHFModel(
     max_position_embeddings: spec.contextLength, rms_norm_eps: spec.normEps, rope_theta: spec.rope.theta,
     tie_word_embeddings: spec.tiedEmbeddings, vocab_size: spec.vocabSize, hidden_act: 'silu',
     bos_token_id: 1, eos_token_id: 2, torch_dtype: 'float32',
+    ...(spec.rope.scaling.type === 'llama3' ? {
+      rope_scaling: {
+        rope_type: 'llama3', factor: spec.rope.scaling.factor, low_freq_factor: spec.rope.scaling.lowFreqFactor,
+        high_freq_factor: spec.rope.scaling.highFreqFactor,
+        original_max_position_embeddings: spec.rope.scaling.originalContextLength,
+      },
+    } : {}),
   };
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const tensors: TensorToWrite[] = [];
@@ -157,5 +170,32 @@ export async function writeGGUFModel(
     if (a === 'llama' && /\.attn_k\.weight$/.test(name)) data = permuteForGGUF(data, w.shape, spec.nKVHeads);
     tensors.push({ name, shape: w.shape, ...encode(dtype, w.shape, data) });
   }
+  if (spec.rope.scaling.type === 'llama3') {
+    const factors = llama3RopeFactors(spec.headDim, spec.rope.theta, spec.rope.scaling);
+    tensors.push({ name: 'rope_freqs.weight', dtype: 'F32', shape: [factors.length], data: new Uint8Array(factors.buffer) });
+  }
   await writeGGUF(file, { metadata, tensors });
+}
+
+/**
+ * The per-pair divisors convert_hf_to_gguf.py stores as rope_freqs.weight for Llama 3 scaling:
+ * 1 for short wavelengths, `factor` for long ones, a blend in between.
+ */
+function llama3RopeFactors(
+  headDim: number, theta: number,
+  s: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number },
+): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  const lowWavelen = s.originalContextLength / s.lowFreqFactor;
+  const highWavelen = s.originalContextLength / s.highFreqFactor;
+  for (let i = 0; i < out.length; i++) {
+    const wavelen = 2 * Math.PI * Math.pow(theta, (2 * i) / headDim);
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = s.factor;
+    else {
+      const smooth = (s.originalContextLength / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
 }
