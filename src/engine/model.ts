@@ -70,6 +70,11 @@ export class Model {
   readonly contextLength: number;
   /** Tokens whose keys and values sit in slot 0 of the cache, for prompt-prefix reuse. */
   private cached: number[] = [];
+  /** Per-chunk inputs of a forward call, [batchSize] each, allocated once. */
+  private readonly batchTokens: Int32Array;
+  private readonly batchPositions: Int32Array;
+  private readonly batchSeqs: Int32Array;
+  private readonly lastRow = new Int32Array(1);
   /** Generations run one at a time (continuous batching belongs to the server's scheduler). */
   private queue: Promise<void> = Promise.resolve();
   private disposed = false;
@@ -82,6 +87,9 @@ export class Model {
     this.contextLength = options.contextLength ?? Math.min(spec.contextLength, 4096);
     const batchSize = Math.min(options.batchSize ?? 512, this.contextLength);
     this.graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: 1 });
+    this.batchTokens = new Int32Array(batchSize);
+    this.batchPositions = new Int32Array(batchSize);
+    this.batchSeqs = new Int32Array(batchSize); // one sequence, slot 0
     this.cache = backend.createKVCache({
       nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: this.contextLength,
     });
@@ -236,7 +244,7 @@ export class Model {
       yield { text: piece.text, tokens: [token] };
       if (generated >= maxTokens || history.length >= this.contextLength) continue; // no need to run it
       logits = await this.evaluate(history, history.length - 1);
-      this.cached = [...history];
+      this.cached.push(token);
     }
     const tail = finishReason === 'stop' ? '' : stops.push(decoder.flush()).text + stops.flush();
     yield {
@@ -271,12 +279,12 @@ export class Model {
     for (let start = from; start < tokens.length; start += chunk) {
       const end = Math.min(tokens.length, start + chunk);
       const n = end - start;
-      const ids = Int32Array.from(tokens.slice(start, end));
-      const positions = new Int32Array(n);
-      for (let i = 0; i < n; i++) positions[i] = start + i;
-      const batch = { positions, seqs: new Int32Array(n) };
+      const ids = this.batchTokens.subarray(0, n), positions = this.batchPositions.subarray(0, n);
+      for (let i = 0; i < n; i++) { ids[i] = tokens[start + i]!; positions[i] = start + i; }
+      const batch = { positions, seqs: this.batchSeqs.subarray(0, n) };
       // Only the very last token's logits are needed; earlier chunks still ask for one row.
-      logits = await this.graph.forward(ids, batch, Int32Array.of(n - 1), this.cache);
+      this.lastRow[0] = n - 1;
+      logits = await this.graph.forward(ids, batch, this.lastRow, this.cache);
     }
     if (!logits) throw new Error('evaluate: nothing to evaluate');
     return logits;

@@ -144,8 +144,10 @@ export class Sampler {
   private sortedCandidates(logits: Float32Array, k: number): number {
     const n = logits.length, ids = this.ids, vals = this.vals;
     if (k === n) {
-      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]!);
-      for (let i = 0; i < n; i++) { ids[i] = order[i]!; vals[i] = logits[order[i]!]!; }
+      const order = ids.subarray(0, n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => logits[b]! - logits[a]! || a - b);
+      for (let i = 0; i < n; i++) vals[i] = logits[order[i]!]!;
       return n;
     }
     // Insertion into a small sorted list: O(n·k) worst case, O(n) typical for small k.
