@@ -1,5 +1,5 @@
 // Positional reads and whole-buffer writes shared by the format readers and writers.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { FormatError } from './tensor.js';
 
 /** Largest single read or write (FileHandle.read/write take at most 2^31-1 bytes). */
@@ -32,5 +32,22 @@ export async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<v
   while (done < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, done, Math.min(IO_CHUNK, bytes.length - done));
     done += bytesWritten;
+  }
+}
+
+/** Opens a model file for reading; a file that cannot be opened is a FormatError naming why. */
+export async function openForReading(file: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FormatError(file, code === 'ENOENT' ? 'no such file' : `cannot open: ${code ?? (e as Error).message}`);
+  }
+  try {
+    return { handle, size: (await handle.stat()).size };
+  } catch (e) {
+    await handle.close();
+    throw e;
   }
 }

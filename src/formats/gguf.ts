@@ -7,9 +7,9 @@
 // The reader trusts nothing: every count, length and offset is checked against the bytes left in
 // the file before anything is allocated, so a hostile header cannot make it allocate more than
 // the file's size or loop for long.
-import { open, stat, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BY_GGML_ID, DTYPE_LAYOUT, GGML_TYPE_IDS, GGML_UNSIZED_TYPES, type DType } from '../quant/dtype.js';
-import { readAt, writeAll } from './file-io.js';
+import { openForReading, readAt, writeAll } from './file-io.js';
 import { FormatError, elementCount, type TensorInfo, type WeightProvider } from './tensor.js';
 
 export type GGUFScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
@@ -193,13 +193,7 @@ function safe(v: bigint): number | bigint {
 
 /** Opens a GGUF file: reads and checks its header, metadata and tensor infos; no tensor data. */
 export async function openGGUF(file: string): Promise<GGUFFile> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch {
-    throw new FormatError(file, 'no such file');
-  }
-  const handle = await open(file, 'r');
+  const { handle, size } = await openForReading(file);
   try {
     return await parse(handle, file, size);
   } catch (e) {

@@ -17,9 +17,9 @@
 // The file size must be exactly what the header implies: run.c would silently read garbage
 // from a short file, and extra bytes mean the header (e.g. the shared-classifier flag) is wrong.
 // Tensors are exposed under GGUF names, read lazily with a file handle kept open until close().
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { FormatError, type TensorInfo, type WeightProvider } from './tensor.js';
-import { readAt } from './file-io.js';
+import { openForReading, readAt } from './file-io.js';
 
 export interface Llama2cConfig {
   dim: number;
@@ -85,14 +85,8 @@ function segments(c: Llama2cConfig): Segment[] {
 
 /** Opens a llama2.c checkpoint: reads and checks its header, reads no weights. */
 export async function openLlama2c(file: string): Promise<{ config: Llama2cConfig; provider: WeightProvider }> {
-  let handle: FileHandle;
+  const { handle, size: fileSize } = await openForReading(file);
   try {
-    handle = await open(file, 'r');
-  } catch (e) {
-    throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const fileSize = (await handle.stat()).size;
     const head = await readAt(handle, file, 0, Math.min(fileSize, V1_HEADER_BYTES));
     const { config, headerBytes } = parseHeader(file, head, fileSize);
 

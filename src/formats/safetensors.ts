@@ -17,7 +17,7 @@ import { open, readdir, rename, stat, unlink, mkdir, readFile, writeFile, type F
 import path from 'node:path';
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
 import { FormatError, type TensorInfo, type WeightProvider } from './tensor.js';
-import { readAt, writeAll } from './file-io.js';
+import { openForReading, readAt, writeAll } from './file-io.js';
 
 /** Largest header accepted, as in the reference implementation (MAX_HEADER_SIZE). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -159,14 +159,8 @@ function isPlainFileName(name: string): boolean {
 
 /** Opens one file and checks its header. The handle stays open on success, is closed on error. */
 async function openFile(file: string): Promise<ParsedFile> {
-  let handle: FileHandle;
+  const { handle, size: fileSize } = await openForReading(file);
   try {
-    handle = await open(file, 'r');
-  } catch (e) {
-    throw new FormatError(file, `cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const fileSize = (await handle.stat()).size;
     if (fileSize < 8) throw new FormatError(file, `file is ${fileSize} bytes, too short for the 8-byte header length`);
     const prefix = await readAt(handle, file, 0, 8);
     const headerLength = new DataView(prefix.buffer).getBigUint64(0, true);

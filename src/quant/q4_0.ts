@@ -5,9 +5,11 @@
 // llama.cpp: max is the signed value of largest magnitude (the first one on ties), d = max / -8,
 // q = min(15, trunc(x · (1/d) + 8.5)).
 import { readF16, writeF16 } from './f16.js';
+import { checkDequantizeArgs, checkFinite } from './block-checks.js';
 
 export const BLOCK_SIZE = 32;
 export const BLOCK_BYTES = 18;
+const FORMAT = { name: 'Q4_0', blockSize: BLOCK_SIZE, blockBytes: BLOCK_BYTES };
 
 const HALF = BLOCK_SIZE / 2;
 
@@ -16,7 +18,7 @@ export function quantize(values: Float32Array): Uint8Array {
   if (values.length % BLOCK_SIZE !== 0) {
     throw new Error(`Q4_0: ${values.length} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
   }
-  checkFinite(values);
+  checkFinite(FORMAT, values);
   const nBlocks = values.length / BLOCK_SIZE;
   const bytes = new Uint8Array(nBlocks * BLOCK_BYTES);
   const nibble = (v: number, id: number): number => {
@@ -45,7 +47,7 @@ export function quantize(values: Float32Array): Uint8Array {
 
 /** Decodes `count` Q4_0 elements (a multiple of 32) from `bytes` into `out` (or a new array). */
 export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array): Float32Array {
-  const dst = checkDequantizeArgs(bytes, count, out);
+  const dst = checkDequantizeArgs(FORMAT, bytes, count, out);
   const nBlocks = count / BLOCK_SIZE;
   for (let b = 0; b < nBlocks; b++) {
     const at = b * BLOCK_BYTES;
@@ -58,20 +60,4 @@ export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array)
     }
   }
   return dst;
-}
-
-function checkFinite(values: Float32Array): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i]!)) throw new Error(`Q4_0: cannot quantize the non-finite value ${values[i]} at index ${i}`);
-  }
-}
-
-function checkDequantizeArgs(bytes: Uint8Array, count: number, out: Float32Array | undefined): Float32Array {
-  if (!Number.isSafeInteger(count) || count < 0 || count % BLOCK_SIZE !== 0) {
-    throw new Error(`Q4_0: ${count} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
-  }
-  const need = (count / BLOCK_SIZE) * BLOCK_BYTES;
-  if (bytes.length < need) throw new Error(`Q4_0: ${count} elements need ${need} bytes, got ${bytes.length}`);
-  if (out && out.length < count) throw new Error(`Q4_0: output holds ${out.length} elements, ${count} needed`);
-  return out ?? new Float32Array(count);
 }

@@ -3,16 +3,18 @@
 // quantize() follows quantize_row_q8_0_ref step by step in f32 (Math.fround at each step), so
 // it produces the same bytes as llama.cpp: d = amax/127, q = roundf(x · (1/d)) (ties away from 0).
 import { readF16, writeF16 } from './f16.js';
+import { checkDequantizeArgs, checkFinite } from './block-checks.js';
 
 export const BLOCK_SIZE = 32;
 export const BLOCK_BYTES = 34;
+const FORMAT = { name: 'Q8_0', blockSize: BLOCK_SIZE, blockBytes: BLOCK_BYTES };
 
 /** Quantizes f32 values ([n], n a multiple of 32) to Q8_0 bytes ([n/32 × 34]). */
 export function quantize(values: Float32Array): Uint8Array {
   if (values.length % BLOCK_SIZE !== 0) {
     throw new Error(`Q8_0: ${values.length} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
   }
-  checkFinite(values);
+  checkFinite(FORMAT, values);
   const nBlocks = values.length / BLOCK_SIZE;
   const bytes = new Uint8Array(nBlocks * BLOCK_BYTES);
   for (let b = 0; b < nBlocks; b++) {
@@ -35,7 +37,7 @@ export function quantize(values: Float32Array): Uint8Array {
 
 /** Decodes `count` Q8_0 elements (a multiple of 32) from `bytes` into `out` (or a new array). */
 export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array): Float32Array {
-  const dst = checkDequantizeArgs(bytes, count, out);
+  const dst = checkDequantizeArgs(FORMAT, bytes, count, out);
   const nBlocks = count / BLOCK_SIZE;
   for (let b = 0; b < nBlocks; b++) {
     const at = b * BLOCK_BYTES;
@@ -45,20 +47,4 @@ export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array)
     for (let j = 0; j < BLOCK_SIZE; j++) dst[o + j] = ((bytes[at + 2 + j]! << 24) >> 24) * d;
   }
   return dst;
-}
-
-function checkFinite(values: Float32Array): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i]!)) throw new Error(`Q8_0: cannot quantize the non-finite value ${values[i]} at index ${i}`);
-  }
-}
-
-function checkDequantizeArgs(bytes: Uint8Array, count: number, out: Float32Array | undefined): Float32Array {
-  if (!Number.isSafeInteger(count) || count < 0 || count % BLOCK_SIZE !== 0) {
-    throw new Error(`Q8_0: ${count} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
-  }
-  const need = (count / BLOCK_SIZE) * BLOCK_BYTES;
-  if (bytes.length < need) throw new Error(`Q8_0: ${count} elements need ${need} bytes, got ${bytes.length}`);
-  if (out && out.length < count) throw new Error(`Q8_0: output holds ${out.length} elements, ${count} needed`);
-  return out ?? new Float32Array(count);
 }

@@ -1,0 +1,30 @@
+// Argument checks shared by the block quantizers (Q8_0, Q4_0, ...).
+
+export interface BlockFormat {
+  name: string;
+  blockSize: number;
+  blockBytes: number;
+}
+
+/** Quantization is undefined for NaN and ±inf: refuse them, naming the index. */
+export function checkFinite(format: BlockFormat, values: Float32Array): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) {
+      throw new Error(`${format.name}: cannot quantize the non-finite value ${values[i]} at index ${i}`);
+    }
+  }
+}
+
+/** Checks a dequantize call's sizes; returns the output array (the given one or a new one). */
+export function checkDequantizeArgs(
+  format: BlockFormat, bytes: Uint8Array, count: number, out: Float32Array | undefined,
+): Float32Array {
+  const { name, blockSize, blockBytes } = format;
+  if (!Number.isSafeInteger(count) || count < 0 || count % blockSize !== 0) {
+    throw new Error(`${name}: ${count} elements is not a whole number of blocks of ${blockSize}`);
+  }
+  const need = (count / blockSize) * blockBytes;
+  if (bytes.length < need) throw new Error(`${name}: ${count} elements need ${need} bytes, got ${bytes.length}`);
+  if (out && out.length < count) throw new Error(`${name}: output holds ${out.length} elements, ${count} needed`);
+  return out ?? new Float32Array(count);
+}
