@@ -1,0 +1,49 @@
+// Loads the WebAssembly SIMD kernels built from src/backends/cpu/kernels/ (by `npm run
+// build:kernels`) into a shared linear memory, so several workers can run them over the same
+// weights. This is the first piece of the cpu backend (issue: fast CPU backend); the backend and
+// its worker pool build on it.
+import { readFile } from 'node:fs/promises';
+
+/** Byte offsets into the kernel memory; k = row length; rows [r0, r1). */
+export interface MatvecKernels {
+  /** out[r] = w[r, :] · x for an f32 matrix. */
+  matvecF32(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same for a bf16 matrix (k a multiple of 8); x must be laid out by permuteForBF16. */
+  matvecBF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
+}
+
+const WASM_URL = new URL('../../../../build/matvec.wasm', import.meta.url);
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** 64 KiB pages; 65536 pages = the 4 GiB a wasm32 memory can address. */
+export function createKernelMemory(initialPages: number): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: initialPages, maximum: 65536, shared: true });
+}
+
+export async function loadMatvecKernels(memory: WebAssembly.Memory): Promise<MatvecKernels> {
+  compiled ??= readFile(WASM_URL).then((bytes) => WebAssembly.compile(bytes)).catch((e: unknown) => {
+    compiled = undefined;
+    throw new Error(`cannot load the cpu kernels from ${WASM_URL.pathname} (run npm install): ${(e as Error).message}`);
+  });
+  const instance = await WebAssembly.instantiate(await compiled, {
+    env: {
+      memory,
+      abort: () => { throw new Error('cpu kernel aborted'); },
+    },
+  });
+  return instance.exports as unknown as MatvecKernels;
+}
+
+/**
+ * Lays x [k] out for matvecBF16: per group of 8, the even elements then the odd ones
+ * ([x0 x2 x4 x6 x1 x3 x5 x7]), matching how the kernel splits stored bf16 pairs.
+ */
+export function permuteForBF16(x: Float32Array, out: Float32Array): void {
+  if (x.length % 8 !== 0) throw new RangeError(`permuteForBF16: length ${x.length} is not a multiple of 8`);
+  for (let i = 0; i < x.length; i += 8) {
+    for (let j = 0; j < 4; j++) {
+      out[i + j] = x[i + 2 * j]!;
+      out[i + 4 + j] = x[i + 2 * j + 1]!;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+// Matrix-vector kernels (AssemblyScript → WebAssembly SIMD). Weights stay in their stored format;
+// x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
+// Nothing here may use a Node API: the same module loads in a browser.
+
+/** Horizontal sum of a f32x4. */
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/**
+ * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f32 matrix [n, k].
+ * Four rows per pass, so each load of x serves four rows.
+ */
+export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>k << 2;
+  const k4 = k & ~3;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const a = w + <usize>r * rowBytes, b = a + rowBytes, c = b + rowBytes, d = c + rowBytes;
+    let sa = f32x4.splat(0), sb = f32x4.splat(0), sc = f32x4.splat(0), sd = f32x4.splat(0);
+    for (let i = 0; i < k4; i += 4) {
+      const o = <usize>i << 2;
+      const xv = v128.load(x + o);
+      sa = f32x4.add(sa, f32x4.mul(v128.load(a + o), xv));
+      sb = f32x4.add(sb, f32x4.mul(v128.load(b + o), xv));
+      sc = f32x4.add(sc, f32x4.mul(v128.load(c + o), xv));
+      sd = f32x4.add(sd, f32x4.mul(v128.load(d + o), xv));
+    }
+    let ta = hsum(sa), tb = hsum(sb), tc = hsum(sc), td = hsum(sd);
+    for (let i = k4; i < k; i++) {
+      const o = <usize>i << 2;
+      const xi = load<f32>(x + o);
+      ta += load<f32>(a + o) * xi; tb += load<f32>(b + o) * xi;
+      tc += load<f32>(c + o) * xi; td += load<f32>(d + o) * xi;
+    }
+    const po = out + (<usize>r << 2);
+    store<f32>(po, ta); store<f32>(po, tb, 4); store<f32>(po, tc, 8); store<f32>(po, td, 12);
+  }
+  for (; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let s = f32x4.splat(0);
+    for (let i = 0; i < k4; i += 4) {
+      const o = <usize>i << 2;
+      s = f32x4.add(s, f32x4.mul(v128.load(a + o), v128.load(x + o)));
+    }
+    let t = hsum(s);
+    for (let i = k4; i < k; i++) t += load<f32>(a + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
+    store<f32>(out + (<usize>r << 2), t);
+  }
+}
+
+/**
+ * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of a bf16 matrix [n, k] (k a multiple of 8).
+ * bf16 → f32 is a 16-bit shift: for 8 stored values read as four u32 pairs, the low halves
+ * (even elements) shifted left by 16 and the high halves masked give two f32x4 vectors without
+ * widening. `xp` is x permuted to match: per 8 elements, [x0 x2 x4 x6 x1 x3 x5 x7].
+ */
+export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>k << 1;
+  const mask = i32x4.splat(0xffff0000);
+  for (let r = r0; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let se = f32x4.splat(0), so = f32x4.splat(0);
+    for (let i = 0; i < k; i += 8) {
+      const raw = v128.load(a + (<usize>i << 1));
+      const even = i32x4.shl(raw, 16);
+      const odd = v128.and(raw, mask);
+      const xo = xp + (<usize>i << 2);
+      se = f32x4.add(se, f32x4.mul(even, v128.load(xo)));
+      so = f32x4.add(so, f32x4.mul(odd, v128.load(xo, 16)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(se, so)));
+  }
+}

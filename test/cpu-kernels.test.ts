@@ -1,0 +1,64 @@
+// The WebAssembly SIMD matvec kernels against the reference backend's matmul, on random weights
+// with odd shapes (row tails, row counts not a multiple of the 4-row pass).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createKernelMemory, loadMatvecKernels, permuteForBF16 } from '../src/backends/cpu/kernel-module.js';
+import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
+import { Rng } from '../src/engine/rng.js';
+import { encodeBF16 } from '../src/quant/f16.js';
+import type { DType } from '../src/quant/dtype.js';
+
+const rng = new Rng(1234);
+const random = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+
+/** The reference backend's x · Wᵀ for a weight stored as `dtype`. */
+async function referenceMatvec(dtype: DType, bytes: Uint8Array, n: number, k: number, x: Float32Array): Promise<Float32Array> {
+  const be = new ReferenceBackend();
+  const w = be.loadWeight({ name: 'w', dtype, shape: [n, k], byteLength: bytes.length }, bytes);
+  const xa = be.createActivations(1, k);
+  be.embed(xa, be.loadWeight({ name: 'x', dtype: 'F32', shape: [1, k], byteLength: 4 * k }, new Uint8Array(x.buffer.slice(0))), Int32Array.of(0));
+  const out = be.createActivations(1, n);
+  be.matmul(out, xa, w);
+  return be.read(out);
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, tol: number): void {
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)), `row ${i}: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+test('matvecF32 equals the reference matmul, any shape, any row range', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  for (const [n, k] of [[1, 1], [3, 5], [13, 37], [64, 64], [67, 130]] as const) {
+    const w = random(n * k), x = random(k);
+    const heap = new Uint8Array(memory.buffer);
+    const wOff = 0, xOff = n * k * 4, outOff = xOff + k * 4;
+    heap.set(new Uint8Array(w.buffer), wOff);
+    heap.set(new Uint8Array(x.buffer), xOff);
+    // Two calls over halves of the rows, as two workers would split them.
+    const mid = Math.floor(n / 2);
+    kernels.matvecF32(wOff, xOff, outOff, k, 0, mid);
+    kernels.matvecF32(wOff, xOff, outOff, k, mid, n);
+    const out = new Float32Array(memory.buffer, outOff, n).slice();
+    assertClose(out, await referenceMatvec('F32', new Uint8Array(w.buffer), n, k, x), 1e-5);
+  }
+});
+
+test('matvecBF16 equals the reference matmul on the same bf16 weights', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  for (const [n, k] of [[1, 8], [5, 24], [33, 256]] as const) {
+    const wBytes = encodeBF16(random(n * k)), x = random(k);
+    const xp = new Float32Array(k);
+    permuteForBF16(x, xp);
+    const heap = new Uint8Array(memory.buffer);
+    const wOff = 0, xOff = wBytes.length + 64, outOff = xOff + k * 4;
+    heap.set(wBytes, wOff);
+    heap.set(new Uint8Array(xp.buffer), xOff);
+    kernels.matvecBF16(wOff, xOff, outOff, k, 0, n);
+    const out = new Float32Array(memory.buffer, outOff, n).slice();
+    assertClose(out, await referenceMatvec('BF16', wBytes, n, k, x), 1e-5);
+  }
+});
