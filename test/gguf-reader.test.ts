@@ -140,8 +140,9 @@ test('bad GGUF metadata: lengths beyond the file, unknown types, duplicates, bad
   await rejects(kv('k').u32(7).u8(2).build(), /bool value 2/);
   await rejects(new Bytes().header(3, 0, 1).u64(2).raw([0xc3, 0x28]).u32(4).u32(0).build(), /not valid UTF-8/);
   await rejects(new Bytes().header(3, 0, 2).str('k').u32(4).u32(1).str('k').u32(4).u32(2).build(), /"k" appears twice/);
-  let nested = kv('k');
-  for (let i = 0; i < 9; i++) nested = nested.u32(9).u32(9).u64(1);
+  // An array of arrays of arrays ...: the value's type, then per level the item type and count.
+  let nested = kv('k').u32(9);
+  for (let i = 0; i < 9; i++) nested = nested.u32(9).u64(1);
   await rejects(nested.build(), /nested deeper than 8/);
   for (const [value, type] of [[0, 4], [3, 4], [64, 5]] as const) {
     await rejects(new Bytes().header(3, 0, 1).str('general.alignment').u32(type).u32(value).build(),
