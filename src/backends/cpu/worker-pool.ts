@@ -1,0 +1,124 @@
+// A pool of worker threads running the wasm kernels over one shared memory. A job is a kernel and
+// its arguments plus a range of rows; the rows are split between the workers and the calling
+// thread, which does a share itself and returns when every share is done.
+//
+// Dispatch: DESIGN.md measured 70–80 µs to wake a sleeping worker with Atomics.notify and ~0.5 µs
+// for a spinning one, with ~150 matmuls per token. So a worker spins on its control word for a
+// short while after each job (the next matmul usually follows within microseconds) and only then
+// sleeps in Atomics.wait; an idle pool costs no CPU.
+import { Worker } from 'node:worker_threads';
+import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
+
+/** Kernels a job can name, by index (the control block holds numbers only). */
+export const KERNELS = ['matvecF32', 'matvecBF16'] as const satisfies readonly (keyof MatvecKernels)[];
+export type KernelName = typeof KERNELS[number];
+
+/** Int32 slots of one worker's control block. */
+export const CTL = {
+  /** Job sequence number: the caller bumps it to start a job; -1 asks the worker to exit. */
+  seq: 0,
+  /** Sequence number of the last job the worker finished. */
+  done: 1,
+  kernel: 2,
+  /** Kernel arguments (byte offsets and sizes), then the row range. */
+  args: 3,
+  nArgs: 4,
+  r0: 7,
+  r1: 8,
+  /** 1 while the worker sleeps in Atomics.wait (so the caller knows a notify is needed). */
+  sleeping: 9,
+  /** Non-zero if the worker's kernel threw. */
+  failed: 10,
+  size: 16,
+} as const;
+
+/** Spins before a waiter sleeps: ~tens of µs, long enough to cover the gap between matmuls. */
+export const SPIN_LIMIT = 20_000;
+
+export class WorkerPool {
+  private nextSeq = 0;
+  private disposed = false;
+
+  private constructor(
+    private readonly workers: Worker[],
+    private readonly controls: Int32Array[],
+    private readonly local: MatvecKernels,
+  ) {}
+
+  /** Starts `threads - 1` workers (the caller is the last thread) on `memory`. */
+  static async create(threads: number, memory: WebAssembly.Memory): Promise<WorkerPool> {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new RangeError(`threads must be an integer in 1..256, got ${threads}`);
+    }
+    const local = await loadMatvecKernels(memory);
+    const workers: Worker[] = [];
+    const controls: Int32Array[] = [];
+    try {
+      for (let i = 0; i < threads - 1; i++) {
+        const control = new Int32Array(new SharedArrayBuffer(CTL.size * 4));
+        const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { memory, control } });
+        workers.push(worker);
+        controls.push(control);
+        await new Promise<void>((resolve, reject) => {
+          worker.once('message', () => resolve());
+          worker.once('error', reject);
+        });
+        worker.unref(); // a pool left undisposed must not keep the process alive
+      }
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw e;
+    }
+    return new WorkerPool(workers, controls, local);
+  }
+
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  /**
+   * Runs `kernel(args…, r0, r1)` over rows [0, rows), split evenly (in multiples of 4 rows, the
+   * kernels' pass width) across the threads; blocks until all are done.
+   */
+  run(kernel: KernelName, args: readonly [number, number, number, number], rows: number): void {
+    if (this.disposed) throw new Error('the worker pool has been disposed');
+    const id = KERNELS.indexOf(kernel);
+    const shares = this.threads;
+    const per = Math.ceil(rows / shares / 4) * 4;
+    const seq = ++this.nextSeq;
+    for (let w = 0; w < this.workers.length; w++) {
+      const c = this.controls[w]!;
+      const r0 = Math.min(rows, (w + 1) * per), r1 = Math.min(rows, (w + 2) * per);
+      c[CTL.kernel] = id;
+      for (let i = 0; i < CTL.nArgs; i++) c[CTL.args + i] = args[i]!;
+      c[CTL.r0] = r0;
+      c[CTL.r1] = r1;
+      Atomics.store(c, CTL.seq, seq);
+      if (Atomics.load(c, CTL.sleeping) === 1) Atomics.notify(c, CTL.seq);
+    }
+    // The caller's own share: the first rows.
+    (this.local[kernel] as (...a: number[]) => void)(...args, 0, Math.min(rows, per));
+    for (const c of this.controls) {
+      let spins = 0;
+      while (Atomics.load(c, CTL.done) !== seq) {
+        if (++spins > SPIN_LIMIT) Atomics.wait(c, CTL.done, Atomics.load(c, CTL.done), 1);
+      }
+      if (c[CTL.failed] !== 0) throw new Error(`cpu kernel ${kernel} failed in a worker`);
+    }
+  }
+
+  /** True when every worker is asleep (idle pools use no CPU). */
+  allSleeping(): boolean {
+    return this.controls.every((c) => Atomics.load(c, CTL.sleeping) === 1);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const c of this.controls) {
+      Atomics.store(c, CTL.seq, -1);
+      Atomics.notify(c, CTL.seq);
+    }
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,41 @@
+// The cpu worker pool: a matvec split across threads equals the single-threaded kernel, and an
+// idle pool sleeps instead of spinning.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
+import { WorkerPool } from '../src/backends/cpu/worker-pool.js';
+import { Rng } from '../src/engine/rng.js';
+
+test('a matvec split across 3 threads equals the single-threaded result, call after call', async () => {
+  const memory = createKernelMemory(64);
+  const pool = await WorkerPool.create(3, memory);
+  try {
+    const single = await loadMatvecKernels(memory);
+    const rng = new Rng(9);
+    for (const [n, k] of [[1, 16], [7, 33], [130, 96], [1000, 64]] as const) {
+      const heap = new Float32Array(memory.buffer);
+      const w = 0, x = n * k * 4, a = x + k * 4, b = a + n * 4;
+      for (let i = 0; i < n * k + k; i++) heap[i] = rng.next() - 0.5;
+      for (let rep = 0; rep < 20; rep++) pool.run('matvecF32', [w, x, a, k], n);
+      single.matvecF32(w, x, b, k, 0, n);
+      assert.deepEqual(new Float32Array(memory.buffer, a, n), new Float32Array(memory.buffer, b, n), `[${n}, ${k}]`);
+    }
+  } finally {
+    await pool.dispose();
+  }
+});
+
+test('idle workers go to sleep, and wake for the next job', async () => {
+  const memory = createKernelMemory(1);
+  const pool = await WorkerPool.create(2, memory);
+  try {
+    pool.run('matvecF32', [0, 64, 128, 16], 4);
+    await sleep(200);
+    assert.ok(pool.allSleeping(), 'workers sleep when there is no work');
+    pool.run('matvecF32', [0, 64, 128, 16], 8);
+  } finally {
+    await pool.dispose();
+  }
+  assert.throws(() => pool.run('matvecF32', [0, 0, 0, 1], 1), /disposed/);
+});
