@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createKernelMemory, loadMatvecKernels, permuteForBF16 } from '../src/backends/cpu/kernel-module.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
-import { encodeBF16 } from '../src/quant/f16.js';
+import { encodeBF16, encodeF16 } from '../src/quant/f16.js';
 import type { DType } from '../src/quant/dtype.js';
 
 const rng = new Rng(1234);
@@ -61,4 +61,28 @@ test('matvecBF16 equals the reference matmul on the same bf16 weights', async ()
     const out = new Float32Array(memory.buffer, outOff, n).slice();
     assertClose(out, await referenceMatvec('BF16', wBytes, n, k, x), 1e-5);
   }
+});
+
+test('matvecF16 equals the reference matmul, including subnormal, infinite and NaN weights', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  for (const [n, k] of [[1, 8], [6, 40], [17, 128]] as const) {
+    const values = random(n * k);
+    values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; // subnormal, max, -0
+    const wBytes = encodeF16(values), x = random(k);
+    const heap = new Uint8Array(memory.buffer);
+    const wOff = 0, xOff = wBytes.length + 64, outOff = xOff + k * 4;
+    heap.set(wBytes, wOff);
+    heap.set(new Uint8Array(x.buffer), xOff);
+    kernels.matvecF16(wOff, xOff, outOff, k, 0, n);
+    assertClose(new Float32Array(memory.buffer, outOff, n).slice(), await referenceMatvec('F16', wBytes, n, k, x), 1e-5);
+  }
+  // inf and NaN weights propagate as in f32 arithmetic.
+  const special = encodeF16(Float32Array.from([Infinity, 0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, 0, 0]));
+  new Uint8Array(memory.buffer).set(special, 0);
+  new Float32Array(memory.buffer, 64, 8).fill(1);
+  kernels.matvecF16(0, 64, 128, 8, 0, 2);
+  const out = new Float32Array(memory.buffer, 128, 2);
+  assert.equal(out[0], Infinity);
+  assert.ok(Number.isNaN(out[1]));
 });

@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises';
 export interface MatvecKernels {
   /** out[r] = w[r, :] · x for an f32 matrix. */
   matvecF32(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same for an f16 matrix (k a multiple of 8). */
+  matvecF16(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a bf16 matrix (k a multiple of 8); x must be laid out by permuteForBF16. */
   matvecBF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
 }

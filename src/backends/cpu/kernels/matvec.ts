@@ -72,3 +72,32 @@ export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1:
     store<f32>(out + (<usize>r << 2), hsum(f32x4.add(se, so)));
   }
 }
+
+/**
+ * Four f16 values (in the low 16 bits of each i32 lane) as f32x4, exactly: the exponent and
+ * mantissa shifted into place and scaled by 2^112 re-bias normals and subnormals alike; the
+ * all-ones exponent (inf, NaN) is patched; the sign is put back last.
+ */
+@inline function f16x4ToF32(h: v128): v128 {
+  const em = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  let f = f32x4.mul(em, f32x4.splat(5.192296858534828e33)); // 2^112
+  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  f = v128.bitselect(v128.or(em, i32x4.splat(0x7f800000)), f, special);
+  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8). */
+export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>k << 1;
+  for (let r = r0; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+    for (let i = 0; i < k; i += 8) {
+      const raw = v128.load(a + (<usize>i << 1));
+      const xo = x + (<usize>i << 2);
+      s0 = f32x4.add(s0, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(raw)), v128.load(xo)));
+      s1 = f32x4.add(s1, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), v128.load(xo, 16)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(s0, s1)));
+  }
+}
