@@ -6,6 +6,7 @@ export interface ModelCliOptions {
   tokenizer?: string;
   ctxSize?: number;
   backend: BackendName;
+  threads?: number;
   maxTokens?: number;
   temperature?: number;
   topK?: number;
@@ -21,7 +22,7 @@ export interface ModelCliOptions {
 }
 
 export function loadOptions(o: ModelCliOptions): LoadModelOptions {
-  return { tokenizer: o.tokenizer, contextLength: o.ctxSize, backend: o.backend };
+  return { tokenizer: o.tokenizer, contextLength: o.ctxSize, backend: o.backend, threads: o.threads };
 }
 
 export function generateOptions(o: ModelCliOptions): GenerateOptions {

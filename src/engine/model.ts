@@ -1,7 +1,9 @@
 // A loaded model: weights on a backend, a KV cache, and the generation loop behind the library
 // API (generate, chat, tokenize, detokenize, info, dispose).
 import type { Backend, KVCache } from '../backends/backend.js';
+import { availableParallelism } from 'node:os';
 import { ReferenceBackend } from '../backends/reference/reference-backend.js';
+import { CpuBackend } from '../backends/cpu/cpu-backend.js';
 import { LlamaGraph } from '../model/arch/llama.js';
 import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenModelOptions } from '../model/load.js';
 import { parameterCount, type ModelSpec } from '../model/spec.js';
@@ -10,10 +12,13 @@ import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { Sampler, resolveSampling, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop-strings.js';
 
-export type BackendName = 'reference';
+export type BackendName = 'reference' | 'cpu';
 
 export interface LoadModelOptions extends OpenModelOptions {
+  /** Default "reference". "cpu": wasm SIMD kernels on worker threads (F32, F16, BF16 weights so far). */
   backend?: BackendName;
+  /** Threads of the cpu backend. Default: available cores. */
+  threads?: number;
   /** Tokens of context to allocate KV cache for. Default min(model's context length, 4096). */
   contextLength?: number;
   /** Tokens per prefill chunk. Default 512. */
@@ -99,9 +104,14 @@ export class Model {
     checkLoadOptions(options);
     const opened = await openModel(modelPath, options);
     try {
-      const backend = createBackend(options.backend ?? 'reference');
-      const weights = await loadWeights(opened, backend, options.onProgress);
-      return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+      const backend = await createBackend(options.backend ?? 'reference', options.threads ?? availableParallelism());
+      try {
+        const weights = await loadWeights(opened, backend, options.onProgress);
+        return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+      } catch (e) {
+        backend.dispose();
+        throw e;
+      }
     } finally {
       await opened.close();
     }
@@ -297,16 +307,20 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
-function createBackend(name: BackendName): Backend {
+async function createBackend(name: BackendName, threads: number): Promise<Backend> {
   switch (name) {
     case 'reference': return new ReferenceBackend();
-    default: throw new RangeError(`unknown backend "${String(name)}" (available: reference)`);
+    case 'cpu': return CpuBackend.create(threads);
+    default: throw new RangeError(`unknown backend "${String(name)}" (available: reference, cpu)`);
   }
 }
 
 function checkLoadOptions(o: LoadModelOptions): void {
   if (o.contextLength !== undefined && !(Number.isInteger(o.contextLength) && o.contextLength > 0 && o.contextLength <= 1 << 20)) {
     throw new RangeError(`contextLength must be an integer in 1..${1 << 20}, got ${o.contextLength}`);
+  }
+  if (o.threads !== undefined && !(Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= 256)) {
+    throw new RangeError(`threads must be an integer in 1..256, got ${o.threads}`);
   }
   if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize > 0 && o.batchSize <= 1 << 16)) {
     throw new RangeError(`batchSize must be an integer in 1..${1 << 16}, got ${o.batchSize}`);

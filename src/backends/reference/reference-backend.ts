@@ -1,12 +1,14 @@
-// The reference backend: plain TypeScript, f32, one loop nest per op. It is the executable
-// specification every other backend is tested against, so it favours being obviously right over
-// being fast. Weights of any dtype are dequantized to f32 once, at load.
+// The reference backend: plain TypeScript, f32, one loop nest per op (matmul here, the rest in
+// ../f32-ops.ts). It is the executable specification every other backend is tested against, so
+// it favours being obviously right over being fast. Weights of any dtype are dequantized to f32
+// once, at load.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
 } from '../backend.js';
 import type { TensorInfo } from '../../formats/tensor.js';
 import { elementCount } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
+import * as ops from '../f32-ops.js';
 
 class RefWeight implements Weight {
   constructor(readonly name: string, readonly shape: readonly number[], readonly data: Float32Array) {}
@@ -64,15 +66,8 @@ export class ReferenceBackend implements Backend {
   }
 
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
-    const o = act(out), xa = act(x), w = wt(weight).data;
-    const n = xa.cols;
-    for (let r = 0; r < xa.rows; r++) {
-      const base = r * n;
-      let ss = 0;
-      for (let i = 0; i < n; i++) ss += xa.data[base + i]! * xa.data[base + i]!;
-      const inv = 1 / Math.sqrt(ss / n + eps);
-      for (let i = 0; i < n; i++) o.data[base + i] = xa.data[base + i]! * inv * w[i]!;
-    }
+    const xa = act(x);
+    ops.rmsNorm(act(out).data, xa.data, wt(weight).data, xa.rows, xa.cols, eps);
   }
 
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
@@ -92,108 +87,37 @@ export class ReferenceBackend implements Backend {
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
     const xa = act(x);
-    const half = headDim / 2;
-    for (let t = 0; t < xa.rows; t++) {
-      const pos = batch.positions[t]!;
-      for (let h = 0; h < nHeads; h++) {
-        const base = t * xa.cols + h * headDim;
-        for (let i = 0; i < half; i++) {
-          const angle = pos * rope.invFreq[i]!;
-          const cos = Math.cos(angle), sin = Math.sin(angle);
-          // The two elements of pair i, in either layout.
-          const a = rope.style === 'interleaved' ? base + 2 * i : base + i;
-          const b = rope.style === 'interleaved' ? a + 1 : a + half;
-          const x0 = xa.data[a]!, x1 = xa.data[b]!;
-          xa.data[a] = x0 * cos - x1 * sin;
-          xa.data[b] = x0 * sin + x1 * cos;
-        }
-      }
-    }
+    ops.rope(xa.data, xa.rows, xa.cols, batch, nHeads, headDim, rope);
   }
 
   attention(
     out: Activations, q: Activations, k: Activations, v: Activations,
     cache: KVCache, layer: number, batch: BatchLayout, p: AttentionParams,
   ): void {
-    const c = cache as RefKVCache, o = act(out), qa = act(q), ka = act(k), va = act(v);
-    const { ctxLen } = c.shape;
-    const kvDim = p.nKVHeads * p.headDim;
-    const keys = c.keys[layer]!, values = c.values[layer]!;
-    const nTokens = qa.rows;
-    // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
-    for (let t = 0; t < nTokens; t++) {
-      const pos = batch.positions[t]!;
-      if (pos >= ctxLen) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
-      const dst = (batch.seqs[t]! * ctxLen + pos) * kvDim;
-      keys.set(ka.data.subarray(t * kvDim, (t + 1) * kvDim), dst);
-      values.set(va.data.subarray(t * kvDim, (t + 1) * kvDim), dst);
-    }
-    // 2. Causal attention over the token's own sequence.
-    if (this.scores.length < ctxLen) this.scores = new Float32Array(ctxLen);
-    const scores = this.scores;
-    const group = p.nHeads / p.nKVHeads;
-    const hd = p.headDim;
-    for (let t = 0; t < nTokens; t++) {
-      const pos = batch.positions[t]!;
-      const slotBase = batch.seqs[t]! * ctxLen;
-      const first = p.slidingWindow !== undefined ? Math.max(0, pos - p.slidingWindow + 1) : 0;
-      for (let h = 0; h < p.nHeads; h++) {
-        const qBase = t * qa.cols + h * hd;
-        const kvHead = Math.floor(h / group) * hd;
-        let max = -Infinity;
-        for (let s = first; s <= pos; s++) {
-          const kBase = (slotBase + s) * kvDim + kvHead;
-          let dot = 0;
-          for (let i = 0; i < hd; i++) dot += qa.data[qBase + i]! * keys[kBase + i]!;
-          const score = dot * p.scale;
-          scores[s] = score;
-          if (score > max) max = score;
-        }
-        let sum = 0;
-        for (let s = first; s <= pos; s++) {
-          const e = Math.exp(scores[s]! - max);
-          scores[s] = e;
-          sum += e;
-        }
-        const oBase = t * o.cols + h * hd;
-        o.data.fill(0, oBase, oBase + hd);
-        for (let s = first; s <= pos; s++) {
-          const weight = scores[s]! / sum;
-          const vBase = (slotBase + s) * kvDim + kvHead;
-          for (let i = 0; i < hd; i++) o.data[oBase + i]! += weight * values[vBase + i]!;
-        }
-      }
-    }
+    const c = cache as RefKVCache;
+    if (this.scores.length < c.shape.ctxLen) this.scores = new Float32Array(c.shape.ctxLen);
+    const kv = { keys: c.keys[layer]!, values: c.values[layer]!, ctxLen: c.shape.ctxLen };
+    ops.attention(act(out).data, act(q).data, act(k).data, act(v).data, act(q).rows, kv, batch, p, this.scores);
   }
 
   siluMul(out: Activations, gate: Activations, up: Activations): void {
-    const o = act(out).data, g = act(gate).data, u = act(up).data;
-    for (let i = 0; i < o.length; i++) {
-      const x = g[i]!;
-      o[i] = (x / (1 + Math.exp(-x))) * u[i]!;
-    }
+    ops.siluMul(act(out).data, act(gate).data, act(up).data);
   }
 
   add(out: Activations, a: Activations, b: Activations): void {
-    const o = act(out).data, x = act(a).data, y = act(b).data;
-    for (let i = 0; i < o.length; i++) o[i] = x[i]! + y[i]!;
+    ops.add(act(out).data, act(a).data, act(b).data);
   }
 
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void {
-    const o = act(out), xa = act(x);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      o.data.set(xa.data.subarray(r * xa.cols, (r + 1) * xa.cols), i * xa.cols);
-    }
+    ops.gatherRows(act(out).data, act(x).data, rows, act(x).cols);
   }
 
   copyKV(cache: KVCache, from: number, to: number, count: number): void {
     const c = cache as RefKVCache;
-    const rowLen = c.shape.nKVHeads * c.shape.headDim;
-    const src = from * c.shape.ctxLen * rowLen, dst = to * c.shape.ctxLen * rowLen;
+    const rowLen = c.shape.nKVHeads * c.shape.headDim, slotSize = c.shape.ctxLen * rowLen;
     for (let l = 0; l < c.shape.nLayers; l++) {
-      c.keys[l]!.copyWithin(dst, src, src + count * rowLen);
-      c.values[l]!.copyWithin(dst, src, src + count * rowLen);
+      ops.copySlot(c.keys[l]!, slotSize, rowLen, from, to, count);
+      ops.copySlot(c.values[l]!, slotSize, rowLen, from, to, count);
     }
   }
 

@@ -1,0 +1,215 @@
+// The cpu backend: weights, activations and the KV cache live in one shared WebAssembly memory;
+// matrix products run in the wasm SIMD kernels on a worker pool, reading weights in their stored
+// format (never expanded to f32). The light element-wise ops and attention run in TypeScript on
+// views of the same memory for now.
+//
+// Scope today: F32, F16 and BF16 weight matrices, models up to the 4 GiB one wasm32 memory
+// addresses. Q8_0/Q4_0/K-quant kernels and sharding weights across memories come next.
+import type {
+  Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
+} from '../backend.js';
+import { elementCount, type TensorInfo } from '../../formats/tensor.js';
+import { dequantize } from '../../quant/dequantize.js';
+import type { DType } from '../../quant/dtype.js';
+import * as ops from '../f32-ops.js';
+import { createKernelMemory, permuteForBF16 } from './kernel-module.js';
+import { WorkerPool, type KernelName } from './worker-pool.js';
+
+const PAGE = 65536;
+const MAX_BYTES = 65536 * PAGE;
+/** Matrix dtypes with a matvec kernel, and the kernel. */
+const MATVEC: Partial<Record<DType, KernelName>> = { F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16' };
+
+class CpuWeight implements Weight {
+  constructor(
+    readonly name: string, readonly shape: readonly number[], readonly dtype: DType,
+    /** Byte offset of the stored data in the kernel memory. */
+    readonly offset: number,
+    /** 1-D tensors (norms, biases) as f32, for the TypeScript ops. */
+    readonly f32: Float32Array | undefined,
+  ) {}
+}
+
+class CpuActivations implements Activations {
+  constructor(readonly rows: number, readonly cols: number, readonly offset: number) {}
+}
+
+class CpuKVCache implements KVCache {
+  constructor(
+    readonly shape: KVCacheShape,
+    /** Per layer: byte offsets of keys and values, each [maxSeqs, ctxLen, nKVHeads·headDim] f32. */
+    readonly keys: number[], readonly values: number[],
+  ) {}
+}
+
+const act = (a: Activations) => a as CpuActivations;
+const wt = (w: Weight) => w as CpuWeight;
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  /** Bytes handed out so far (16-byte aligned bump allocation; nothing is freed before dispose). */
+  private used = 0;
+  private scores = new Float32Array(0);
+
+  private constructor(private readonly memory: WebAssembly.Memory, private readonly pool: WorkerPool) {}
+
+  static async create(threads: number): Promise<CpuBackend> {
+    const memory = createKernelMemory(16);
+    return new CpuBackend(memory, await WorkerPool.create(threads, memory));
+  }
+
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  /** Reserves `bytes` in the kernel memory, growing it; returns the byte offset. */
+  private alloc(bytes: number, what: string): number {
+    const offset = Math.ceil(this.used / 16) * 16;
+    const end = offset + bytes;
+    if (end > MAX_BYTES) {
+      throw new RangeError(`cpu backend: ${what} does not fit in the 4 GiB of one wasm memory `
+        + `(${(end / 2 ** 30).toFixed(2)} GiB needed); use --backend reference for now`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.used = end;
+    return offset;
+  }
+
+  /** A Float32Array over [offset, offset + count·4) of the (possibly grown) memory. */
+  private f32(offset: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, offset, count);
+  }
+
+  loadWeight(info: TensorInfo, data: Uint8Array): Weight {
+    const count = elementCount(info.shape);
+    if (info.shape.length === 1) {
+      return new CpuWeight(info.name, info.shape, 'F32', -1, dequantize(info.dtype, data, count));
+    }
+    if (!MATVEC[info.dtype]) {
+      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only F32, F16 and BF16 matrices are `
+        + 'supported yet (use --backend reference)');
+    }
+    if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) {
+      throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
+    }
+    const offset = this.alloc(data.length, info.name);
+    new Uint8Array(this.memory.buffer, offset, data.length).set(data);
+    return new CpuWeight(info.name, info.shape, info.dtype, offset, undefined);
+  }
+
+  createActivations(rows: number, cols: number): Activations {
+    return new CpuActivations(rows, cols, this.alloc(rows * cols * 4, 'activations'));
+  }
+
+  rowsView(a: Activations, rows: number): Activations {
+    const x = act(a);
+    if (rows > x.rows) throw new Error(`rowsView: ${rows} rows asked of a buffer of ${x.rows}`);
+    return new CpuActivations(rows, x.cols, x.offset);
+  }
+
+  createKVCache(shape: KVCacheShape): KVCache {
+    const bytes = shape.maxSeqs * shape.ctxLen * shape.nKVHeads * shape.headDim * 4;
+    const keys: number[] = [], values: number[] = [];
+    for (let l = 0; l < shape.nLayers; l++) {
+      keys.push(this.alloc(bytes, 'the KV cache'));
+      values.push(this.alloc(bytes, 'the KV cache'));
+    }
+    return new CpuKVCache(shape, keys, values);
+  }
+
+  private view(a: Activations): Float32Array {
+    const x = act(a);
+    return this.f32(x.offset, x.rows * x.cols);
+  }
+
+  embed(out: Activations, table: Weight, tokens: Int32Array): void {
+    const t = wt(table), o = this.view(out);
+    const dim = t.shape[1]!;
+    const rowBytes = (t.dtype === 'F32' ? 4 : 2) * dim;
+    for (let i = 0; i < tokens.length; i++) {
+      const bytes = new Uint8Array(this.memory.buffer, t.offset + tokens[i]! * rowBytes, rowBytes);
+      dequantize(t.dtype, bytes, dim, o.subarray(i * dim, (i + 1) * dim));
+    }
+  }
+
+  rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
+    ops.rmsNorm(this.view(out), this.view(x), wt(weight).f32!, act(x).rows, act(x).cols, eps);
+  }
+
+  matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
+    const o = act(out), xa = act(x), wa = wt(w);
+    const [n, k] = wa.shape as [number, number];
+    const kernel = MATVEC[wa.dtype]!;
+    // BF16 kernels read x with even and odd elements split per group of 8.
+    const permuted = wa.dtype === 'BF16' ? this.bf16Scratch(k) : undefined;
+    for (let r = 0; r < xa.rows; r++) {
+      let xOff = xa.offset + r * k * 4;
+      if (permuted) {
+        permuteForBF16(this.f32(xOff, k), this.f32(permuted, k));
+        xOff = permuted;
+      }
+      this.pool.run(kernel, [wa.offset, xOff, o.offset + r * n * 4, k], n);
+    }
+    if (bias) {
+      const ov = this.view(out), b = wt(bias).f32!;
+      for (let r = 0; r < xa.rows; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
+    }
+  }
+
+  /** Scratch for one permuted activation row, grown on demand. */
+  private bf16Offset = -1;
+  private bf16Capacity = 0;
+  private bf16Scratch(k: number): number {
+    if (k > this.bf16Capacity) {
+      this.bf16Offset = this.alloc(k * 4, 'scratch');
+      this.bf16Capacity = k;
+    }
+    return this.bf16Offset;
+  }
+
+  rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
+    ops.rope(this.view(x), act(x).rows, act(x).cols, batch, nHeads, headDim, rope);
+  }
+
+  attention(
+    out: Activations, q: Activations, k: Activations, v: Activations,
+    cache: KVCache, layer: number, batch: BatchLayout, p: AttentionParams,
+  ): void {
+    const c = cache as CpuKVCache;
+    const size = c.shape.maxSeqs * c.shape.ctxLen * c.shape.nKVHeads * c.shape.headDim;
+    if (this.scores.length < c.shape.ctxLen) this.scores = new Float32Array(c.shape.ctxLen);
+    const kv = { keys: this.f32(c.keys[layer]!, size), values: this.f32(c.values[layer]!, size), ctxLen: c.shape.ctxLen };
+    ops.attention(this.view(out), this.view(q), this.view(k), this.view(v), act(q).rows, kv, batch, p, this.scores);
+  }
+
+  siluMul(out: Activations, gate: Activations, up: Activations): void {
+    ops.siluMul(this.view(out), this.view(gate), this.view(up));
+  }
+
+  add(out: Activations, a: Activations, b: Activations): void {
+    ops.add(this.view(out), this.view(a), this.view(b));
+  }
+
+  gatherRows(out: Activations, x: Activations, rows: Int32Array): void {
+    ops.gatherRows(this.view(out), this.view(x), rows, act(x).cols);
+  }
+
+  copyKV(cache: KVCache, from: number, to: number, count: number): void {
+    const c = cache as CpuKVCache;
+    const rowLen = c.shape.nKVHeads * c.shape.headDim, slotSize = c.shape.ctxLen * rowLen;
+    for (let l = 0; l < c.shape.nLayers; l++) {
+      for (const base of [c.keys[l]!, c.values[l]!]) {
+        ops.copySlot(this.f32(base, c.shape.maxSeqs * slotSize), slotSize, rowLen, from, to, count);
+      }
+    }
+  }
+
+  async read(a: Activations): Promise<Float32Array> {
+    return this.view(a).slice();
+  }
+
+  dispose(): void {
+    void this.pool.dispose();
+  }
+}

@@ -1,0 +1,122 @@
+// The element-wise ops and attention as plain loops over row-major f32 arrays. The reference
+// backend is built from them; the cpu backend runs them on views of its wasm memory until these
+// ops get kernels of their own (then it is tested against them through the reference).
+import type { AttentionParams, BatchLayout, RopeParams } from './backend.js';
+
+/** o[r, :] = x[r, :] / rms(x[r, :]) · w, for `rows` rows of `cols`. */
+export function rmsNorm(o: Float32Array, x: Float32Array, w: Float32Array, rows: number, cols: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let ss = 0;
+    for (let i = 0; i < cols; i++) ss += x[base + i]! * x[base + i]!;
+    const inv = 1 / Math.sqrt(ss / cols + eps);
+    for (let i = 0; i < cols; i++) o[base + i] = x[base + i]! * inv * w[i]!;
+  }
+}
+
+/** Rotates each head of x ([rows, cols], heads of headDim from column 0) by its token's position. */
+export function rope(
+  x: Float32Array, rows: number, cols: number, batch: BatchLayout, nHeads: number, headDim: number, p: RopeParams,
+): void {
+  const half = headDim / 2;
+  for (let t = 0; t < rows; t++) {
+    const pos = batch.positions[t]!;
+    for (let h = 0; h < nHeads; h++) {
+      const base = t * cols + h * headDim;
+      for (let i = 0; i < half; i++) {
+        const angle = pos * p.invFreq[i]!;
+        const cos = Math.cos(angle), sin = Math.sin(angle);
+        // The two elements of pair i, in either layout.
+        const a = p.style === 'interleaved' ? base + 2 * i : base + i;
+        const b = p.style === 'interleaved' ? a + 1 : a + half;
+        const x0 = x[a]!, x1 = x[b]!;
+        x[a] = x0 * cos - x1 * sin;
+        x[b] = x0 * sin + x1 * cos;
+      }
+    }
+  }
+}
+
+/** A layer's KV cache: [maxSeqs, ctxLen, nKVHeads·headDim] keys and values. */
+export interface KVLayer {
+  keys: Float32Array;
+  values: Float32Array;
+  ctxLen: number;
+}
+
+/**
+ * Stores each token's k and v ([nTokens, nKVHeads·headDim]) at its (slot, position), then computes
+ * causal attention of q ([nTokens, nHeads·headDim]) over the token's own sequence into o.
+ * @param scores scratch of at least ctxLen floats
+ */
+export function attention(
+  o: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, nTokens: number,
+  cache: KVLayer, batch: BatchLayout, p: AttentionParams, scores: Float32Array,
+): void {
+  const { keys, values, ctxLen } = cache;
+  const hd = p.headDim, kvDim = p.nKVHeads * hd, qCols = p.nHeads * hd;
+  // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
+  for (let t = 0; t < nTokens; t++) {
+    const pos = batch.positions[t]!;
+    if (pos >= ctxLen) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
+    const dst = (batch.seqs[t]! * ctxLen + pos) * kvDim;
+    keys.set(k.subarray(t * kvDim, (t + 1) * kvDim), dst);
+    values.set(v.subarray(t * kvDim, (t + 1) * kvDim), dst);
+  }
+  // 2. Causal attention over the token's own sequence (its last `slidingWindow` positions).
+  const group = p.nHeads / p.nKVHeads;
+  for (let t = 0; t < nTokens; t++) {
+    const pos = batch.positions[t]!;
+    const slotBase = batch.seqs[t]! * ctxLen;
+    const first = p.slidingWindow !== undefined ? Math.max(0, pos - p.slidingWindow + 1) : 0;
+    for (let h = 0; h < p.nHeads; h++) {
+      const qBase = t * qCols + h * hd;
+      const kvHead = Math.floor(h / group) * hd; // grouped-query: heads share a KV head
+      let max = -Infinity;
+      for (let s = first; s <= pos; s++) {
+        const kBase = (slotBase + s) * kvDim + kvHead;
+        let dot = 0;
+        for (let i = 0; i < hd; i++) dot += q[qBase + i]! * keys[kBase + i]!;
+        const score = dot * p.scale;
+        scores[s] = score;
+        if (score > max) max = score;
+      }
+      let sum = 0;
+      for (let s = first; s <= pos; s++) {
+        const e = Math.exp(scores[s]! - max);
+        scores[s] = e;
+        sum += e;
+      }
+      const oBase = t * qCols + h * hd;
+      o.fill(0, oBase, oBase + hd);
+      for (let s = first; s <= pos; s++) {
+        const weight = scores[s]! / sum;
+        const vBase = (slotBase + s) * kvDim + kvHead;
+        for (let i = 0; i < hd; i++) o[oBase + i]! += weight * values[vBase + i]!;
+      }
+    }
+  }
+}
+
+/** o = silu(g) · u, elementwise over the first o.length values. */
+export function siluMul(o: Float32Array, g: Float32Array, u: Float32Array): void {
+  for (let i = 0; i < o.length; i++) {
+    const x = g[i]!;
+    o[i] = (x / (1 + Math.exp(-x))) * u[i]!;
+  }
+}
+
+/** o = a + b, elementwise. */
+export function add(o: Float32Array, a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < o.length; i++) o[i] = a[i]! + b[i]!;
+}
+
+/** o[i, :] = x[rows[i], :] */
+export function gatherRows(o: Float32Array, x: Float32Array, rows: Int32Array, cols: number): void {
+  for (let i = 0; i < rows.length; i++) o.set(x.subarray(rows[i]! * cols, (rows[i]! + 1) * cols), i * cols);
+}
+
+/** Copies `count` positions of slot `from` to slot `to` in one layer's keys or values. */
+export function copySlot(kv: Float32Array, slotSize: number, rowLen: number, from: number, to: number, count: number): void {
+  kv.copyWithin(to * slotSize, from * slotSize, from * slotSize + count * rowLen);
+}
