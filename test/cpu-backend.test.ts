@@ -18,7 +18,9 @@ before(async () => {
   if (skip) return;
   const weights = randomWeights(spec, 21);
   for (const dtype of ['F32', 'F16', 'BF16'] as const) await writeHFModel(path.join(dir, dtype), spec, weights, { dtype });
+  await writeGGUFModel(path.join(dir, 'f32.gguf'), spec, weights, { dtype: 'F32' });
   await writeGGUFModel(path.join(dir, 'q8.gguf'), spec, weights, { dtype: 'Q8_0' });
+  await writeGGUFModel(path.join(dir, 'q4.gguf'), spec, weights, { dtype: 'Q4_0' });
 });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
@@ -62,7 +64,28 @@ test('the cpu backend writes stories260K\'s golden text too', { skip }, async ()
   }
 });
 
+test('Q8_0 weights: the cpu backend stays as close to F32 as llama.cpp\'s 8-bit dot products do', { skip }, async () => {
+  const f32 = await loadModel(path.join(dir, 'f32.gguf'), { contextLength: 64 });
+  const ref = await loadModel(path.join(dir, 'q8.gguf'), { contextLength: 64 });
+  const cpu = await loadModel(path.join(dir, 'q8.gguf'), { contextLength: 64, backend: 'cpu', threads: 2 });
+  try {
+    const ids = f32.tokenize('The quick brown fox jumps over the lazy dog');
+    const exact = await f32.logits(ids);
+    const rel = (l: Float32Array) => {
+      let num = 0, den = 0;
+      for (let i = 0; i < l.length; i++) { num += (l[i]! - exact[i]!) ** 2; den += exact[i]! ** 2; }
+      return Math.sqrt(num / den);
+    };
+    const eRef = rel(await ref.logits(ids)), eCpu = rel(await cpu.logits(ids));
+    // Weights and activations both at 8 bits: a little further from f32 than weights alone.
+    assert.ok(eCpu < 0.03, `cpu Q8_0 relative logit error ${eCpu}`);
+    assert.ok(eCpu < 3 * eRef + 0.005, `cpu ${eCpu} vs reference ${eRef}`);
+  } finally {
+    for (const m of [f32, ref, cpu]) m.dispose();
+  }
+});
+
 test('weights the cpu backend has no kernel for yet are refused by name', { skip }, async () => {
-  await assert.rejects(loadModel(path.join(dir, 'q8.gguf'), { backend: 'cpu', threads: 1 }),
-    /cpu backend: token_embd\.weight is Q8_0; only F32, F16 and BF16 matrices are supported yet/);
+  await assert.rejects(loadModel(path.join(dir, 'q4.gguf'), { backend: 'cpu', threads: 1 }),
+    /cpu backend: token_embd\.weight is Q4_0; only F32, F16, BF16, Q8_0 matrices are supported yet/);
 });

@@ -3,22 +3,24 @@
 // format (never expanded to f32). The light element-wise ops and attention run in TypeScript on
 // views of the same memory for now.
 //
-// Scope today: F32, F16 and BF16 weight matrices, models up to the 4 GiB one wasm32 memory
+// Scope today: F32, F16, BF16 and Q8_0 weight matrices, models up to the 4 GiB one wasm32 memory
 // addresses. Q8_0/Q4_0/K-quant kernels and sharding weights across memories come next.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
-import type { DType } from '../../quant/dtype.js';
+import { byteSize, type DType } from '../../quant/dtype.js';
 import * as ops from '../f32-ops.js';
-import { createKernelMemory, permuteForBF16 } from './kernel-module.js';
+import { createKernelMemory, loadMatvecKernels, permuteForBF16, type MatvecKernels } from './kernel-module.js';
 import { WorkerPool, type KernelName } from './worker-pool.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE;
 /** Matrix dtypes with a matvec kernel, and the kernel. */
-const MATVEC: Partial<Record<DType, KernelName>> = { F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16' };
+const MATVEC: Partial<Record<DType, KernelName>> = {
+  F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16', Q8_0: 'matvecQ8_0',
+};
 
 class CpuWeight implements Weight {
   constructor(
@@ -51,11 +53,15 @@ export class CpuBackend implements Backend {
   private used = 0;
   private scores = new Float32Array(0);
 
-  private constructor(private readonly memory: WebAssembly.Memory, private readonly pool: WorkerPool) {}
+  private constructor(
+    private readonly memory: WebAssembly.Memory, private readonly pool: WorkerPool,
+    /** The kernels instantiated on this thread, for single-threaded steps. */
+    private readonly local: MatvecKernels,
+  ) {}
 
   static async create(threads: number): Promise<CpuBackend> {
     const memory = createKernelMemory(16);
-    return new CpuBackend(memory, await WorkerPool.create(threads, memory));
+    return new CpuBackend(memory, await WorkerPool.create(threads, memory), await loadMatvecKernels(memory));
   }
 
   get threads(): number {
@@ -87,10 +93,10 @@ export class CpuBackend implements Backend {
       return new CpuWeight(info.name, info.shape, 'F32', -1, dequantize(info.dtype, data, count));
     }
     if (!MATVEC[info.dtype]) {
-      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only F32, F16 and BF16 matrices are `
-        + 'supported yet (use --backend reference)');
+      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(MATVEC).join(', ')} `
+        + 'matrices are supported yet (use --backend reference)');
     }
-    if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) {
+    if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
       throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
     }
     const offset = this.alloc(data.length, info.name);
@@ -126,7 +132,7 @@ export class CpuBackend implements Backend {
   embed(out: Activations, table: Weight, tokens: Int32Array): void {
     const t = wt(table), o = this.view(out);
     const dim = t.shape[1]!;
-    const rowBytes = (t.dtype === 'F32' ? 4 : 2) * dim;
+    const rowBytes = byteSize(t.dtype, dim);
     for (let i = 0; i < tokens.length; i++) {
       const bytes = new Uint8Array(this.memory.buffer, t.offset + tokens[i]! * rowBytes, rowBytes);
       dequantize(t.dtype, bytes, dim, o.subarray(i * dim, (i + 1) * dim));
@@ -141,15 +147,20 @@ export class CpuBackend implements Backend {
     const o = act(out), xa = act(x), wa = wt(w);
     const [n, k] = wa.shape as [number, number];
     const kernel = MATVEC[wa.dtype]!;
-    // BF16 kernels read x with even and odd elements split per group of 8.
-    const permuted = wa.dtype === 'BF16' ? this.bf16Scratch(k) : undefined;
+    const scratch = this.scratchFor(k);
     for (let r = 0; r < xa.rows; r++) {
-      let xOff = xa.offset + r * k * 4;
-      if (permuted) {
-        permuteForBF16(this.f32(xOff, k), this.f32(permuted, k));
-        xOff = permuted;
+      const xOff = xa.offset + r * k * 4, outOff = o.offset + r * n * 4;
+      if (wa.dtype === 'BF16') {
+        // BF16 kernels read x with even and odd elements split per group of 8.
+        permuteForBF16(this.f32(xOff, k), this.f32(scratch.x, k));
+        this.pool.run(kernel, [wa.offset, scratch.x, outOff, k], n);
+      } else if (wa.dtype === 'Q8_0') {
+        // Q8_0 dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does.
+        this.local.quantizeRowQ8(xOff, scratch.xq, scratch.xd, k);
+        this.pool.run(kernel, [wa.offset, scratch.xq, scratch.xd, outOff, k], n);
+      } else {
+        this.pool.run(kernel, [wa.offset, xOff, outOff, k], n);
       }
-      this.pool.run(kernel, [wa.offset, xOff, o.offset + r * n * 4, k], n);
     }
     if (bias) {
       const ov = this.view(out), b = wt(bias).f32!;
@@ -157,15 +168,15 @@ export class CpuBackend implements Backend {
     }
   }
 
-  /** Scratch for one permuted activation row, grown on demand. */
-  private bf16Offset = -1;
-  private bf16Capacity = 0;
-  private bf16Scratch(k: number): number {
-    if (k > this.bf16Capacity) {
-      this.bf16Offset = this.alloc(k * 4, 'scratch');
-      this.bf16Capacity = k;
+  /** Scratch for one prepared activation row (permuted f32, or int8 + block scales), grown on demand. */
+  private scratch = { capacity: 0, x: 0, xq: 0, xd: 0 };
+  private scratchFor(k: number): { x: number; xq: number; xd: number } {
+    if (k > this.scratch.capacity) {
+      this.scratch = {
+        capacity: k, x: this.alloc(k * 4, 'scratch'), xq: this.alloc(k, 'scratch'), xd: this.alloc(k / 8, 'scratch'),
+      };
     }
-    return this.bf16Offset;
+    return this.scratch;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {

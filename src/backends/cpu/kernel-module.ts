@@ -12,6 +12,10 @@ export interface MatvecKernels {
   matvecF16(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a bf16 matrix (k a multiple of 8); x must be laid out by permuteForBF16. */
   matvecBF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
+  /** Quantizes x [k] to int8 blocks of 32 (xq [k] int8, xd [k/32] f32 scales) for matvecQ8_0. */
+  quantizeRowQ8(x: number, xq: number, xd: number, k: number): void;
+  /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8. */
+  matvecQ8_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
 }
 
 const WASM_URL = new URL('../../../../build/matvec.wasm', import.meta.url);

@@ -23,7 +23,7 @@ for (;;) {
   if (seen === -1) break;
   try {
     const name = KERNELS[control[CTL.kernel]!]!;
-    const args = Array.from(control.subarray(CTL.args, CTL.args + CTL.nArgs));
+    const args = Array.from(control.subarray(CTL.args, CTL.args + control[CTL.nArgs]!));
     (kernels[name] as (...a: number[]) => void)(...args, control[CTL.r0]!, control[CTL.r1]!);
   } catch {
     control[CTL.failed] = 1;

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
-export const KERNELS = ['matvecF32', 'matvecF16', 'matvecBF16'] as const satisfies readonly (keyof MatvecKernels)[];
+export const KERNELS = ['matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0'] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 
 /** Int32 slots of one worker's control block. */
@@ -20,15 +20,17 @@ export const CTL = {
   /** Sequence number of the last job the worker finished. */
   done: 1,
   kernel: 2,
-  /** Kernel arguments (byte offsets and sizes), then the row range. */
-  args: 3,
-  nArgs: 4,
-  r0: 7,
-  r1: 8,
+  /** How many kernel arguments the job has (at most maxArgs). */
+  nArgs: 3,
+  /** Kernel arguments (byte offsets and sizes); the row range follows them in the call. */
+  args: 4,
+  maxArgs: 6,
+  r0: 10,
+  r1: 11,
   /** 1 while the worker sleeps in Atomics.wait (so the caller knows a notify is needed). */
-  sleeping: 9,
+  sleeping: 12,
   /** Non-zero if the worker's kernel threw. */
-  failed: 10,
+  failed: 13,
   size: 16,
 } as const;
 
@@ -80,8 +82,9 @@ export class WorkerPool {
    * Runs `kernel(args…, r0, r1)` over rows [0, rows), split evenly (in multiples of 4 rows, the
    * kernels' pass width) across the threads; blocks until all are done.
    */
-  run(kernel: KernelName, args: readonly [number, number, number, number], rows: number): void {
+  run(kernel: KernelName, args: readonly number[], rows: number): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
+    if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
     const id = KERNELS.indexOf(kernel);
     const shares = this.threads;
     const per = Math.ceil(rows / shares / 4) * 4;
@@ -90,7 +93,8 @@ export class WorkerPool {
       const c = this.controls[w]!;
       const r0 = Math.min(rows, (w + 1) * per), r1 = Math.min(rows, (w + 2) * per);
       c[CTL.kernel] = id;
-      for (let i = 0; i < CTL.nArgs; i++) c[CTL.args + i] = args[i]!;
+      c[CTL.nArgs] = args.length;
+      for (let i = 0; i < args.length; i++) c[CTL.args + i] = args[i]!;
       c[CTL.r0] = r0;
       c[CTL.r1] = r1;
       Atomics.store(c, CTL.seq, seq);

@@ -101,3 +101,54 @@ export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
     store<f32>(out + (<usize>r << 2), hsum(f32x4.add(s0, s1)));
   }
 }
+
+/** One f16 value (low 16 bits of h) as f32, exactly (see f16x4ToF32). */
+@inline function f16ToF32(h: u32): f32 {
+  const em = (h & 0x7fff) << 13;
+  let f = reinterpret<f32>(em) * <f32>5.192296858534828e33; // 2^112
+  if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(em | 0x7f800000);
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+/**
+ * Quantizes x [k] (k a multiple of 32) to int8 blocks of 32 for the Q8_0 dot product, as
+ * llama.cpp does with the activations: per block, d = max|x| / 127 (f32 here), q = round(x / d).
+ * xq: [k] int8; xd: [k / 32] f32.
+ */
+export function quantizeRowQ8(x: usize, xq: usize, xd: usize, k: i32): void {
+  for (let b = 0; b < k; b += 32) {
+    let amax: f32 = 0;
+    for (let i = 0; i < 32; i++) amax = max(amax, abs(load<f32>(x + (<usize>(b + i) << 2))));
+    const d: f32 = amax / 127;
+    const id: f32 = d != 0 ? 1 / d : 0;
+    store<f32>(xd + (<usize>(b >> 5) << 2), d);
+    for (let i = 0; i < 32; i++) store<i8>(xq + <usize>(b + i), <i8>nearest(load<f32>(x + (<usize>(b + i) << 2)) * id));
+  }
+}
+
+/**
+ * out[r] = Σ_blocks dw · dx · Σ wq · xq for rows [r0, r1) of a Q8_0 matrix [n, k] (blocks of 34
+ * bytes: f16 scale + 32 int8), with x quantized by quantizeRowQ8. The integer products run on
+ * i32x4.dot_i16x8_s; each block's sum is scaled once, in f32.
+ */
+export function matvecQ8_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const rowBytes = <usize>nb * 34;
+  for (let r = r0; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let acc = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const blk = a + <usize>b * 34;
+      const xb = xq + (<usize>b << 5);
+      const w0 = v128.load(blk, 2), w1 = v128.load(blk, 18);
+      const x0 = v128.load(xb), x1 = v128.load(xb, 16);
+      let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), i16x8.extend_low_i8x16_s(x0));
+      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), i16x8.extend_high_i8x16_s(x0)));
+      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), i16x8.extend_low_i8x16_s(x1)));
+      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), i16x8.extend_high_i8x16_s(x1)));
+      const d = f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(acc));
+  }
+}
