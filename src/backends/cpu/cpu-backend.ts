@@ -4,7 +4,8 @@
 // views of the same memory for now.
 //
 // Scope today: F32, F16, BF16 and Q8_0 weight matrices, models up to the 4 GiB one wasm32 memory
-// addresses. Q8_0/Q4_0/K-quant kernels and sharding weights across memories come next.
+// addresses. Q4_0 and K-quant kernels, matrix-matrix kernels for prefill, and sharding weights
+// across memories come next.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
 } from '../backend.js';
