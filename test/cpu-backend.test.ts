@@ -64,10 +64,11 @@ test('the cpu backend writes stories260K\'s golden text too', { skip }, async ()
   }
 });
 
-test('Q8_0 weights: the cpu backend stays as close to F32 as llama.cpp\'s 8-bit dot products do', { skip }, async () => {
+for (const [dtype, file, bound] of [['Q8_0', 'q8.gguf', 0.03], ['Q4_0', 'q4.gguf', 0.25]] as const) {
+test(`${dtype} weights: the cpu backend stays as close to F32 as llama.cpp's 8-bit dot products do`, { skip }, async () => {
   const f32 = await loadModel(path.join(dir, 'f32.gguf'), { contextLength: 64 });
-  const ref = await loadModel(path.join(dir, 'q8.gguf'), { contextLength: 64 });
-  const cpu = await loadModel(path.join(dir, 'q8.gguf'), { contextLength: 64, backend: 'cpu', threads: 2 });
+  const ref = await loadModel(path.join(dir, file), { contextLength: 64 });
+  const cpu = await loadModel(path.join(dir, file), { contextLength: 64, backend: 'cpu', threads: 2 });
   try {
     const ids = f32.tokenize('The quick brown fox jumps over the lazy dog');
     const exact = await f32.logits(ids);
@@ -77,15 +78,18 @@ test('Q8_0 weights: the cpu backend stays as close to F32 as llama.cpp\'s 8-bit 
       return Math.sqrt(num / den);
     };
     const eRef = rel(await ref.logits(ids)), eCpu = rel(await cpu.logits(ids));
-    // Weights and activations both at 8 bits: a little further from f32 than weights alone.
-    assert.ok(eCpu < 0.03, `cpu Q8_0 relative logit error ${eCpu}`);
+    // x at 8 bits too: a little further from f32 than the weights' own rounding alone.
+    assert.ok(eCpu < bound, `cpu ${dtype} relative logit error ${eCpu}`);
     assert.ok(eCpu < 3 * eRef + 0.005, `cpu ${eCpu} vs reference ${eRef}`);
   } finally {
     for (const m of [f32, ref, cpu]) m.dispose();
   }
 });
+}
 
-test('weights the cpu backend has no kernel for yet are refused by name', { skip }, async () => {
-  await assert.rejects(loadModel(path.join(dir, 'q4.gguf'), { backend: 'cpu', threads: 1 }),
-    /cpu backend: token_embd\.weight is Q4_0; only F32, F16, BF16, Q8_0 matrices are supported yet/);
+test('matrices whose rows do not fit the kernels are refused by name', { skip }, async () => {
+  const odd = randomSpec({ arch: 'llama', dim: 12, nLayers: 1, nHeads: 2, nKVHeads: 2, ffnDim: 24, tied: true });
+  await writeHFModel(path.join(dir, 'odd'), odd, randomWeights(odd, 1), { dtype: 'F16' });
+  await assert.rejects(loadModel(path.join(dir, 'odd'), { backend: 'cpu', threads: 1 }),
+    /cpu backend: token_embd\.weight has rows of 12, not a multiple of 8 \(F16 kernels\)/);
 });

@@ -88,22 +88,23 @@ test('matvecF16 equals the reference matmul, including subnormal, infinite and N
   assert.ok(Number.isNaN(out[1]));
 });
 
-test('matvecQ8_0 computes the block-scaled integer dot of Q8_0 weights and 8-bit-quantized x', async () => {
+for (const dtype of ['Q8_0', 'Q4_0'] as const) {
+test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights and 8-bit-quantized x`, async () => {
   const memory = createKernelMemory(16);
   const kernels = await loadMatvecKernels(memory);
   for (const [n, k] of [[1, 32], [5, 96], [19, 256]] as const) {
-    const wBytes = quantize('Q8_0', random(n * k)), x = random(k);
+    const wBytes = quantize(dtype, random(n * k)), x = random(k);
     const heap = new Uint8Array(memory.buffer);
     const wOff = 0, xOff = Math.ceil(wBytes.length / 16) * 16 + 64, xqOff = xOff + k * 4, xdOff = xqOff + k + 64, outOff = xdOff + k;
     heap.set(wBytes, wOff);
     heap.set(new Uint8Array(x.buffer), xOff);
     kernels.quantizeRowQ8(xOff, xqOff, xdOff, k);
-    kernels.matvecQ8_0(wOff, xqOff, xdOff, outOff, k, 0, n);
+    kernels[`matvec${dtype}`](wOff, xqOff, xdOff, outOff, k, 0, n);
     const xq = new Int8Array(memory.buffer, xqOff, k), xd = new Float32Array(memory.buffer, xdOff, k / 32);
     // The activation quantization itself: |x - d·q| ≤ d/2 per element.
     for (let i = 0; i < k; i++) assert.ok(Math.abs(x[i]! - xd[i >> 5]! * xq[i]!) <= xd[i >> 5]! / 2 + 1e-7);
     // The dot: exact integer sums per block, scaled by both block scales.
-    const w = dequantize('Q8_0', wBytes, n * k);
+    const w = dequantize(dtype, wBytes, n * k);
     const expected = new Float32Array(n);
     for (let r = 0; r < n; r++) {
       let sum = 0;
@@ -113,3 +114,4 @@ test('matvecQ8_0 computes the block-scaled integer dot of Q8_0 weights and 8-bit
     assertClose(new Float32Array(memory.buffer, outOff, n).slice(), expected, 1e-5);
   }
 });
+}

@@ -15,7 +15,7 @@ import { StopMatcher } from './stop-strings.js';
 export type BackendName = 'reference' | 'cpu';
 
 export interface LoadModelOptions extends OpenModelOptions {
-  /** Default "reference". "cpu": wasm SIMD kernels on worker threads (F32, F16, BF16, Q8_0 weights so far). */
+  /** Default "reference". "cpu": wasm SIMD kernels on worker threads (F32, F16, BF16, Q8_0, Q4_0 weights so far). */
   backend?: BackendName;
   /** Threads of the cpu backend. Default: available cores. */
   threads?: number;

@@ -3,8 +3,8 @@
 // format (never expanded to f32). The light element-wise ops and attention run in TypeScript on
 // views of the same memory for now.
 //
-// Scope today: F32, F16, BF16 and Q8_0 weight matrices, models up to the 4 GiB one wasm32 memory
-// addresses. Q4_0 and K-quant kernels, matrix-matrix kernels for prefill, and sharding weights
+// Scope today: F32, F16, BF16, Q8_0 and Q4_0 weight matrices, models up to the 4 GiB one wasm32 memory
+// addresses. K-quant kernels, matrix-matrix kernels for prefill, and sharding weights
 // across memories come next.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
@@ -20,7 +20,7 @@ const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE;
 /** Matrix dtypes with a matvec kernel, and the kernel. */
 const MATVEC: Partial<Record<DType, KernelName>> = {
-  F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16', Q8_0: 'matvecQ8_0',
+  F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16', Q8_0: 'matvecQ8_0', Q4_0: 'matvecQ4_0',
 };
 
 class CpuWeight implements Weight {
@@ -155,7 +155,7 @@ export class CpuBackend implements Backend {
         // BF16 kernels read x with even and odd elements split per group of 8.
         permuteForBF16(this.f32(xOff, k), this.f32(scratch.x, k));
         this.pool.run(kernel, [wa.offset, scratch.x, outOff, k], n);
-      } else if (wa.dtype === 'Q8_0') {
+      } else if (wa.dtype === 'Q8_0' || wa.dtype === 'Q4_0') {
         // Q8_0 dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does.
         this.local.quantizeRowQ8(xOff, scratch.xq, scratch.xd, k);
         this.pool.run(kernel, [wa.offset, scratch.xq, scratch.xd, outOff, k], n);

@@ -16,6 +16,8 @@ export interface MatvecKernels {
   quantizeRowQ8(x: number, xq: number, xd: number, k: number): void;
   /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8. */
   matvecQ8_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same for a Q4_0 matrix. */
+  matvecQ4_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
 }
 
 const WASM_URL = new URL('../../../../build/matvec.wasm', import.meta.url);

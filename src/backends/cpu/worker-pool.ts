@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
-export const KERNELS = ['matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0'] as const satisfies readonly (keyof MatvecKernels)[];
+export const KERNELS = ['matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0', 'matvecQ4_0'] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 
 /** Int32 slots of one worker's control block. */

@@ -110,6 +110,14 @@ export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
 
+/** Σ of the elementwise products of two i8x16 vectors, as i32x4 partial sums. */
+@inline function dotI8x16(a: v128, b: v128): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
+  );
+}
+
 /**
  * Quantizes x [k] (k a multiple of 32) to int8 blocks of 32 for the Q8_0 dot product, as
  * llama.cpp does with the activations: per block, d = max|x| / 127 (f32 here), q = round(x / d).
@@ -140,12 +148,32 @@ export function matvecQ8_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r
     for (let b = 0; b < nb; b++) {
       const blk = a + <usize>b * 34;
       const xb = xq + (<usize>b << 5);
-      const w0 = v128.load(blk, 2), w1 = v128.load(blk, 18);
-      const x0 = v128.load(xb), x1 = v128.load(xb, 16);
-      let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), i16x8.extend_low_i8x16_s(x0));
-      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), i16x8.extend_high_i8x16_s(x0)));
-      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), i16x8.extend_low_i8x16_s(x1)));
-      s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), i16x8.extend_high_i8x16_s(x1)));
+      const s = i32x4.add(dotI8x16(v128.load(blk, 2), v128.load(xb)), dotI8x16(v128.load(blk, 18), v128.load(xb, 16)));
+      const d = f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(acc));
+  }
+}
+
+/**
+ * Same as matvecQ8_0 for a Q4_0 matrix (blocks of 18 bytes: f16 scale + 16 bytes; element j in
+ * the low nibble of byte j, element j + 16 in the high nibble; value = nibble - 8).
+ */
+export function matvecQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const rowBytes = <usize>nb * 18;
+  const low = i8x16.splat(0x0f), eight = i8x16.splat(8);
+  for (let r = r0; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let acc = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const blk = a + <usize>b * 18;
+      const xb = xq + (<usize>b << 5);
+      const packed = v128.load(blk, 2);
+      const lo = i8x16.sub(v128.and(packed, low), eight);
+      const hi = i8x16.sub(i8x16.shr_u(packed, 4), eight);
+      const s = i32x4.add(dotI8x16(lo, v128.load(xb)), dotI8x16(hi, v128.load(xb, 16)));
       const d = f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
     }
