@@ -18,9 +18,9 @@ import { WorkerPool, type KernelName } from './worker-pool.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE;
-/** Matrix dtypes with a matvec kernel, and the kernel. */
-const MATVEC: Partial<Record<DType, KernelName>> = {
-  F32: 'matvecF32', F16: 'matvecF16', BF16: 'matvecBF16', Q8_0: 'matvecQ8_0', Q4_0: 'matvecQ4_0',
+/** Matrix dtypes with kernels, and the kernel (one call covers every token of a batch). */
+const MATMUL: Partial<Record<DType, KernelName>> = {
+  F32: 'matmulF32', F16: 'matmulF16', BF16: 'matmulBF16', Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0',
 };
 
 class CpuWeight implements Weight {
@@ -93,8 +93,8 @@ export class CpuBackend implements Backend {
     if (info.shape.length === 1) {
       return new CpuWeight(info.name, info.shape, 'F32', -1, dequantize(info.dtype, data, count));
     }
-    if (!MATVEC[info.dtype]) {
-      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(MATVEC).join(', ')} `
+    if (!MATMUL[info.dtype]) {
+      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(MATMUL).join(', ')} `
         + 'matrices are supported yet (use --backend reference)');
     }
     if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
@@ -147,34 +147,34 @@ export class CpuBackend implements Backend {
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
     const o = act(out), xa = act(x), wa = wt(w);
     const [n, k] = wa.shape as [number, number];
-    const kernel = MATVEC[wa.dtype]!;
-    const scratch = this.scratchFor(k);
-    for (let r = 0; r < xa.rows; r++) {
-      const xOff = xa.offset + r * k * 4, outOff = o.offset + r * n * 4;
-      if (wa.dtype === 'BF16') {
-        // BF16 kernels read x with even and odd elements split per group of 8.
-        permuteForBF16(this.f32(xOff, k), this.f32(scratch.x, k));
-        this.pool.run(kernel, [wa.offset, scratch.x, outOff, k], n);
-      } else if (wa.dtype === 'Q8_0' || wa.dtype === 'Q4_0') {
-        // Q8_0 dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does.
-        this.local.quantizeRowQ8(xOff, scratch.xq, scratch.xd, k);
-        this.pool.run(kernel, [wa.offset, scratch.xq, scratch.xd, outOff, k], n);
-      } else {
-        this.pool.run(kernel, [wa.offset, xOff, outOff, k], n);
-      }
+    const kernel = MATMUL[wa.dtype]!;
+    const t = xa.rows;
+    if (wa.dtype === 'BF16') {
+      // BF16 kernels read x with even and odd elements split per group of 8.
+      const s = this.scratchFor(t * k);
+      for (let r = 0; r < t; r++) permuteForBF16(this.f32(xa.offset + r * k * 4, k), this.f32(s.x + r * k * 4, k));
+      this.pool.run(kernel, [wa.offset, s.x, o.offset, k, n, t], n);
+    } else if (wa.dtype === 'Q8_0' || wa.dtype === 'Q4_0') {
+      // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does.
+      const s = this.scratchFor(t * k);
+      for (let r = 0; r < t; r++) this.local.quantizeRowQ8(xa.offset + r * k * 4, s.xq + r * k, s.xd + r * (k / 8), k);
+      this.pool.run(kernel, [wa.offset, s.xq, s.xd, o.offset, k, n, t], n);
+    } else {
+      this.pool.run(kernel, [wa.offset, xa.offset, o.offset, k, n, t], n);
     }
     if (bias) {
       const ov = this.view(out), b = wt(bias).f32!;
-      for (let r = 0; r < xa.rows; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
+      for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
     }
   }
 
-  /** Scratch for one prepared activation row (permuted f32, or int8 + block scales), grown on demand. */
+  /** Scratch for prepared activations (permuted f32, or int8 + block scales), grown on demand. */
   private scratch = { capacity: 0, x: 0, xq: 0, xd: 0 };
-  private scratchFor(k: number): { x: number; xq: number; xd: number } {
-    if (k > this.scratch.capacity) {
+  private scratchFor(elements: number): { x: number; xq: number; xd: number } {
+    if (elements > this.scratch.capacity) {
       this.scratch = {
-        capacity: k, x: this.alloc(k * 4, 'scratch'), xq: this.alloc(k, 'scratch'), xd: this.alloc(k / 8, 'scratch'),
+        capacity: elements, x: this.alloc(elements * 4, 'scratch'), xq: this.alloc(elements, 'scratch'),
+        xd: this.alloc(elements / 8, 'scratch'),
       };
     }
     return this.scratch;

@@ -18,6 +18,12 @@ export interface MatvecKernels {
   matvecQ8_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a Q4_0 matrix. */
   matvecQ4_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  // Several tokens: x [nTok, k] (or xq [nTok, k], xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
+  matmulF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulF16(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ8_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ4_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
 }
 
 const WASM_URL = new URL('../../../../build/matvec.wasm', import.meta.url);

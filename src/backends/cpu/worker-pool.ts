@@ -10,7 +10,10 @@ import { Worker } from 'node:worker_threads';
 import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
-export const KERNELS = ['matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0', 'matvecQ4_0'] as const satisfies readonly (keyof MatvecKernels)[];
+export const KERNELS = [
+  'matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0', 'matvecQ4_0',
+  'matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0',
+] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 
 /** Int32 slots of one worker's control block. */
@@ -24,13 +27,13 @@ export const CTL = {
   nArgs: 3,
   /** Kernel arguments (byte offsets and sizes); the row range follows them in the call. */
   args: 4,
-  maxArgs: 6,
-  r0: 10,
-  r1: 11,
+  maxArgs: 8,
+  r0: 12,
+  r1: 13,
   /** 1 while the worker sleeps in Atomics.wait (so the caller knows a notify is needed). */
-  sleeping: 12,
+  sleeping: 14,
   /** Non-zero if the worker's kernel threw. */
-  failed: 13,
+  failed: 15,
   size: 16,
 } as const;
 

@@ -180,3 +180,58 @@ export function matvecQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r
     store<f32>(out + (<usize>r << 2), hsum(acc));
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Several tokens at once (prefill, batched decode): rows are taken in tiles small enough to stay
+// in cache (~64 KiB of weights), and every token runs over a tile before the next tile is read, so
+// a weight row is fetched from memory once per call instead of once per token.
+// x and out are [nTok, k] and [nTok, n] (for quantized x: xq [nTok, k] int8, xd [nTok, k/32]).
+
+@inline function tileRows(rowBytes: usize): i32 {
+  const rows = <i32>(65536 / rowBytes);
+  return rows < 4 ? 4 : rows & ~3;
+}
+
+export function matmulF32(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>k << 2);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) matvecF32(w, x + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
+  }
+}
+
+export function matmulF16(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>k << 1);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) matvecF16(w, x + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
+  }
+}
+
+export function matmulBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>k << 1);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) matvecBF16(w, xp + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
+  }
+}
+
+export function matmulQ8_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>(k >> 5) * 34);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) {
+      matvecQ8_0(w, xq + <usize>t * k, xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
+    }
+  }
+}
+
+export function matmulQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>(k >> 5) * 18);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) {
+      matvecQ4_0(w, xq + <usize>t * k, xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
+    }
+  }
+}
