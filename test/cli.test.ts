@@ -83,3 +83,20 @@ test('chat applies the model\'s template; minerva chat answers each line on stdi
   assert.equal(code, 0);
   assert.equal((out.match(/> /g) ?? []).length, 3, 'a prompt for each of the three lines');
 });
+
+test('minerva bench measures Minerva and llama.cpp on the same GGUF and writes JSON and CSV', { skip }, async () => {
+  const json = path.join(dir, 'bench.json'), csv = path.join(dir, 'bench.csv');
+  const { stdout } = await cli(['bench', path.join(dir, 'm.gguf'), '--vs', 'llamacpp', '--threads', '1',
+    '-p', '8', '-n', '4', '-r', '2', '--json', json, '--csv', csv]);
+  assert.match(stdout, /minerva-cpu/);
+  assert.match(stdout, /llama\.cpp/);
+  assert.match(stdout, /Minerva \/ llama\.cpp: prompt [\d.]+×, decode [\d.]+×/);
+  const report = JSON.parse(await readFile(json, 'utf8'));
+  assert.deepEqual(report.results.map((r: { engine: string }) => r.engine), ['minerva-cpu', 'llama.cpp']);
+  for (const r of report.results) {
+    assert.equal(r.runs.length, 2);
+    for (const run of r.runs) assert.ok(run.promptTps > 0 && run.decodeTps > 0, JSON.stringify(run));
+  }
+  assert.ok(report.ratios.decodeTps > 0);
+  assert.equal((await readFile(csv, 'utf8')).trim().split('\n').length, 1 + 4);
+});

@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
 import { chatCommand } from './chat.js';
 import { infoCommand } from './info.js';
+import { benchCommand } from './bench.js';
 import { collect, floatArg, intArg } from './args.js';
 
 const program = new Command('minerva')
@@ -54,6 +55,20 @@ program.command('info')
   .option('--tokenizer <path>', 'tokenizer to use where the model has none')
   .option('--json', 'print JSON')
   .action(infoCommand);
+
+program.command('bench')
+  .description('measure prompt and decode speed; --vs llamacpp runs llama.cpp on the same GGUF in the same run')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint (.gguf for --vs llamacpp)')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(['reference', 'cpu']).default('cpu'))
+  .option('--threads <n>', 'threads (both engines; default: all cores)', intArg(1, 256))
+  .option('-p, --prompt-tokens <n>', 'prompt length in tokens', intArg(1, 1 << 16), 128)
+  .option('-n, --gen-tokens <n>', 'greedy tokens to generate', intArg(2, 1 << 16), 64)
+  .option('-r, --repeat <n>', 'runs per engine', intArg(1, 1000), 3)
+  .option('--vs <engine>', 'also run this engine and print ratios (llamacpp)')
+  .option('--tokenizer <path>', 'tokenizer where the model has none')
+  .option('--json <file>', 'write results as JSON')
+  .option('--csv <file>', 'write per-run results as CSV')
+  .action(benchCommand);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`minerva: ${e instanceof Error ? e.message : String(e)}\n`);
