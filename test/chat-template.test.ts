@@ -1,14 +1,13 @@
 // Chat templates rendered with @huggingface/jinja against llama.cpp's test-chat-template cases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ChatTemplateError, renderChatTemplate, type ChatMessage } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const fixtures = FIXTURES;
+const skip = fixturesSkip;
 
 interface TemplateCase {
   name: string;

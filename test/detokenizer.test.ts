@@ -2,14 +2,13 @@
 // (Llama-2, byte fallback) and a byte-level BPE vocab (GPT-2 layout).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { IncrementalDecoder, TokenType, loadLlama2cTokenizer, tokenizerFromGGUF } from '../src/tokenizer/index.js';
 import type { DecodeOptions, Tokenizer } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const fixtures = FIXTURES;
+const skip = fixturesSkip;
 let llama2Loaded: Promise<Tokenizer> | undefined;
 /** The Llama-2 vocabulary, loaded once for the whole file. */
 const llama2 = () => (llama2Loaded ??= loadLlama2cTokenizer(path.join(fixtures, 'llama2c/tokenizer.bin')));

@@ -11,6 +11,7 @@ import { ReferenceBackend } from '../src/backends/reference/reference-backend.js
 import { LlamaGraph } from '../src/model/arch/llama.js';
 import { openModel, loadWeights } from '../src/model/load.js';
 import { LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
+import { collect } from './helpers/generation.js';
 
 const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${LLAMA2_HF_TOKENIZER}`;
 let dir: string;
@@ -26,13 +27,6 @@ before(async () => {
 });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-async function collect(chunks: AsyncIterable<GenerationChunk>) {
-  let text = '';
-  const tokens: number[] = [];
-  let last: GenerationChunk | undefined;
-  for await (const c of chunks) { text += c.text; tokens.push(...c.tokens); last = c; }
-  return { text, tokens, last: last! };
-}
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;

@@ -5,20 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadModel, type GenerationChunk } from '../src/index.js';
+import { loadModel } from '../src/index.js';
 import { FIXTURES } from './helpers/random-model.js';
+import { collect } from './helpers/generation.js';
 
 const MODEL = path.join(FIXTURES, 'llama2c/stories260K.bin');
 const TOKENIZER = path.join(FIXTURES, 'llama2c/tok512.bin');
 const skip = existsSync(MODEL) ? false : `fixtures not found at ${FIXTURES}`;
 
-async function collect(chunks: AsyncIterable<GenerationChunk>) {
-  let text = '';
-  const tokens: number[] = [];
-  let last: GenerationChunk | undefined;
-  for await (const c of chunks) { text += c.text; tokens.push(...c.tokens); last = c; }
-  return { text, tokens, last: last! };
-}
 
 test('stories260K greedy output equals llama2.c run.c token for token', { skip }, async () => {
   const model = await loadModel(MODEL, { tokenizer: TOKENIZER });

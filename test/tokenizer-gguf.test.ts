@@ -1,72 +1,18 @@
 // Tokenizers from GGUF vocabulary metadata: SentencePiece ("llama") and byte-level BPE ("gpt2").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FormatError } from '../src/formats/tensor.js';
 import { IncrementalDecoder, TokenType, deriveSpmMerges, tokenizerFromGGUF } from '../src/tokenizer/index.js';
 import type { Tokenizer } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip, readVocabTests, readGGUFMetadata } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const fixtures = FIXTURES;
+const skip = fixturesSkip;
 const spmGGUF = path.join(fixtures, 'llama.cpp-vocab-tests/ggml-vocab-llama-spm.gguf');
 
-async function readVocabTests(name: string): Promise<{ text: string; ids: number[] }[]> {
-  const dir = path.join(fixtures, 'llama.cpp-vocab-tests');
-  const texts = (await readFile(path.join(dir, `${name}.inp`), 'utf8')).split('\n__ggml_vocab_test__\n');
-  texts.pop(); // the file ends with the separator
-  const lines = (await readFile(path.join(dir, `${name}.out`), 'utf8')).split('\n');
-  return texts.map((text, i) => ({ text, ids: lines[i].trim() === '' ? [] : lines[i].trim().split(/\s+/).map(Number) }));
-}
 
-/**
- * Just enough of a GGUF v2/v3 metadata reader for these tests (the format's own reader lives in
- * src/formats/): key → value, string arrays as string[], numeric arrays as number[].
- */
-async function readGGUFMetadata(file: string): Promise<Map<string, unknown>> {
-  const bytes = await readFile(file);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 0;
-  const u32 = () => { at += 4; return view.getUint32(at - 4, true); };
-  const u64 = () => { at += 8; return Number(view.getBigUint64(at - 8, true)); };
-  const str = () => { const n = u64(); at += n; return bytes.toString('utf8', at - n, at); };
-  const scalar = (type: number): unknown => {
-    switch (type) {
-      case 0: return view.getUint8(at++);
-      case 1: return view.getInt8(at++);
-      case 2: at += 2; return view.getUint16(at - 2, true);
-      case 3: at += 2; return view.getInt16(at - 2, true);
-      case 4: return u32();
-      case 5: at += 4; return view.getInt32(at - 4, true);
-      case 6: at += 4; return view.getFloat32(at - 4, true);
-      case 7: return view.getUint8(at++) !== 0;
-      case 8: return str();
-      case 10: at += 8; return view.getBigUint64(at - 8, true);
-      case 11: at += 8; return view.getBigInt64(at - 8, true);
-      case 12: at += 8; return view.getFloat64(at - 8, true);
-      default: throw new Error(`${file}: GGUF value type ${type} at byte ${at}`);
-    }
-  };
-  assert.equal(bytes.toString('latin1', 0, 4), 'GGUF');
-  at = 8;
-  u64(); // tensor count
-  const count = u64();
-  const meta = new Map<string, unknown>();
-  for (let i = 0; i < count; i++) {
-    const key = str();
-    const type = u32();
-    if (type === 9) {
-      const itemType = u32();
-      const n = u64();
-      meta.set(key, Array.from({ length: n }, () => scalar(itemType)));
-    } else {
-      meta.set(key, scalar(type));
-    }
-  }
-  return meta;
-}
 
 function assertVocabTests(tok: Tokenizer, cases: { text: string; ids: number[] }[]): void {
   assert.equal(cases.length, 46);

@@ -1,34 +1,17 @@
 // Hugging Face folders: tokenizer.json (+ tokenizer_config.json, generation_config.json).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FormatError } from '../src/formats/tensor.js';
 import { loadHFTokenizer } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip, readVocabTests, withTempDir } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const fixtures = FIXTURES;
+const skip = fixturesSkip;
 const llama2Dir = path.join(fixtures, 'hf/llama2');
 
-async function readVocabTests(name: string): Promise<{ text: string; ids: number[] }[]> {
-  const dir = path.join(fixtures, 'llama.cpp-vocab-tests');
-  const texts = (await readFile(path.join(dir, `${name}.inp`), 'utf8')).split('\n__ggml_vocab_test__\n');
-  texts.pop(); // the file ends with the separator
-  const lines = (await readFile(path.join(dir, `${name}.out`), 'utf8')).split('\n');
-  return texts.map((text, i) => ({ text, ids: lines[i].trim() === '' ? [] : lines[i].trim().split(/\s+/).map(Number) }));
-}
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-hf-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 test('Llama-2 tokenizer.json reproduces every llama.cpp llama-spm vocab test', { skip }, async () => {
   const tok = await loadHFTokenizer(llama2Dir);

@@ -1,26 +1,17 @@
 // llama2.c tokenizer.bin: llama.cpp's SentencePiece vocab tests and llama2.c's own test prompts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FormatError } from '../src/formats/tensor.js';
 import { loadLlama2cTokenizer, parseLlama2cVocab } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip, readVocabTests } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const skip = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const fixtures = FIXTURES;
+const skip = fixturesSkip;
 const tokenizerBin = path.join(fixtures, 'llama2c/tokenizer.bin');
 
-/** llama.cpp's vocab test pair: texts separated by "\n__ggml_vocab_test__\n", one id line per text. */
-async function readVocabTests(name: string): Promise<{ text: string; ids: number[] }[]> {
-  const dir = path.join(fixtures, 'llama.cpp-vocab-tests');
-  const texts = (await readFile(path.join(dir, `${name}.inp`), 'utf8')).split('\n__ggml_vocab_test__\n');
-  texts.pop(); // the file ends with the separator
-  const lines = (await readFile(path.join(dir, `${name}.out`), 'utf8')).split('\n');
-  return texts.map((text, i) => ({ text, ids: lines[i].trim() === '' ? [] : lines[i].trim().split(/\s+/).map(Number) }));
-}
 
 test('tokenizer.bin reproduces every llama.cpp llama-spm vocab test (no BOS)', { skip }, async () => {
   const tok = await loadLlama2cTokenizer(tokenizerBin);

@@ -5,6 +5,7 @@
 import { mkdir, copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '../../src/engine/rng.js';
+import { FIXTURES } from './fixtures.js';
 import { writeSafeTensorsSharded, type TensorToWrite } from '../../src/formats/safetensors.js';
 import {
   metadataEntries, openGGUF, writeGGUF, type GGUFMetadataEntry, type GGUFTensorToWrite,
@@ -15,7 +16,7 @@ import { llamaManifest } from '../../src/model/arch/llama.js';
 import { hfNameFromGGUF } from '../../src/model/tensor-names.js';
 import type { ModelSpec } from '../../src/model/spec.js';
 
-export const FIXTURES = new URL('../../../../shared/fixtures/', import.meta.url).pathname;
+export { FIXTURES };
 /** The Llama-2 tokenizer as tokenizer.json, and as a vocab-only GGUF. */
 export const LLAMA2_HF_TOKENIZER = path.join(FIXTURES, 'hf/llama2');
 export const LLAMA2_GGUF_VOCAB = path.join(FIXTURES, 'llama.cpp-vocab-tests/ggml-vocab-llama-spm.gguf');
