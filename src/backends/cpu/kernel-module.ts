@@ -34,12 +34,21 @@ export function createKernelMemory(initialPages: number): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: initialPages, maximum: 65536, shared: true });
 }
 
-export async function loadMatvecKernels(memory: WebAssembly.Memory): Promise<MatvecKernels> {
+/** The compiled kernel module (compiled once per process; shared with workers by postMessage). */
+export function compileKernels(): Promise<WebAssembly.Module> {
   compiled ??= readFile(WASM_URL).then((bytes) => WebAssembly.compile(bytes)).catch((e: unknown) => {
     compiled = undefined;
     throw new Error(`cannot load the cpu kernels from ${WASM_URL.pathname} (run npm install): ${(e as Error).message}`);
   });
-  const instance = await WebAssembly.instantiate(await compiled, {
+  return compiled;
+}
+
+/**
+ * Instantiates the kernels on `memory`. Pass the module a worker received from its parent: V8
+ * then shares one copy of the machine code, optimised once, between threads.
+ */
+export async function loadMatvecKernels(memory: WebAssembly.Memory, module?: WebAssembly.Module): Promise<MatvecKernels> {
+  const instance = await WebAssembly.instantiate(module ?? await compileKernels(), {
     env: {
       memory,
       abort: () => { throw new Error('cpu kernel aborted'); },

@@ -4,8 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 import { CTL, KERNELS, SPIN_LIMIT } from './worker-pool.js';
 
-const { memory, control } = workerData as { memory: WebAssembly.Memory; control: Int32Array };
-const kernels: MatvecKernels = await loadMatvecKernels(memory);
+const { memory, control, module } = workerData as { memory: WebAssembly.Memory; control: Int32Array; module: WebAssembly.Module };
+const kernels: MatvecKernels = await loadMatvecKernels(memory, module);
 parentPort!.postMessage('ready');
 
 let seen = 0;

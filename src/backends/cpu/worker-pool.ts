@@ -7,7 +7,7 @@
 // short while after each job (the next matmul usually follows within microseconds) and only then
 // sleeps in Atomics.wait; an idle pool costs no CPU.
 import { Worker } from 'node:worker_threads';
-import { loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
+import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
 export const KERNELS = [
@@ -55,13 +55,14 @@ export class WorkerPool {
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new RangeError(`threads must be an integer in 1..256, got ${threads}`);
     }
-    const local = await loadMatvecKernels(memory);
+    const module = await compileKernels();
+    const local = await loadMatvecKernels(memory, module);
     const workers: Worker[] = [];
     const controls: Int32Array[] = [];
     try {
       for (let i = 0; i < threads - 1; i++) {
         const control = new Int32Array(new SharedArrayBuffer(CTL.size * 4));
-        const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { memory, control } });
+        const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { memory, control, module } });
         workers.push(worker);
         controls.push(control);
         await new Promise<void>((resolve, reject) => {
