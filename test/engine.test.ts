@@ -27,7 +27,6 @@ before(async () => {
 });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));

@@ -13,7 +13,6 @@ const MODEL = path.join(FIXTURES, 'llama2c/stories260K.bin');
 const TOKENIZER = path.join(FIXTURES, 'llama2c/tok512.bin');
 const skip = existsSync(MODEL) ? false : `fixtures not found at ${FIXTURES}`;
 
-
 test('stories260K greedy output equals llama2.c run.c token for token', { skip }, async () => {
   const model = await loadModel(MODEL, { tokenizer: TOKENIZER });
   try {

@@ -12,8 +12,6 @@ const fixtures = FIXTURES;
 const skip = fixturesSkip;
 const spmGGUF = path.join(fixtures, 'llama.cpp-vocab-tests/ggml-vocab-llama-spm.gguf');
 
-
-
 function assertVocabTests(tok: Tokenizer, cases: { text: string; ids: number[] }[]): void {
   assert.equal(cases.length, 46);
   const t0 = performance.now();

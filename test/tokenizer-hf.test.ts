@@ -11,8 +11,6 @@ const fixtures = FIXTURES;
 const skip = fixturesSkip;
 const llama2Dir = path.join(fixtures, 'hf/llama2');
 
-
-
 test('Llama-2 tokenizer.json reproduces every llama.cpp llama-spm vocab test', { skip }, async () => {
   const tok = await loadHFTokenizer(llama2Dir);
   const cases = await readVocabTests('ggml-vocab-llama-spm.gguf');

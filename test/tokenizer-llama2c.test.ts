@@ -12,7 +12,6 @@ const fixtures = FIXTURES;
 const skip = fixturesSkip;
 const tokenizerBin = path.join(fixtures, 'llama2c/tokenizer.bin');
 
-
 test('tokenizer.bin reproduces every llama.cpp llama-spm vocab test (no BOS)', { skip }, async () => {
   const tok = await loadLlama2cTokenizer(tokenizerBin);
   const cases = await readVocabTests('ggml-vocab-llama-spm.gguf');
