@@ -103,7 +103,10 @@ export interface Backend {
   /** Copies slot `from`'s first `count` positions into slot `to` (prefix sharing). */
   copyKV(cache: KVCache, from: number, to: number, count: number): void;
 
-  /** Waits for queued work and returns a copy of the activations. */
-  read(a: Activations): Promise<Float32Array>;
+  /**
+   * Waits for queued work and copies the activations out: into `into` when given (at least
+   * rows·cols long; returned as a view of that length), else into a new array.
+   */
+  read(a: Activations, into?: Float32Array): Promise<Float32Array>;
   dispose(): void;
 }

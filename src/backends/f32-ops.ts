@@ -120,3 +120,12 @@ export function gatherRows(o: Float32Array, x: Float32Array, rows: Int32Array, c
 export function copySlot(kv: Float32Array, slotSize: number, rowLen: number, from: number, to: number, count: number): void {
   kv.copyWithin(to * slotSize, from * slotSize, from * slotSize + count * rowLen);
 }
+
+/** A copy of `src`: into `into` (returned as a view of src's length) when given, else a new array. */
+export function copyOut(src: Float32Array, into?: Float32Array): Float32Array {
+  if (!into) return src.slice();
+  if (into.length < src.length) throw new RangeError(`read: ${src.length} values do not fit in ${into.length}`);
+  const out = into.subarray(0, src.length);
+  out.set(src);
+  return out;
+}

@@ -80,6 +80,8 @@ export class Model {
   private readonly batchPositions: Int32Array;
   private readonly batchSeqs: Int32Array;
   private readonly lastRow = new Int32Array(1);
+  /** [vocabSize] next-token logits of the running generation, reused for every token. */
+  private readonly logitsBuffer: Float32Array;
   /** Generations run one at a time (continuous batching belongs to the server's scheduler). */
   private queue: Promise<void> = Promise.resolve();
   private disposed = false;
@@ -95,6 +97,7 @@ export class Model {
     this.batchTokens = new Int32Array(batchSize);
     this.batchPositions = new Int32Array(batchSize);
     this.batchSeqs = new Int32Array(batchSize); // one sequence, slot 0
+    this.logitsBuffer = new Float32Array(spec.vocabSize);
     this.cache = backend.createKVCache({
       nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: this.contextLength,
     });
@@ -229,7 +232,7 @@ export class Model {
     const history = [...prompt];
     const t0 = performance.now();
 
-    const prefilled = await this.prefill(prompt);
+    const prefilled = await this.prefill(prompt, this.logitsBuffer);
     let logits = prefilled.logits;
     const reuse = prefilled.reused;
     const promptMs = performance.now() - t0;
@@ -253,7 +256,7 @@ export class Model {
       }
       yield { text: piece.text, tokens: [token] };
       if (generated >= maxTokens || history.length >= this.contextLength) continue; // no need to run it
-      logits = await this.evaluate(history, history.length - 1);
+      logits = await this.evaluate(history, history.length - 1, this.logitsBuffer);
       this.cached.push(token);
     }
     const tail = finishReason === 'stop' ? '' : stops.push(decoder.flush()).text + stops.flush();
@@ -273,17 +276,17 @@ export class Model {
    * Evaluates a prompt, reusing the longest prefix already in the cache; returns the last token's
    * logits and how many tokens were reused.
    */
-  private async prefill(tokens: readonly number[]): Promise<{ logits: Float32Array; reused: number }> {
+  private async prefill(tokens: readonly number[], into?: Float32Array): Promise<{ logits: Float32Array; reused: number }> {
     let reused = commonPrefix(this.cached, tokens);
     if (reused === tokens.length) reused--; // the last token must run again for its logits
     this.cached = tokens.slice(0, reused);
-    const logits = await this.evaluate(tokens, reused);
+    const logits = await this.evaluate(tokens, reused, into);
     this.cached = [...tokens];
     return { logits, reused };
   }
 
   /** Runs tokens[from..] through the model in slot 0; returns the logits of the last one. */
-  private async evaluate(tokens: readonly number[], from: number): Promise<Float32Array> {
+  private async evaluate(tokens: readonly number[], from: number, into?: Float32Array): Promise<Float32Array> {
     const chunk = this.graph.limits.maxBatchTokens;
     let logits: Float32Array | undefined;
     for (let start = from; start < tokens.length; start += chunk) {
@@ -294,7 +297,7 @@ export class Model {
       const batch = { positions, seqs: this.batchSeqs.subarray(0, n) };
       // Only the very last token's logits are needed; earlier chunks still ask for one row.
       this.lastRow[0] = n - 1;
-      logits = await this.graph.forward(ids, batch, this.lastRow, this.cache);
+      logits = await this.graph.forward(ids, batch, this.lastRow, this.cache, into);
     }
     if (!logits) throw new Error('evaluate: nothing to evaluate');
     return logits;

@@ -217,8 +217,8 @@ export class CpuBackend implements Backend {
     }
   }
 
-  async read(a: Activations): Promise<Float32Array> {
-    return this.view(a).slice();
+  async read(a: Activations, into?: Float32Array): Promise<Float32Array> {
+    return ops.copyOut(this.view(a), into);
   }
 
   dispose(): void {

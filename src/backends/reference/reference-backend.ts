@@ -121,8 +121,8 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  async read(a: Activations): Promise<Float32Array> {
-    return act(a).data.slice();
+  async read(a: Activations, into?: Float32Array): Promise<Float32Array> {
+    return ops.copyOut(act(a).data, into);
   }
 
   dispose(): void {

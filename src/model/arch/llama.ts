@@ -116,9 +116,12 @@ export class LlamaGraph {
    * @param tokens [n] token ids
    * @param batch where each token sits (slot, position)
    * @param outputRows indices into tokens whose logits are wanted
+   * @param into where to put the logits (a new array if absent)
    * @returns logits [outputRows.length, vocabSize], row-major
    */
-  async forward(tokens: Int32Array, batch: BatchLayout, outputRows: Int32Array, cache: KVCache): Promise<Float32Array> {
+  async forward(
+    tokens: Int32Array, batch: BatchLayout, outputRows: Int32Array, cache: KVCache, into?: Float32Array,
+  ): Promise<Float32Array> {
     const n = tokens.length, nOut = outputRows.length;
     if (n === 0 || n > this.limits.maxBatchTokens) throw new Error(`forward: ${n} tokens, limit ${this.limits.maxBatchTokens}`);
     if (nOut === 0 || nOut > this.limits.maxOutputs) throw new Error(`forward: ${nOut} outputs, limit ${this.limits.maxOutputs}`);
@@ -156,6 +159,6 @@ export class LlamaGraph {
     be.gatherRows(last, x, outputRows);
     be.rmsNorm(lastNorm, last, this.outputNorm, s.normEps);
     be.matmul(logits, lastNorm, this.output);
-    return be.read(logits);
+    return be.read(logits, into);
   }
 }
