@@ -4,10 +4,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ChatTemplateError, renderChatTemplate, type ChatMessage } from '../src/tokenizer/index.js';
-import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 
-const fixtures = FIXTURES;
-const skip = fixturesSkip;
 
 interface TemplateCase {
   name: string;
@@ -33,7 +31,7 @@ const NOT_JINJA2 = [
 ];
 
 test('every llama.cpp chat-template case that jinja2 renders identically comes out exactly', { skip }, async () => {
-  const oracle = JSON.parse(await readFile(path.join(fixtures, 'oracles/chat-templates-llama.cpp.json'), 'utf8')) as {
+  const oracle = JSON.parse(await readFile(path.join(FIXTURES, 'oracles/chat-templates-llama.cpp.json'), 'utf8')) as {
     messages: ChatMessage[]; add_generation_prompt: boolean; cases: TemplateCase[];
   };
   assert.equal(oracle.add_generation_prompt, true);

@@ -3,16 +3,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FIXTURES, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
+import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 import { loadModel } from '../src/index.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
-const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${FIXTURES}`;
 const STORIES = path.join(FIXTURES, 'llama2c/stories260K.bin');
 const TOK512 = path.join(FIXTURES, 'llama2c/tok512.bin');
 // A Zephyr-style template, as TinyLlama-Chat ships.

@@ -3,13 +3,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel, type GenerateOptions, type Model } from '../src/index.js';
-import { FIXTURES, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
+import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
+import { collect, logitsDiff } from './helpers/generation.js';
 
-const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${FIXTURES}`;
 let dir: string;
 const spec = randomSpec({ arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
 
@@ -25,9 +25,7 @@ before(async () => {
 after(async () => { await rm(dir, { recursive: true, force: true }); });
 
 async function greedy(m: Model, prompt: string, opts: GenerateOptions = {}): Promise<number[]> {
-  const out: number[] = [];
-  for await (const c of m.generate(prompt, { temperature: 0, maxTokens: 16, ...opts })) out.push(...c.tokens);
-  return out;
+  return (await collect(m.generate(prompt, { temperature: 0, maxTokens: 16, ...opts }))).tokens;
 }
 
 for (const dtype of ['F32', 'F16', 'BF16']) {
@@ -36,12 +34,7 @@ for (const dtype of ['F32', 'F16', 'BF16']) {
     const cpu = await loadModel(path.join(dir, dtype), { contextLength: 64, backend: 'cpu', threads: 2 });
     try {
       const ids = ref.tokenize('The quick brown fox jumps over the lazy dog');
-      const a = await ref.logits(ids), b = await cpu.logits(ids);
-      let maxDiff = 0, maxAbs = 0;
-      for (let i = 0; i < a.length; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-        maxAbs = Math.max(maxAbs, Math.abs(a[i]!));
-      }
+      const { maxDiff, maxAbs } = logitsDiff(await ref.logits(ids), await cpu.logits(ids));
       assert.ok(maxDiff <= 1e-4 * maxAbs, `max |Δlogit| ${maxDiff} of ${maxAbs}`);
       for (const p of ['Once upon a time', 'Hello']) assert.deepEqual(await greedy(cpu, p), await greedy(ref, p), p);
     } finally {
@@ -55,8 +48,7 @@ test('the cpu backend writes stories260K\'s golden text too', { skip }, async ()
   const m = await loadModel(path.join(FIXTURES, 'llama2c/stories260K.bin'),
     { tokenizer: path.join(FIXTURES, 'llama2c/tok512.bin'), backend: 'cpu', threads: 2 });
   try {
-    let text = '';
-    for await (const c of m.generate('Zoo', { temperature: 0, maxTokens: 57 })) text += c.text;
+    const { text } = await collect(m.generate('Zoo', { temperature: 0, maxTokens: 57 }));
     assert.equal(text, ' was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, '
       + 'red ball. She wanted to play with it, but she didn\'t want to play with');
   } finally {

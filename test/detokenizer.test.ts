@@ -5,13 +5,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { IncrementalDecoder, TokenType, loadLlama2cTokenizer, tokenizerFromGGUF } from '../src/tokenizer/index.js';
 import type { DecodeOptions, Tokenizer } from '../src/tokenizer/index.js';
-import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 
-const fixtures = FIXTURES;
-const skip = fixturesSkip;
 let llama2Loaded: Promise<Tokenizer> | undefined;
 /** The Llama-2 vocabulary, loaded once for the whole file. */
-const llama2 = () => (llama2Loaded ??= loadLlama2cTokenizer(path.join(fixtures, 'llama2c/tokenizer.bin')));
+const llama2 = () => (llama2Loaded ??= loadLlama2cTokenizer(path.join(FIXTURES, 'llama2c/tokenizer.bin')));
 
 const TEXTS = [
   'Hello, world!',

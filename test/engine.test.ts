@@ -3,17 +3,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel, type GenerationChunk, type Model } from '../src/index.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { LlamaGraph } from '../src/model/arch/llama.js';
 import { openModel, loadWeights } from '../src/model/load.js';
-import { LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
-import { collect } from './helpers/generation.js';
+import { fixturesSkip as skip } from './helpers/fixtures.js';
+import { randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
+import { collect, logitsDiff } from './helpers/generation.js';
 
-const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${LLAMA2_HF_TOKENIZER}`;
 let dir: string;
 const spec = randomSpec({ arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
 const weights = randomWeights(spec, 11);
@@ -26,12 +25,6 @@ before(async () => {
   await writeHFModel(path.join(dir, 'bf16'), spec, weights, { dtype: 'BF16' });
 });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 async function withModel<T>(sub: string, fn: (m: Model) => Promise<T>): Promise<T> {
   const m = await loadModel(path.join(dir, sub), { contextLength: 128 });
@@ -48,8 +41,8 @@ test('a sharded folder gives the same logits as a single file; BF16 stays close 
   const sharded = await withModel('sharded', (m) => m.logits(prompt));
   assert.deepEqual(sharded, single);
   const bf16 = await withModel('bf16', (m) => m.logits(prompt));
-  const scale = Math.max(...single.map(Math.abs));
-  assert.ok(maxAbsDiff(bf16, single) < 0.05 * scale, `bf16 logits within 5% of the f32 range`);
+  const { maxDiff, maxAbs } = logitsDiff(single, bf16);
+  assert.ok(maxDiff < 0.05 * maxAbs, `bf16 logits within 5% of the f32 range`);
 });
 
 test('reusing a cached prompt prefix gives exactly the logits of a fresh evaluation', { skip }, async () => {

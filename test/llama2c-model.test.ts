@@ -3,15 +3,13 @@
 // `./run stories260K.bin -z tok512.bin -t 0 -i "Zoo" -n 60`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../src/index.js';
-import { FIXTURES } from './helpers/random-model.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { collect } from './helpers/generation.js';
 
 const MODEL = path.join(FIXTURES, 'llama2c/stories260K.bin');
 const TOKENIZER = path.join(FIXTURES, 'llama2c/tok512.bin');
-const skip = existsSync(MODEL) ? false : `fixtures not found at ${FIXTURES}`;
 
 test('stories260K greedy output equals llama2.c run.c token for token', { skip }, async () => {
   const model = await loadModel(MODEL, { tokenizer: TOKENIZER });

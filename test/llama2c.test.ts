@@ -2,17 +2,14 @@
 // export.py's order, and bad headers / sizes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openLlama2c, type Llama2cConfig } from '../src/formats/llama2c.js';
 import { FormatError } from '../src/formats/tensor.js';
+import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
 
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
-const stories = path.join(fixtures, 'llama2c', 'stories260K.bin');
-const noFixtures = existsSync(fixtures) ? false : `fixtures folder ${fixtures} is absent`;
+const stories = path.join(FIXTURES, 'llama2c', 'stories260K.bin');
 
 const tmpRoot = await mkdtemp(path.join(os.tmpdir(), 'minerva-llama2c-'));
 after(() => rm(tmpRoot, { recursive: true, force: true }));
@@ -23,7 +20,7 @@ function f32FromBytes(bytes: Uint8Array): Float32Array {
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
 }
 
-test('stories260K.bin (legacy v0): header, tensor names and shapes, plausible weights', { skip: noFixtures }, async () => {
+test('stories260K.bin (legacy v0): header, tensor names and shapes, plausible weights', { skip: fixturesSkip }, async () => {
   const { config, provider } = await openLlama2c(stories);
   try {
     assert.deepEqual(config, {

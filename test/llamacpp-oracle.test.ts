@@ -5,18 +5,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
 import { loadModel, type Model } from '../src/index.js';
 import {
-  LLAMA2_GGUF_VOCAB, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeGGUFModel, writeHFModel,
+  randomSpec, randomWeights, writeGGUFModel, writeHFModel,
   type RandomModelShape,
 } from './helpers/random-model.js';
-
-const skip = existsSync(LLAMA2_GGUF_VOCAB) && existsSync(LLAMA2_HF_TOKENIZER)
-  ? false : 'fixtures (../shared/fixtures) not found';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
+import { collect, logitsDiff } from './helpers/generation.js';
 
 const MODELS: Record<string, RandomModelShape> = {
   'llama-gqa': { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false },
@@ -80,9 +78,7 @@ async function llamaCppGreedy(file: string, prompts: number[][]): Promise<number
 async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
   const out: number[][] = [];
   for (const prompt of prompts) {
-    const tokens: number[] = [];
-    for await (const c of model.generate(prompt, { temperature: 0, maxTokens: TOKENS })) tokens.push(...c.tokens);
-    out.push(tokens);
+    out.push((await collect(model.generate(prompt, { temperature: 0, maxTokens: TOKENS }))).tokens);
   }
   return out;
 }
@@ -113,12 +109,7 @@ for (const name of Object.keys(MODELS)) {
       for (const p of PROMPTS) {
         const ids = hf.tokenize(p);
         assert.deepEqual(gguf.tokenize(p), ids, 'same tokens from tokenizer.json and GGUF vocab');
-        const a = await hf.logits(ids), b = await gguf.logits(ids);
-        let maxDiff = 0, maxAbs = 0;
-        for (let i = 0; i < a.length; i++) {
-          maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-          maxAbs = Math.max(maxAbs, Math.abs(a[i]!));
-        }
+        const { maxDiff, maxAbs } = logitsDiff(await hf.logits(ids), await gguf.logits(ids));
         // Only the order of float additions differs (Q/K rows are permuted in GGUF).
         assert.ok(maxDiff <= 1e-5 * maxAbs, `max |Δlogit| ${maxDiff} of ${maxAbs}`);
       }
@@ -182,7 +173,7 @@ test('tokenization equals llama.cpp\'s on unicode, spaces, digits, emoji and spe
 });
 
 test('a GGUF converted by llama.cpp itself (llama-2-tiny-random, F16) continues as in llama.cpp', { skip }, async () => {
-  const file = path.join(path.dirname(LLAMA2_GGUF_VOCAB), '../gguf/llama-2-tiny-random.gguf');
+  const file = path.join(FIXTURES, 'gguf/llama-2-tiny-random.gguf');
   const model = await loadModel(file, { contextLength: 256 });
   try {
     const prompts = PROMPTS.map((p) => model.tokenize(p));

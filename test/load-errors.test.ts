@@ -4,16 +4,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile, unlink, cp, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadModel } from '../src/index.js';
-import { FIXTURES, LLAMA2_HF_TOKENIZER, randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
+import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
+import { randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
-const skip = existsSync(LLAMA2_HF_TOKENIZER) ? false : `fixtures not found at ${FIXTURES}`;
 let dir: string;
 let good: string;
 

@@ -1,26 +1,18 @@
 // Hugging Face folders: tokenizer.json (+ tokenizer_config.json, generation_config.json).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormatError } from '../src/formats/tensor.js';
 import { loadHFTokenizer } from '../src/tokenizer/index.js';
-import { FIXTURES, fixturesSkip, readVocabTests, withTempDir } from './helpers/fixtures.js';
+import { FIXTURES, fixturesSkip as skip, readLlama2Encodings, readVocabTests, withTempDir } from './helpers/fixtures.js';
+import { assertVocabTests } from './helpers/vocab-tests.js';
 
-const fixtures = FIXTURES;
-const skip = fixturesSkip;
-const llama2Dir = path.join(fixtures, 'hf/llama2');
+const llama2Dir = path.join(FIXTURES, 'hf/llama2');
 
 test('Llama-2 tokenizer.json reproduces every llama.cpp llama-spm vocab test', { skip }, async () => {
   const tok = await loadHFTokenizer(llama2Dir);
-  const cases = await readVocabTests('ggml-vocab-llama-spm.gguf');
-  assert.equal(cases.length, 46);
-  const t0 = performance.now();
-  for (const { text, ids } of cases) {
-    assert.deepEqual(tok.encode(text, { addSpecial: false }), ids, JSON.stringify(text));
-  }
-  const ms = performance.now() - t0;
-  assert.ok(ms < 1000, `encoding the vocab tests took ${ms.toFixed(0)} ms`);
+  assertVocabTests(tok, await readVocabTests('ggml-vocab-llama-spm.gguf'));
 });
 
 test('Llama-2 tokenizer.json: BOS from tokenizer_config, llama2.c encodings, decoding', { skip }, async () => {
@@ -31,10 +23,7 @@ test('Llama-2 tokenizer.json: BOS from tokenizer_config, llama2.c encodings, dec
   assert.deepEqual(tok.eosIds, [2]);
   assert.equal(tok.addBos, true);
   assert.equal(tok.chatTemplate, undefined);
-  const oracle = JSON.parse(await readFile(path.join(fixtures, 'oracles/llama2-tokenizer-encodings.json'), 'utf8')) as {
-    cases: { text: string; expected_ids: number[] }[];
-  };
-  for (const c of oracle.cases) assert.deepEqual(tok.encode(c.text), c.expected_ids, JSON.stringify(c.text));
+  for (const c of await readLlama2Encodings()) assert.deepEqual(tok.encode(c.text), c.expected_ids, JSON.stringify(c.text));
   assert.equal(tok.tokenText(1), '<s>');
   assert.equal(tok.tokenText(3439), '▁Sim');
   assert.ok(tok.isSpecial(2) && !tok.isSpecial(3439));

@@ -1,36 +1,25 @@
 // llama2.c tokenizer.bin: llama.cpp's SentencePiece vocab tests and llama2.c's own test prompts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormatError } from '../src/formats/tensor.js';
 import { loadLlama2cTokenizer, parseLlama2cVocab } from '../src/tokenizer/index.js';
-import { FIXTURES, fixturesSkip, readVocabTests } from './helpers/fixtures.js';
+import { FIXTURES, fixturesSkip as skip, readLlama2Encodings, readVocabTests, withTempDir } from './helpers/fixtures.js';
+import { assertVocabTests } from './helpers/vocab-tests.js';
 
-const fixtures = FIXTURES;
-const skip = fixturesSkip;
-const tokenizerBin = path.join(fixtures, 'llama2c/tokenizer.bin');
+const tokenizerBin = path.join(FIXTURES, 'llama2c/tokenizer.bin');
 
 test('tokenizer.bin reproduces every llama.cpp llama-spm vocab test (no BOS)', { skip }, async () => {
   const tok = await loadLlama2cTokenizer(tokenizerBin);
-  const cases = await readVocabTests('ggml-vocab-llama-spm.gguf');
-  assert.equal(cases.length, 46);
-  const t0 = performance.now();
-  for (const { text, ids } of cases) {
-    assert.deepEqual(tok.encode(text, { addSpecial: false }), ids, JSON.stringify(text));
-  }
-  const ms = performance.now() - t0;
-  assert.ok(ms < 1000, `encoding the vocab tests took ${ms.toFixed(0)} ms`);
+  assertVocabTests(tok, await readVocabTests('ggml-vocab-llama-spm.gguf'));
 });
 
 test('tokenizer.bin reproduces llama2.c test.c encodings (with BOS)', { skip }, async () => {
   const tok = await loadLlama2cTokenizer(tokenizerBin, 32000);
-  const oracle = JSON.parse(await readFile(path.join(fixtures, 'oracles/llama2-tokenizer-encodings.json'), 'utf8')) as {
-    cases: { text: string; add_bos: boolean; expected_ids: number[] }[];
-  };
-  assert.ok(oracle.cases.length >= 5);
-  for (const c of oracle.cases) {
+  const cases = await readLlama2Encodings();
+  assert.ok(cases.length >= 5);
+  for (const c of cases) {
     assert.equal(c.add_bos, true);
     assert.deepEqual(tok.encode(c.text), c.expected_ids, JSON.stringify(c.text));
   }
@@ -60,11 +49,11 @@ test('tokenizer.bin: ids, special tokens and decoding', { skip }, async () => {
 });
 
 test('tok512.bin (stories260K) loads; its vocab is 512 with the BOS piece stored as "\\n<s>\\n"', { skip }, async () => {
-  const bytes = await readFile(path.join(fixtures, 'llama2c/tok512.bin'));
+  const bytes = await readFile(path.join(FIXTURES, 'llama2c/tok512.bin'));
   const raw = parseLlama2cVocab(bytes, 'tok512.bin');
   assert.equal(raw.pieces.length, 512);
   assert.equal(raw.pieces[1], '\n<s>\n');
-  const tok = await loadLlama2cTokenizer(path.join(fixtures, 'llama2c/tok512.bin'), 512);
+  const tok = await loadLlama2cTokenizer(path.join(FIXTURES, 'llama2c/tok512.bin'), 512);
   assert.equal(tok.vocabSize, 512);
   assert.equal(tok.tokenText(1), '<s>');
   const text = 'Once upon a time, there was a little girl named Lily.';
@@ -77,8 +66,7 @@ test('tok512.bin (stories260K) loads; its vocab is 512 with the BOS piece stored
 });
 
 test('tokenizer.bin files that do not match their length are refused, naming the file', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-l2c-'));
-  try {
+  await withTempDir(async (dir) => {
     // A valid 4-token file: max_token_length 5, then (score, length, bytes) per token.
     const piece = (score: number, text: string): Buffer => {
       const head = Buffer.alloc(8);
@@ -116,7 +104,5 @@ test('tokenizer.bin files that do not match their length are refused, naming the
     await refused(negative, undefined, /token 0 has length -3/);
     await refused(Buffer.from([1, 0]), undefined, /too short/);
     await assert.rejects(loadLlama2cTokenizer(path.join(dir, 'absent.bin')), /absent\.bin: cannot read/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -10,7 +10,9 @@ export type DType =
   // but which no backend computes with yet.
   | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_1'
   | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
-  | 'IQ4_NL' | 'IQ4_XS';
+  | 'IQ4_NL' | 'IQ4_XS'
+  | 'IQ2_XXS' | 'IQ2_XS' | 'IQ2_S' | 'IQ3_XXS' | 'IQ3_S' | 'IQ1_S' | 'IQ1_M'
+  | 'TQ1_0' | 'TQ2_0' | 'MXFP4';
 
 export interface DTypeLayout {
   /** Elements per block (1 for plain element types). */
@@ -46,20 +48,41 @@ export const DTYPE_LAYOUT: Readonly<Record<DType, DTypeLayout>> = {
   Q6_K: { blockSize: 256, blockBytes: 210 }, // 128 low, 64 high, 16 int8 scales, f16 d
   Q8_K: { blockSize: 256, blockBytes: 292 }, // f32 d, 256 × int8, 16 × i16 sums
   IQ4_NL: { blockSize: 32, blockBytes: 18 }, // f16 d, 16 bytes of non-linear nibbles
-  IQ4_XS: { blockSize: 256, blockBytes: 136 },
+  IQ4_XS: { blockSize: 256, blockBytes: 136 }, // f16 d, u16 high scale bits, 4 low scale bytes, 128 bytes of nibbles
+  // Codebook ("importance") quants, from ggml-common.h's block structs.
+  IQ2_XXS: { blockSize: 256, blockBytes: 66 }, // f16 d, 32 × u16 grid indices + signs
+  IQ2_XS: { blockSize: 256, blockBytes: 74 },  // f16 d, 32 × u16, 8 scale bytes
+  IQ2_S: { blockSize: 256, blockBytes: 82 },   // f16 d, 64 qs, 8 qh, 8 scale bytes
+  IQ3_XXS: { blockSize: 256, blockBytes: 98 }, // f16 d, 96 bytes of grid indices, signs and scales
+  IQ3_S: { blockSize: 256, blockBytes: 110 },  // f16 d, 64 qs, 8 qh, 32 sign bytes, 4 scale bytes
+  IQ1_S: { blockSize: 256, blockBytes: 50 },   // f16 d, 32 qs, 8 × u16 qh
+  IQ1_M: { blockSize: 256, blockBytes: 56 },   // 32 qs, 16 qh, 8 scale bytes (the f16 scale is spread over them)
+  // Ternary quants.
+  TQ1_0: { blockSize: 256, blockBytes: 54 },   // 48 bytes of base-3 fives, 4 bytes of fours, f16 d
+  TQ2_0: { blockSize: 256, blockBytes: 66 },   // 64 bytes of 2-bit values, f16 d
+  // OCP microscaling FP4: one E8M0 exponent byte + 16 bytes of E2M1 nibbles.
+  MXFP4: { blockSize: 32, blockBytes: 17 },
 };
 
-/** GGML tensor type ids (ggml.h `enum ggml_type`) of the types above. */
+/**
+ * GGML tensor type ids (ggml.h `enum ggml_type`, as listed in ggml's docs/gguf.md) of the types
+ * above. U8 and BOOL have none: GGUF cannot store them.
+ */
 export const GGML_TYPE_IDS: Readonly<Partial<Record<DType, number>>> = {
   F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q8_1: 9,
-  Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q8_K: 15, IQ4_NL: 20, IQ4_XS: 23,
-  I8: 24, I16: 25, I32: 26, I64: 27, F64: 28, BF16: 30,
+  Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q8_K: 15,
+  IQ2_XXS: 16, IQ2_XS: 17, IQ3_XXS: 18, IQ1_S: 19, IQ4_NL: 20, IQ3_S: 21, IQ2_S: 22, IQ4_XS: 23,
+  I8: 24, I16: 25, I32: 26, I64: 27, F64: 28, IQ1_M: 29, BF16: 30,
+  TQ1_0: 34, TQ2_0: 35, MXFP4: 39,
 };
 
-/** Names of GGML type ids this reader knows of but cannot size (for error messages). */
+/**
+ * Names of GGML type ids that cannot appear in a GGUF file any more (for error messages): types
+ * removed from ggml, whose layout llama.cpp no longer reads either. Any other id missing from
+ * GGML_TYPE_IDS is unknown (or newer than this list).
+ */
 export const GGML_UNSIZED_TYPES: Readonly<Record<number, string>> = {
-  16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 21: 'IQ3_S', 22: 'IQ2_S', 29: 'IQ1_M',
-  34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+  4: 'Q4_2', 5: 'Q4_3', 31: 'Q4_0_4_4', 32: 'Q4_0_4_8', 33: 'Q4_0_8_8', 36: 'IQ4_NL_4_4', 37: 'IQ4_NL_4_8', 38: 'IQ4_NL_8_8',
 };
 
 export const DTYPE_BY_GGML_ID: ReadonlyMap<number, DType> = new Map(

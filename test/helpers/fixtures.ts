@@ -21,6 +21,13 @@ export async function readVocabTests(name: string): Promise<{ text: string; ids:
   return texts.map((text, i) => ({ text, ids: lines[i]!.trim() === '' ? [] : lines[i]!.trim().split(/\s+/).map(Number) }));
 }
 
+/** llama2.c's test.c prompts with the ids (BOS first) its tokenizer gives them. */
+export async function readLlama2Encodings(): Promise<{ text: string; add_bos: boolean; expected_ids: number[] }[]> {
+  const file = path.join(FIXTURES, 'oracles/llama2-tokenizer-encodings.json');
+  const oracle = JSON.parse(await readFile(file, 'utf8')) as { cases: { text: string; add_bos: boolean; expected_ids: number[] }[] };
+  return oracle.cases;
+}
+
 /** A GGUF file's metadata (the tokenizer tests need no tensors). */
 export async function readGGUFMetadata(file: string): Promise<ReadonlyMap<string, unknown>> {
   const g = await openGGUF(file);
