@@ -17,7 +17,7 @@ test('a matvec split across 3 threads equals the single-threaded result, call af
       const heap = new Float32Array(memory.buffer);
       const w = 0, x = n * k * 4, a = x + k * 4, b = a + n * 4;
       for (let i = 0; i < n * k + k; i++) heap[i] = rng.next() - 0.5;
-      for (let rep = 0; rep < 20; rep++) pool.run('matvecF32', [w, x, a, k], n);
+      for (let rep = 0; rep < 20; rep++) pool.run('matmulF32', [w, x, a, k, n, 1], n);
       single.matvecF32(w, x, b, k, 0, n);
       assert.deepEqual(new Float32Array(memory.buffer, a, n), new Float32Array(memory.buffer, b, n), `[${n}, ${k}]`);
     }
@@ -30,12 +30,12 @@ test('idle workers go to sleep, and wake for the next job', async () => {
   const memory = createKernelMemory(1);
   const pool = await WorkerPool.create(2, memory);
   try {
-    pool.run('matvecF32', [0, 64, 128, 16], 4);
+    pool.run('matmulF32', [0, 64, 128, 16, 4, 1], 4);
     await sleep(200);
     assert.ok(pool.allSleeping(), 'workers sleep when there is no work');
-    pool.run('matvecF32', [0, 64, 128, 16], 8);
+    pool.run('matmulF32', [0, 64, 128, 16, 8, 1], 8);
   } finally {
     await pool.dispose();
   }
-  assert.throws(() => pool.run('matvecF32', [0, 0, 0, 1], 1), /disposed/);
+  assert.throws(() => pool.run('matmulF32', [0, 0, 0, 1, 1, 1], 1), /disposed/);
 });

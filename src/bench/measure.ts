@@ -26,6 +26,8 @@ export interface RunResult {
 
 export interface EngineResult {
   engine: string;
+  /** The prompt's token ids (the first prompt token varies per run). */
+  prompt: number[];
   loadMs: number;
   runs: RunResult[];
   /** Peak resident set size of the process after this engine's runs, bytes. */
@@ -64,8 +66,9 @@ export async function benchMinerva(c: BenchCase, backend: BackendName, onRun?: (
   const model: Model = await loadModel(c.model, { backend, threads: c.threads, tokenizer: c.tokenizer, contextLength: c.promptTokens + c.genTokens + 8 });
   const loadMs = performance.now() - t0;
   const runs: RunResult[] = [];
+  let prompt: number[] = [];
   try {
-    const prompt = [...(model.tokenizer.bosId !== undefined ? [model.tokenizer.bosId] : []), ...benchPrompt(c.promptTokens, model.spec.vocabSize)];
+    prompt = [...(model.tokenizer.bosId !== undefined ? [model.tokenizer.bosId] : []), ...benchPrompt(c.promptTokens, model.spec.vocabSize)];
     for (let i = 0; i < c.repeat; i++) {
       onRun?.(i);
       // A different first token each run, so no prompt prefix is reused from the cache.
@@ -82,11 +85,14 @@ export async function benchMinerva(c: BenchCase, backend: BackendName, onRun?: (
   } finally {
     model.dispose();
   }
-  return { engine: `minerva-${backend}`, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { engine: `minerva-${backend}`, prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
-/** llama.cpp through node-llama-cpp (CPU, same thread count), on the same GGUF file. */
-export async function benchLlamaCpp(c: BenchCase, onRun?: (i: number) => void): Promise<EngineResult> {
+/**
+ * llama.cpp through node-llama-cpp (CPU, same thread count), on the same GGUF file and the same
+ * prompt token ids Minerva ran.
+ */
+export async function benchLlamaCpp(c: BenchCase, minervaPrompt: readonly number[], onRun?: (i: number) => void): Promise<EngineResult> {
   let nlc: typeof import('node-llama-cpp');
   try {
     nlc = await import('node-llama-cpp');
@@ -99,8 +105,8 @@ export async function benchLlamaCpp(c: BenchCase, onRun?: (i: number) => void): 
   const context = await model.createContext({ contextSize: c.promptTokens + c.genTokens + 8, threads: c.threads });
   const loadMs = performance.now() - t0;
   const runs: RunResult[] = [];
+  const prompt = [...minervaPrompt];
   try {
-    const prompt = [...(model.tokens.bos !== null ? [model.tokens.bos as number] : []), ...benchPrompt(c.promptTokens, 32000)];
     for (let i = 0; i < c.repeat; i++) {
       onRun?.(i);
       prompt[prompt.length - c.promptTokens] = 100 + i;
@@ -120,5 +126,5 @@ export async function benchLlamaCpp(c: BenchCase, onRun?: (i: number) => void): 
     await model.dispose();
     await llama.dispose();
   }
-  return { engine: 'llama.cpp', loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { engine: 'llama.cpp', prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
 }

@@ -31,8 +31,9 @@ export async function benchCommand(modelPath: string, o: BenchOptions): Promise<
   const status = (engine: string) => (i: number) => {
     if (process.stderr.isTTY) process.stderr.write(`\r${engine}: run ${i + 1}/${c.repeat}…   `);
   };
-  const results: EngineResult[] = [await benchMinerva(c, o.backend, status(`minerva-${o.backend}`))];
-  if (o.vs === 'llamacpp') results.push(await benchLlamaCpp(c, status('llama.cpp')));
+  const minerva = await benchMinerva(c, o.backend, status(`minerva-${o.backend}`));
+  const results: EngineResult[] = [minerva];
+  if (o.vs === 'llamacpp') results.push(await benchLlamaCpp(c, minerva.prompt, status('llama.cpp')));
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
 
   process.stdout.write(`model ${modelPath}, ${c.threads} threads, ${c.promptTokens}-token prompt, `

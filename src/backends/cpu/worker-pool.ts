@@ -10,10 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
-export const KERNELS = [
-  'matvecF32', 'matvecF16', 'matvecBF16', 'matvecQ8_0', 'matvecQ4_0',
-  'matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0',
-] as const satisfies readonly (keyof MatvecKernels)[];
+export const KERNELS = ['matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0'] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 
 /** Int32 slots of one worker's control block. */
