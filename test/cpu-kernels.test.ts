@@ -115,3 +115,45 @@ test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights a
   }
 });
 }
+
+// The gemm kernels (prefill, batches) against the matvec kernels (decode): bit-identical outputs
+// for every dtype, token count, row range and tile size, so batching never changes a result.
+test('gemm kernels equal the matvec kernels bit for bit, any token count, row range and tile', async () => {
+  const memory = createKernelMemory(64);
+  const kernels = await loadMatvecKernels(memory);
+  let top = 0;
+  const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
+  const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
+  for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0'] as const) {
+    const shapes: [number, number][] = dtype === 'F32' ? [[1, 1], [7, 13], [21, 66]] : dtype.startsWith('Q') ? [[3, 32], [23, 96]] : [[5, 8], [22, 40]];
+    for (const [n, k] of shapes) {
+      for (const nTok of [1, 2, 3, 6]) {
+        top = 0;
+        const wOff = put(quantize(dtype, random(n * k)));
+        const x = random(nTok * k);
+        const input = new Float32Array(nTok * k);
+        if (dtype === 'BF16') for (let t = 0; t < nTok; t++) permuteForBF16(x.subarray(t * k, (t + 1) * k), input.subarray(t * k, (t + 1) * k));
+        else input.set(x);
+        const xOff = put(new Uint8Array(input.buffer));
+        const xq = alloc(nTok * k), x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4);
+        const viaMatvec = alloc(nTok * n * 4), viaGemm = alloc(nTok * n * 4);
+        // Scratch for the 4-row minimum tile, so the larger shapes span several tiles.
+        kernels.setScratch(alloc(16 * k), 16 * k, 0);
+        const [r0, r1] = [n > 4 ? 1 : 0, n];
+        if (dtype === 'Q8_0' || dtype === 'Q4_0') {
+          for (let t = 0; t < nTok; t++) kernels.quantizeRowQ8(xOff + t * k * 4, xq + t * k, xd + t * k / 8, k);
+          kernels.widenI8(xq, x16, nTok * k);
+          kernels[`matmul${dtype}`](wOff, xq, xd, viaMatvec, k, n, nTok, r0, r1);
+          kernels[`gemm${dtype}`](wOff, x16, xd, viaGemm, k, n, nTok, r0, r1);
+        } else {
+          kernels[`matmul${dtype}`](wOff, xOff, viaMatvec, k, n, nTok, r0, r1);
+          kernels[`gemm${dtype}`](wOff, xOff, viaGemm, k, n, nTok, r0, r1);
+        }
+        const a = new Float32Array(memory.buffer, viaMatvec, nTok * n), b = new Float32Array(memory.buffer, viaGemm, nTok * n);
+        for (let t = 0; t < nTok; t++) {
+          for (let r = r0; r < r1; r++) assert.equal(b[t * n + r], a[t * n + r], `${dtype} [${n}, ${k}] token ${t} row ${r}`);
+        }
+      }
+    }
+  }
+});

@@ -4,8 +4,7 @@
 // views of the same memory for now.
 //
 // Scope today: F32, F16, BF16, Q8_0 and Q4_0 weight matrices, models up to the 4 GiB one wasm32 memory
-// addresses. K-quant kernels, matrix-matrix kernels for prefill, and sharding weights
-// across memories come next.
+// addresses. K-quant kernels and sharding weights across memories come next.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
 } from '../backend.js';
@@ -18,9 +17,19 @@ import { WorkerPool, type KernelName } from './worker-pool.js';
 
 const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE;
-/** Matrix dtypes with kernels, and the kernel (one call covers every token of a batch). */
-const MATMUL: Partial<Record<DType, KernelName>> = {
-  F32: 'matmulF32', F16: 'matmulF16', BF16: 'matmulBF16', Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0',
+/**
+ * Matrix dtypes with kernels. `matvec`: rows read straight from the stored format for each token
+ * (decode); `gemm`: tiles unpacked once and reused by every token (prefill, batched decode), used
+ * from `gemmFrom` tokens on (measured on 2048×2048: f16's conversion is dear, so gemm pays from 2
+ * tokens; bf16 and the quantized types from 4). Both give bit-identical results. `input` is how x
+ * is prepared: as is, permuted for bf16, or quantized to 8-bit blocks.
+ */
+const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'bf16' | 'q8' }>> = {
+  F32: { matvec: 'matmulF32', gemm: 'gemmF32', gemmFrom: 2, input: 'f32' },
+  F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 2, input: 'f32' },
+  BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'bf16' },
+  Q8_0: { matvec: 'matmulQ8_0', gemm: 'gemmQ8_0', gemmFrom: 4, input: 'q8' },
+  Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
 };
 
 class CpuWeight implements Weight {
@@ -93,8 +102,8 @@ export class CpuBackend implements Backend {
     if (info.shape.length === 1) {
       return new CpuWeight(info.name, info.shape, 'F32', -1, dequantize(info.dtype, data, count));
     }
-    if (!MATMUL[info.dtype]) {
-      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(MATMUL).join(', ')} `
+    if (!KERNELS[info.dtype]) {
+      throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(KERNELS).join(', ')} `
         + 'matrices are supported yet (use --backend reference)');
     }
     if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
@@ -147,37 +156,56 @@ export class CpuBackend implements Backend {
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
     const o = act(out), xa = act(x), wa = wt(w);
     const [n, k] = wa.shape as [number, number];
-    const kernel = MATMUL[wa.dtype]!;
+    const kernels = KERNELS[wa.dtype]!;
     const t = xa.rows;
-    if (wa.dtype === 'BF16') {
+    const gemm = t >= kernels.gemmFrom;
+    if (gemm) this.ensureGemmScratch(k);
+    let input: number[];
+    if (kernels.input === 'bf16') {
       // BF16 kernels read x with even and odd elements split per group of 8.
       const s = this.scratchFor(t * k);
       for (let r = 0; r < t; r++) permuteForBF16(this.f32(xa.offset + r * k * 4, k), this.f32(s.x + r * k * 4, k));
-      this.pool.run(kernel, [wa.offset, s.x, o.offset, k, n, t], n);
-    } else if (wa.dtype === 'Q8_0' || wa.dtype === 'Q4_0') {
-      // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does.
+      input = [s.x];
+    } else if (kernels.input === 'q8') {
+      // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does
+      // (and widened to int16 for gemm, which multiplies int16 tiles).
       const s = this.scratchFor(t * k);
       for (let r = 0; r < t; r++) this.local.quantizeRowQ8(xa.offset + r * k * 4, s.xq + r * k, s.xd + r * (k / 8), k);
-      this.pool.run(kernel, [wa.offset, s.xq, s.xd, o.offset, k, n, t], n);
+      if (gemm) this.local.widenI8(s.xq, s.x16, t * k);
+      input = [gemm ? s.x16 : s.xq, s.xd];
     } else {
-      this.pool.run(kernel, [wa.offset, xa.offset, o.offset, k, n, t], n);
+      input = [xa.offset];
     }
+    this.pool.run(gemm ? kernels.gemm : kernels.matvec, [wa.offset, ...input, o.offset, k, n, t], n);
     if (bias) {
       const ov = this.view(out), b = wt(bias).f32!;
       for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
     }
   }
 
-  /** Scratch for prepared activations (permuted f32, or int8 + block scales), grown on demand. */
-  private scratch = { capacity: 0, x: 0, xq: 0, xd: 0 };
-  private scratchFor(elements: number): { x: number; xq: number; xd: number } {
+  /** Scratch for prepared activations (permuted f32, or int8/int16 + block scales), grown on demand. */
+  private scratch = { capacity: 0, x: 0, xq: 0, x16: 0, xd: 0 };
+  private scratchFor(elements: number): { x: number; xq: number; x16: number; xd: number } {
     if (elements > this.scratch.capacity) {
       this.scratch = {
         capacity: elements, x: this.alloc(elements * 4, 'scratch'), xq: this.alloc(elements, 'scratch'),
-        xd: this.alloc(elements / 8, 'scratch'),
+        x16: this.alloc(elements * 2, 'scratch'), xd: this.alloc(elements / 8, 'scratch'),
       };
     }
     return this.scratch;
+  }
+
+  /**
+   * Each thread's gemm tile scratch: at least 4 unpacked rows (f32, 4k bytes each) and ~256 KiB,
+   * so a tile of rows stays in that core's L2 while every token runs over it.
+   */
+  private gemmStride = 0;
+  private ensureGemmScratch(k: number): void {
+    const stride = Math.ceil(Math.max(262144, 16 * k) / 64) * 64;
+    if (stride <= this.gemmStride) return;
+    const base = this.alloc(stride * this.pool.threads, 'gemm scratch');
+    this.pool.broadcast('setScratch', [base, stride]);
+    this.gemmStride = stride;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {

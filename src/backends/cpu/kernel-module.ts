@@ -24,9 +24,20 @@ export interface MatvecKernels {
   matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ8_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ4_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  // Matrix-matrix (gemm.ts): weight tiles unpacked into the thread's scratch, then reused by every
+  // token; bit-identical to the matvec kernels of the same dtype.
+  /** Thread `index` takes [base + index·stride, +stride) as its scratch (set once per thread). */
+  setScratch(base: number, stride: number, index: number): void;
+  gemmF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmF16(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  /** dst [count] int16 = src [count] int8 (count a multiple of 16): x for the quantized gemms. */
+  widenI8(src: number, dst: number, count: number): void;
+  gemmQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
 }
 
-const WASM_URL = new URL('../../../../build/matvec.wasm', import.meta.url);
+const WASM_URL = new URL('../../../../build/kernels.wasm', import.meta.url);
 let compiled: Promise<WebAssembly.Module> | undefined;
 
 /** 64 KiB pages; 65536 pages = the 4 GiB a wasm32 memory can address. */

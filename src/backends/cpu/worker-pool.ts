@@ -10,7 +10,11 @@ import { Worker } from 'node:worker_threads';
 import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
-export const KERNELS = ['matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0'] as const satisfies readonly (keyof MatvecKernels)[];
+export const KERNELS = [
+  'matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0',
+  'gemmF32', 'gemmF16', 'gemmBF16', 'gemmQ8_0', 'gemmQ4_0',
+  'setScratch',
+] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 
 /** Int32 slots of one worker's control block. */
@@ -91,18 +95,39 @@ export class WorkerPool {
     const per = Math.ceil(rows / shares / 4) * 4;
     const seq = ++this.nextSeq;
     for (let w = 0; w < this.workers.length; w++) {
-      const c = this.controls[w]!;
-      const r0 = Math.min(rows, (w + 1) * per), r1 = Math.min(rows, (w + 2) * per);
-      c[CTL.kernel] = id;
-      c[CTL.nArgs] = args.length;
-      for (let i = 0; i < args.length; i++) c[CTL.args + i] = args[i]!;
-      c[CTL.r0] = r0;
-      c[CTL.r1] = r1;
-      Atomics.store(c, CTL.seq, seq);
-      if (Atomics.load(c, CTL.sleeping) === 1) Atomics.notify(c, CTL.seq);
+      this.start(this.controls[w]!, seq, id, args, Math.min(rows, (w + 1) * per), Math.min(rows, (w + 2) * per));
     }
     // The caller's own share: the first rows.
     (this.local[kernel] as (...a: number[]) => void)(...args, 0, Math.min(rows, per));
+    this.finish(kernel, seq);
+  }
+
+  /**
+   * Runs `kernel(args…, index)` once on every thread (index 0 = the caller, workers 1…): for
+   * per-thread set-up such as each thread's scratch.
+   */
+  broadcast(kernel: KernelName, args: readonly number[]): void {
+    if (this.disposed) throw new Error('the worker pool has been disposed');
+    if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
+    const id = KERNELS.indexOf(kernel);
+    const seq = ++this.nextSeq;
+    for (let w = 0; w < this.workers.length; w++) this.start(this.controls[w]!, seq, id, args, w + 1, 0);
+    (this.local[kernel] as (...a: number[]) => void)(...args, 0);
+    this.finish(kernel, seq);
+  }
+
+  private start(c: Int32Array, seq: number, id: number, args: readonly number[], r0: number, r1: number): void {
+    c[CTL.kernel] = id;
+    c[CTL.nArgs] = args.length;
+    for (let i = 0; i < args.length; i++) c[CTL.args + i] = args[i]!;
+    c[CTL.r0] = r0;
+    c[CTL.r1] = r1;
+    Atomics.store(c, CTL.seq, seq);
+    if (Atomics.load(c, CTL.sleeping) === 1) Atomics.notify(c, CTL.seq);
+  }
+
+  /** Waits for every worker to finish job `seq`: spins briefly, then sleeps between checks. */
+  private finish(kernel: KernelName, seq: number): void {
     for (const c of this.controls) {
       let spins = 0;
       while (Atomics.load(c, CTL.done) !== seq) {

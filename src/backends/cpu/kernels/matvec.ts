@@ -1,15 +1,16 @@
 // Matrix-vector kernels (AssemblyScript → WebAssembly SIMD). Weights stay in their stored format;
 // x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
 // Nothing here may use a Node API: the same module loads in a browser.
-
-/** Horizontal sum of a f32x4. */
-@inline function hsum(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
+import { dotI8x16, f16ToF32, f16x4ToF32, hsum } from './common';
 
 /**
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f32 matrix [n, k].
  * Four rows per pass, so each load of x serves four rows.
+ *
+ * The canonical f32 dot, which every float kernel (matvec and gemm, any dtype) follows so that a
+ * row's result never depends on which kernel ran it, how rows were split between threads, or how
+ * many tokens shared the batch: one f32x4 accumulator over i in steps of 4 (s += w[i..i+3]·x[i..i+3]),
+ * its four lanes summed in order, then the k mod 4 tail added one product at a time.
  */
 export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 2;
@@ -54,6 +55,8 @@ export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
  * bf16 → f32 is a 16-bit shift: for 8 stored values read as four u32 pairs, the low halves
  * (even elements) shifted left by 16 and the high halves masked give two f32x4 vectors without
  * widening. `xp` is x permuted to match: per 8 elements, [x0 x2 x4 x6 x1 x3 x5 x7].
+ * Each row's sum is the canonical f32 dot (see matvecF32) over the permuted order, so the gemm
+ * kernels, which unpack bf16 to f32 in that order, give bit-identical results.
  */
 export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
@@ -69,73 +72,63 @@ export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1:
       const xo = xp + (<usize>i << 2);
       const xe = v128.load(xo), xodd = v128.load(xo, 16);
       let raw = v128.load(a + o);
-      sa = f32x4.add(sa, f32x4.add(f32x4.mul(i32x4.shl(raw, 16), xe), f32x4.mul(v128.and(raw, mask), xodd)));
+      sa = f32x4.add(f32x4.add(sa, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
       raw = v128.load(b + o);
-      sb = f32x4.add(sb, f32x4.add(f32x4.mul(i32x4.shl(raw, 16), xe), f32x4.mul(v128.and(raw, mask), xodd)));
+      sb = f32x4.add(f32x4.add(sb, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
       raw = v128.load(c + o);
-      sc = f32x4.add(sc, f32x4.add(f32x4.mul(i32x4.shl(raw, 16), xe), f32x4.mul(v128.and(raw, mask), xodd)));
+      sc = f32x4.add(f32x4.add(sc, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
       raw = v128.load(d + o);
-      sd = f32x4.add(sd, f32x4.add(f32x4.mul(i32x4.shl(raw, 16), xe), f32x4.mul(v128.and(raw, mask), xodd)));
+      sd = f32x4.add(f32x4.add(sd, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
     }
     const po = out + (<usize>r << 2);
     store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4); store<f32>(po, hsum(sc), 8); store<f32>(po, hsum(sd), 12);
   }
   for (; r < r1; r++) {
     const a = w + <usize>r * rowBytes;
-    let se = f32x4.splat(0), so = f32x4.splat(0);
+    let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
       const raw = v128.load(a + (<usize>i << 1));
       const xo = xp + (<usize>i << 2);
-      se = f32x4.add(se, f32x4.mul(i32x4.shl(raw, 16), v128.load(xo)));
-      so = f32x4.add(so, f32x4.mul(v128.and(raw, mask), v128.load(xo, 16)));
+      s = f32x4.add(f32x4.add(s, f32x4.mul(i32x4.shl(raw, 16), v128.load(xo))), f32x4.mul(v128.and(raw, mask), v128.load(xo, 16)));
     }
-    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(se, so)));
+    store<f32>(out + (<usize>r << 2), hsum(s));
   }
 }
 
 /**
- * Four f16 values (in the low 16 bits of each i32 lane) as f32x4, exactly: the exponent and
- * mantissa shifted into place and scaled by 2^112 re-bias normals and subnormals alike; the
- * all-ones exponent (inf, NaN) is patched; the sign is put back last.
+ * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8); the
+ * canonical f32 dot (see matvecF32), so it equals the gemm kernels bit for bit. Two rows per pass.
  */
-@inline function f16x4ToF32(h: v128): v128 {
-  const em = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  let f = f32x4.mul(em, f32x4.splat(5.192296858534828e33)); // 2^112
-  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  f = v128.bitselect(v128.or(em, i32x4.splat(0x7f800000)), f, special);
-  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
-
-/** out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8). */
 export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const a = w + <usize>r * rowBytes, b = a + rowBytes;
+    let sa = f32x4.splat(0), sb = f32x4.splat(0);
+    for (let i = 0; i < k; i += 8) {
+      const o = <usize>i << 1;
+      const xo = x + (<usize>i << 2);
+      const x0 = v128.load(xo), x1 = v128.load(xo, 16);
+      const ra = v128.load(a + o), rb = v128.load(b + o);
+      sa = f32x4.add(sa, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(ra)), x0));
+      sb = f32x4.add(sb, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(rb)), x0));
+      sa = f32x4.add(sa, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(ra)), x1));
+      sb = f32x4.add(sb, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(rb)), x1));
+    }
+    const po = out + (<usize>r << 2);
+    store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4);
+  }
+  for (; r < r1; r++) {
     const a = w + <usize>r * rowBytes;
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+    let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
       const raw = v128.load(a + (<usize>i << 1));
       const xo = x + (<usize>i << 2);
-      s0 = f32x4.add(s0, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(raw)), v128.load(xo)));
-      s1 = f32x4.add(s1, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), v128.load(xo, 16)));
+      s = f32x4.add(s, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(raw)), v128.load(xo)));
+      s = f32x4.add(s, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), v128.load(xo, 16)));
     }
-    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(s0, s1)));
+    store<f32>(out + (<usize>r << 2), hsum(s));
   }
-}
-
-/** One f16 value (low 16 bits of h) as f32, exactly (see f16x4ToF32). */
-@inline function f16ToF32(h: u32): f32 {
-  const em = (h & 0x7fff) << 13;
-  let f = reinterpret<f32>(em) * <f32>5.192296858534828e33; // 2^112
-  if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(em | 0x7f800000);
-  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
-}
-
-/** Σ of the elementwise products of two i8x16 vectors, as i32x4 partial sums. */
-@inline function dotI8x16(a: v128, b: v128): v128 {
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
-  );
 }
 
 /**
@@ -208,7 +201,7 @@ export function matvecQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r
 // x and out are [nTok, k] and [nTok, n] (for quantized x: xq [nTok, k] int8, xd [nTok, k/32]).
 
 @inline function tileRows(rowBytes: usize): i32 {
-  const rows = <i32>(65536 / rowBytes);
+  const rows = <i32>(<usize>65536 / rowBytes);
   return rows < 4 ? 4 : rows & ~3;
 }
 

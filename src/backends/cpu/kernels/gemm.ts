@@ -1,0 +1,260 @@
+// Matrix-matrix kernels for prefill and batched decode: out[t, r] = Σ_i w[r, i] · x[t, i] for many
+// tokens t at once. A tile of weight rows is unpacked once into this thread's scratch (f32, or
+// int16 values plus block scales for the quantized types) and then every token runs over it, in
+// register blocks of 4 rows × 2 tokens, so the per-element cost of decoding the stored format is
+// paid once per tile instead of once per token.
+//
+// Every output follows the same arithmetic as the matvec kernel of its dtype (the canonical f32
+// dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
+// through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
+import { f16x4ToF32, f16ToF32, hsum } from './common';
+
+// This thread's scratch, set once per instance: wasm globals belong to the instance, and every
+// thread of the pool has its own instance over the one shared memory.
+let scratch: usize = 0;
+let scratchBytes: usize = 0;
+
+/** Thread `index` of the pool uses [base + index·stride, base + (index+1)·stride) as scratch. */
+export function setScratch(base: usize, stride: usize, index: i32): void {
+  scratch = base + stride * <usize>index;
+  scratchBytes = stride;
+}
+
+/** Rows per tile: as many as fit ~256 KiB (an L2 share), a multiple of 4, at least 4. */
+@inline function tileRows(rowBytes: usize): i32 {
+  const fit = <i32>(min<usize>(scratchBytes, 262144) / rowBytes) & ~3;
+  return fit < 4 ? 4 : fit;
+}
+
+// ---------------------------------------------------------------------------------------------
+// f32 tiles (F32 weights in place; F16 and BF16 unpacked): the canonical f32 dot (matvec.ts).
+
+/** The canonical f32 dot of one row and one token. */
+@inline function dot1(a: usize, x: usize, k: i32): f32 {
+  const k4 = k & ~3;
+  let s = f32x4.splat(0);
+  for (let i = 0; i < k4; i += 4) s = f32x4.add(s, f32x4.mul(v128.load(a + (<usize>i << 2)), v128.load(x + (<usize>i << 2))));
+  let t = hsum(s);
+  for (let i = k4; i < k; i++) t += load<f32>(a + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
+  return t;
+}
+
+/**
+ * out[t·n + r] for rows [0, rows) of an f32 tile (row stride ws bytes) and tokens [0, nTok) of x
+ * (row stride xs bytes); `out` points at the tile's first output column.
+ */
+function gemmTileF32(w: usize, ws: usize, rows: i32, x: usize, xs: usize, nTok: i32, k: i32, out: usize, n: i32): void {
+  const k4 = k & ~3;
+  const os = <usize>n << 2;
+  let t = 0;
+  for (; t + 2 <= nTok; t += 2) {
+    const x0 = x + <usize>t * xs, x1 = x0 + xs;
+    const o0 = out + <usize>t * os, o1 = o0 + os;
+    let r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      const a = w + <usize>r * ws, b = a + ws, c = b + ws, d = c + ws;
+      let a0 = f32x4.splat(0), b0 = f32x4.splat(0), c0 = f32x4.splat(0), d0 = f32x4.splat(0);
+      let a1 = f32x4.splat(0), b1 = f32x4.splat(0), c1 = f32x4.splat(0), d1 = f32x4.splat(0);
+      for (let i = 0; i < k4; i += 4) {
+        const o = <usize>i << 2;
+        const xa = v128.load(x0 + o), xb = v128.load(x1 + o);
+        const wa = v128.load(a + o), wb = v128.load(b + o), wc = v128.load(c + o), wd = v128.load(d + o);
+        a0 = f32x4.add(a0, f32x4.mul(wa, xa)); a1 = f32x4.add(a1, f32x4.mul(wa, xb));
+        b0 = f32x4.add(b0, f32x4.mul(wb, xa)); b1 = f32x4.add(b1, f32x4.mul(wb, xb));
+        c0 = f32x4.add(c0, f32x4.mul(wc, xa)); c1 = f32x4.add(c1, f32x4.mul(wc, xb));
+        d0 = f32x4.add(d0, f32x4.mul(wd, xa)); d1 = f32x4.add(d1, f32x4.mul(wd, xb));
+      }
+      let ta0 = hsum(a0), tb0 = hsum(b0), tc0 = hsum(c0), td0 = hsum(d0);
+      let ta1 = hsum(a1), tb1 = hsum(b1), tc1 = hsum(c1), td1 = hsum(d1);
+      for (let i = k4; i < k; i++) {
+        const o = <usize>i << 2;
+        const xa = load<f32>(x0 + o), xb = load<f32>(x1 + o);
+        const wa = load<f32>(a + o), wb = load<f32>(b + o), wc = load<f32>(c + o), wd = load<f32>(d + o);
+        ta0 += wa * xa; tb0 += wb * xa; tc0 += wc * xa; td0 += wd * xa;
+        ta1 += wa * xb; tb1 += wb * xb; tc1 += wc * xb; td1 += wd * xb;
+      }
+      const p0 = o0 + (<usize>r << 2), p1 = o1 + (<usize>r << 2);
+      store<f32>(p0, ta0); store<f32>(p0, tb0, 4); store<f32>(p0, tc0, 8); store<f32>(p0, td0, 12);
+      store<f32>(p1, ta1); store<f32>(p1, tb1, 4); store<f32>(p1, tc1, 8); store<f32>(p1, td1, 12);
+    }
+    for (; r < rows; r++) {
+      const a = w + <usize>r * ws;
+      store<f32>(o0 + (<usize>r << 2), dot1(a, x0, k));
+      store<f32>(o1 + (<usize>r << 2), dot1(a, x1, k));
+    }
+  }
+  for (; t < nTok; t++) {
+    const xt = x + <usize>t * xs, ot = out + <usize>t * os;
+    for (let r = 0; r < rows; r++) store<f32>(ot + (<usize>r << 2), dot1(w + <usize>r * ws, xt, k));
+  }
+}
+
+/** F32 weights need no unpacking: tiles are read in place. x [nTok, k] f32 → out [nTok, n]. */
+export function gemmF32(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const ws = <usize>k << 2;
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    gemmTileF32(w + <usize>rb * ws, ws, rows, x, ws, nTok, k, out + (<usize>rb << 2), n);
+  }
+}
+
+/** F16 weights [n, k] (k a multiple of 8), unpacked to f32 tile by tile. */
+export function gemmF16(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const src = <usize>k << 1, ws = <usize>k << 2;
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) {
+      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws;
+      for (let i = 0; i < k; i += 8) {
+        const raw = v128.load(a + (<usize>i << 1));
+        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.extend_low_i16x8_u(raw)));
+        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), 16);
+      }
+    }
+    gemmTileF32(scratch, ws, rows, x, ws, nTok, k, out + (<usize>rb << 2), n);
+  }
+}
+
+/**
+ * BF16 weights [n, k] (k a multiple of 8), unpacked to f32 in matvecBF16's permuted order (per 8:
+ * even elements, then odd); xp is x permuted the same way (permuteForBF16).
+ */
+export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const src = <usize>k << 1, ws = <usize>k << 2;
+  const mask = i32x4.splat(0xffff0000);
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) {
+      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws;
+      for (let i = 0; i < k; i += 8) {
+        const raw = v128.load(a + (<usize>i << 1));
+        v128.store(dst + (<usize>i << 2), i32x4.shl(raw, 16));
+        v128.store(dst + (<usize>i << 2), v128.and(raw, mask), 16);
+      }
+    }
+    gemmTileF32(scratch, ws, rows, xp, ws, nTok, k, out + (<usize>rb << 2), n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block-quantized tiles (Q8_0, Q4_0): each row unpacked to [k] int16 values followed by [k/32]
+// f32 block scales; x is the 8-bit quantized activation (quantizeRowQ8) widened to int16
+// (widenI8). Per block: an exact integer dot on i32x4.dot_i16x8_s, then acc += s · (dw · dx) —
+// the same lanes and the same f32 operations as matvecQ8_0 / matvecQ4_0.
+
+/** dst[i] = src[i] as int16, for count int8 values (count a multiple of 16). */
+export function widenI8(src: usize, dst: usize, count: i32): void {
+  for (let i = 0; i < count; i += 16) {
+    const v = v128.load(src + <usize>i);
+    v128.store(dst + (<usize>i << 1), i16x8.extend_low_i8x16_s(v));
+    v128.store(dst + (<usize>i << 1), i16x8.extend_high_i8x16_s(v), 16);
+  }
+}
+
+/** Σ over one block of 32 int16 pairs, as i32x4 lanes (lane j: elements 2j, 2j+1 of each 8). */
+@inline function blockDot(w: usize, x: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(w), v128.load(x)), i32x4.dot_i16x8_s(v128.load(w, 16), v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(w, 32), v128.load(x, 32)), i32x4.dot_i16x8_s(v128.load(w, 48), v128.load(x, 48))),
+  );
+}
+
+/** One row · one token: Σ_blocks convert(s) · (dw · dx), lanes summed at the end. */
+@inline function qdot1(a: usize, as: usize, x: usize, xd: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const s = blockDot(a + (<usize>b << 6), x + (<usize>b << 6));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(load<f32>(as + (<usize>b << 2)) * load<f32>(xd + (<usize>b << 2)))));
+  }
+  return hsum(acc);
+}
+
+/**
+ * Quantized tile: rows at w with stride ws bytes ([k] int16 then [k/32] f32 scales); tokens at x16
+ * ([nTok, k] int16) with scales xd ([nTok, k/32] f32). Register blocks of 2 rows × 2 tokens.
+ */
+function gemmTileQ(w: usize, ws: usize, rows: i32, x16: usize, xd: usize, nTok: i32, k: i32, out: usize, n: i32): void {
+  const nb = k >> 5;
+  const xs = <usize>k << 1, ds = <usize>nb << 2, os = <usize>n << 2, scales = <usize>k << 1;
+  let t = 0;
+  for (; t + 2 <= nTok; t += 2) {
+    const x0 = x16 + <usize>t * xs, x1 = x0 + xs, d0 = xd + <usize>t * ds, d1 = d0 + ds;
+    const o0 = out + <usize>t * os, o1 = o0 + os;
+    let r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      const a = w + <usize>r * ws, b = a + ws;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+      for (let blk = 0; blk < nb; blk++) {
+        const o = <usize>blk << 6, so = <usize>blk << 2;
+        const wa = load<f32>(a + scales + so), wb = load<f32>(b + scales + so);
+        const xa = load<f32>(d0 + so), xb = load<f32>(d1 + so);
+        a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(a + o, x0 + o)), f32x4.splat(wa * xa)));
+        a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(a + o, x1 + o)), f32x4.splat(wa * xb)));
+        b0 = f32x4.add(b0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(b + o, x0 + o)), f32x4.splat(wb * xa)));
+        b1 = f32x4.add(b1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(b + o, x1 + o)), f32x4.splat(wb * xb)));
+      }
+      const p0 = o0 + (<usize>r << 2), p1 = o1 + (<usize>r << 2);
+      store<f32>(p0, hsum(a0)); store<f32>(p0, hsum(b0), 4);
+      store<f32>(p1, hsum(a1)); store<f32>(p1, hsum(b1), 4);
+    }
+    for (; r < rows; r++) {
+      const a = w + <usize>r * ws;
+      store<f32>(o0 + (<usize>r << 2), qdot1(a, a + scales, x0, d0, nb));
+      store<f32>(o1 + (<usize>r << 2), qdot1(a, a + scales, x1, d1, nb));
+    }
+  }
+  for (; t < nTok; t++) {
+    const xt = x16 + <usize>t * xs, dt = xd + <usize>t * ds, ot = out + <usize>t * os;
+    for (let r = 0; r < rows; r++) {
+      const a = w + <usize>r * ws;
+      store<f32>(ot + (<usize>r << 2), qdot1(a, a + scales, xt, dt, nb));
+    }
+  }
+}
+
+/** Q8_0 weights [n, k] (34-byte blocks: f16 scale, 32 int8), x as widened int16 + scales. */
+export function gemmQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const src = <usize>nb * 34, ws = (<usize>k << 1) + (<usize>nb << 2);
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) {
+      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws, scales = dst + (<usize>k << 1);
+      for (let b = 0; b < nb; b++) {
+        const blk = a + <usize>b * 34, o = dst + (<usize>b << 6);
+        const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
+        v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
+        v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+        store<f32>(scales + (<usize>b << 2), f16ToF32(<u32>load<u16>(blk)));
+      }
+    }
+    gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
+  }
+}
+
+/** Q4_0 weights [n, k] (18-byte blocks: f16 scale, 16 bytes of nibbles; value = nibble − 8). */
+export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const src = <usize>nb * 18, ws = (<usize>k << 1) + (<usize>nb << 2);
+  const low = i8x16.splat(0x0f), eight = i8x16.splat(8);
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) {
+      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws, scales = dst + (<usize>k << 1);
+      for (let b = 0; b < nb; b++) {
+        const blk = a + <usize>b * 18, o = dst + (<usize>b << 6);
+        const packed = v128.load(blk, 2);
+        const lo = i8x16.sub(v128.and(packed, low), eight), hi = i8x16.sub(i8x16.shr_u(packed, 4), eight);
+        v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
+        v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+        store<f32>(scales + (<usize>b << 2), f16ToF32(<u32>load<u16>(blk)));
+      }
+    }
+    gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
+  }
+}

@@ -1,0 +1,3 @@
+// Entry point of the kernel module (build/kernels.wasm): every kernel file's exports.
+export * from './matvec';
+export * from './gemm';
