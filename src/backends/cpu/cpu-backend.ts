@@ -12,10 +12,14 @@ import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
 import { byteSize, type DType } from '../../quant/dtype.js';
 import * as ops from '../f32-ops.js';
-import { createKernelMemory, loadMatvecKernels, permuteForBF16, type MatvecKernels } from './kernel-module.js';
+import {
+  ATTENTION_PARAMS as AP, createKernelMemory, loadMatvecKernels, permuteForBF16, type MatvecKernels,
+} from './kernel-module.js';
 import { WorkerPool, type KernelName } from './worker-pool.js';
 
 const PAGE = 65536;
+/** The low memory kept for the kernel module's static data (Mathf.exp's tables, ~1.3 KB). */
+const RESERVED_BYTES = PAGE;
 const MAX_BYTES = 65536 * PAGE;
 /**
  * Matrix dtypes with kernels. `matvec`: rows read straight from the stored format for each token
@@ -59,9 +63,11 @@ const wt = (w: Weight) => w as CpuWeight;
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
-  /** Bytes handed out so far (16-byte aligned bump allocation; nothing is freed before dispose). */
-  private used = 0;
-  private scores = new Float32Array(0);
+  /**
+   * Bytes handed out so far (16-byte aligned bump allocation; nothing is freed before dispose).
+   * Starts above the kernel module's static data, which every thread's instantiation rewrites.
+   */
+  private used = RESERVED_BYTES;
 
   private constructor(
     private readonly memory: WebAssembly.Memory, private readonly pool: WorkerPool,
@@ -71,7 +77,11 @@ export class CpuBackend implements Backend {
 
   static async create(threads: number): Promise<CpuBackend> {
     const memory = createKernelMemory(16);
-    return new CpuBackend(memory, await WorkerPool.create(threads, memory), await loadMatvecKernels(memory));
+    const local = await loadMatvecKernels(memory);
+    if (local.staticDataEnd() > RESERVED_BYTES) {
+      throw new Error(`cpu kernels: static data ends at ${local.staticDataEnd()}, above the ${RESERVED_BYTES} bytes reserved for it`);
+    }
+    return new CpuBackend(memory, await WorkerPool.create(threads, memory), local);
   }
 
   get threads(): number {
@@ -159,7 +169,7 @@ export class CpuBackend implements Backend {
     const kernels = KERNELS[wa.dtype]!;
     const t = xa.rows;
     const gemm = t >= kernels.gemmFrom;
-    if (gemm) this.ensureGemmScratch(k);
+    if (gemm) this.ensureThreadScratch(16 * k);
     let input: number[];
     if (kernels.input === 'bf16') {
       // BF16 kernels read x with even and odd elements split per group of 8.
@@ -196,35 +206,71 @@ export class CpuBackend implements Backend {
   }
 
   /**
-   * Each thread's gemm tile scratch: at least 4 unpacked rows (f32, 4k bytes each) and ~256 KiB,
-   * so a tile of rows stays in that core's L2 while every token runs over it.
+   * Each thread's scratch: for gemm at least 4 unpacked rows (f32, 4k bytes each) and ~256 KiB,
+   * so a tile of rows stays in that core's L2 while every token runs over it; for attention the
+   * scores of one context.
    */
-  private gemmStride = 0;
-  private ensureGemmScratch(k: number): void {
-    const stride = Math.ceil(Math.max(262144, 16 * k) / 64) * 64;
-    if (stride <= this.gemmStride) return;
-    const base = this.alloc(stride * this.pool.threads, 'gemm scratch');
+  private threadScratch = 0;
+  private ensureThreadScratch(bytes: number): void {
+    const stride = Math.ceil(Math.max(262144, bytes) / 64) * 64;
+    if (stride <= this.threadScratch) return;
+    const base = this.alloc(stride * this.pool.threads, 'thread scratch');
     this.pool.broadcast('setScratch', [base, stride]);
-    this.gemmStride = stride;
+    this.threadScratch = stride;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
     ops.rope(this.view(x), act(x).rows, act(x).cols, batch, nHeads, headDim, rope);
   }
 
+  /** Parameter block of the attention kernel, and the batch's positions and seqs as i32. */
+  private attentionParams = -1;
+  private batchInts = { capacity: 0, offset: -1 };
+
   attention(
     out: Activations, q: Activations, k: Activations, v: Activations,
     cache: KVCache, layer: number, batch: BatchLayout, p: AttentionParams,
   ): void {
     const c = cache as CpuKVCache;
-    const size = c.shape.maxSeqs * c.shape.ctxLen * c.shape.nKVHeads * c.shape.headDim;
-    if (this.scores.length < c.shape.ctxLen) this.scores = new Float32Array(c.shape.ctxLen);
-    const kv = { keys: this.f32(c.keys[layer]!, size), values: this.f32(c.values[layer]!, size), ctxLen: c.shape.ctxLen };
-    ops.attention(this.view(out), this.view(q), this.view(k), this.view(v), act(q).rows, kv, batch, p, this.scores);
+    const { ctxLen, maxSeqs } = c.shape;
+    const n = act(q).rows, kvDim = p.nKVHeads * p.headDim;
+    // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
+    const keys = this.f32(c.keys[layer]!, maxSeqs * ctxLen * kvDim), values = this.f32(c.values[layer]!, maxSeqs * ctxLen * kvDim);
+    const kv = this.view(k), vv = this.view(v);
+    for (let t = 0; t < n; t++) {
+      const pos = batch.positions[t]!;
+      if (pos >= ctxLen) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
+      const dst = (batch.seqs[t]! * ctxLen + pos) * kvDim;
+      keys.set(kv.subarray(t * kvDim, (t + 1) * kvDim), dst);
+      values.set(vv.subarray(t * kvDim, (t + 1) * kvDim), dst);
+    }
+    // 2. Causal attention on the pool, one item per (head, token).
+    if (this.batchInts.capacity < n) this.batchInts = { capacity: n, offset: this.alloc(8 * n, 'batch layout') };
+    const ints = new Int32Array(this.memory.buffer, this.batchInts.offset, 2 * n);
+    ints.set(batch.positions.subarray(0, n));
+    ints.set(batch.seqs.subarray(0, n), n);
+    if (this.attentionParams < 0) this.attentionParams = this.alloc(4 * AP.size, 'attention parameters');
+    const params = new Int32Array(this.memory.buffer, this.attentionParams, AP.size);
+    params[AP.q] = act(q).offset;
+    params[AP.keys] = c.keys[layer]!;
+    params[AP.values] = c.values[layer]!;
+    params[AP.out] = act(out).offset;
+    params[AP.positions] = this.batchInts.offset;
+    params[AP.seqs] = this.batchInts.offset + 4 * n;
+    params[AP.nTok] = n;
+    params[AP.nHeads] = p.nHeads;
+    params[AP.nKVHeads] = p.nKVHeads;
+    params[AP.headDim] = p.headDim;
+    params[AP.ctxLen] = ctxLen;
+    params[AP.window] = p.slidingWindow ?? 0;
+    new Float32Array(params.buffer, params.byteOffset + 4 * AP.scale, 1)[0] = p.scale;
+    this.ensureThreadScratch(4 * ctxLen);
+    this.pool.run('attention', [this.attentionParams], p.nHeads * n);
   }
 
   siluMul(out: Activations, gate: Activations, up: Activations): void {
-    ops.siluMul(this.view(out), this.view(gate), this.view(up));
+    const o = act(out);
+    this.pool.run('siluMul', [act(gate).offset, act(up).offset, o.offset], o.rows * o.cols);
   }
 
   add(out: Activations, a: Activations, b: Activations): void {

@@ -26,6 +26,8 @@ export interface MatvecKernels {
   matmulQ4_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Matrix-matrix (gemm.ts): weight tiles unpacked into the thread's scratch, then reused by every
   // token; bit-identical to the matvec kernels of the same dtype.
+  /** Where the module's static data ends: the memory below belongs to the kernels. */
+  staticDataEnd(): number;
   /** Thread `index` takes [base + index·stride, +stride) as its scratch (set once per thread). */
   setScratch(base: number, stride: number, index: number): void;
   gemmF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
@@ -35,7 +37,18 @@ export interface MatvecKernels {
   widenI8(src: number, dst: number, count: number): void;
   gemmQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  // Other ops (ops.ts).
+  /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
+  attention(params: number, r0: number, r1: number): void;
+  /** out[i] = silu(gate[i]) · up[i] for i in [r0, r1). */
+  siluMul(gate: number, up: number, out: number, r0: number, r1: number): void;
 }
+
+/** Int32 slots of the attention kernel's parameter block (scale is an f32 in the last slot). */
+export const ATTENTION_PARAMS = {
+  q: 0, keys: 1, values: 2, out: 3, positions: 4, seqs: 5, nTok: 6,
+  nHeads: 7, nKVHeads: 8, headDim: 9, ctxLen: 10, window: 11, scale: 12, size: 13,
+} as const;
 
 const WASM_URL = new URL('../../../../build/kernels.wasm', import.meta.url);
 let compiled: Promise<WebAssembly.Module> | undefined;

@@ -8,17 +8,7 @@
 // dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
 // through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
 import { f16x4ToF32, f16ToF32, hsum } from './common';
-
-// This thread's scratch, set once per instance: wasm globals belong to the instance, and every
-// thread of the pool has its own instance over the one shared memory.
-let scratch: usize = 0;
-let scratchBytes: usize = 0;
-
-/** Thread `index` of the pool uses [base + index·stride, base + (index+1)·stride) as scratch. */
-export function setScratch(base: usize, stride: usize, index: i32): void {
-  scratch = base + stride * <usize>index;
-  scratchBytes = stride;
-}
+import { scratch, scratchBytes } from './scratch';
 
 /** Rows per tile: as many as fit ~256 KiB (an L2 share), a multiple of 4, at least 4. */
 @inline function tileRows(rowBytes: usize): i32 {

@@ -1,3 +1,5 @@
 // Entry point of the kernel module (build/kernels.wasm): every kernel file's exports.
 export * from './matvec';
 export * from './gemm';
+export * from './ops';
+export { setScratch, staticDataEnd } from './scratch';
