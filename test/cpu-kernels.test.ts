@@ -2,7 +2,7 @@
 // with odd shapes (row tails, row counts not a multiple of the 4-row pass).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createKernelMemory, loadMatvecKernels, permuteForBF16 } from '../src/backends/cpu/kernel-module.js';
+import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeBF16, encodeF16 } from '../src/quant/f16.js';
@@ -21,6 +21,11 @@ async function referenceMatvec(dtype: DType, bytes: Uint8Array, n: number, k: nu
   const out = be.createActivations(1, n);
   be.matmul(out, xa, w);
   return be.read(out);
+}
+
+/** x laid out as the f16/bf16 kernels read it: per group of 8, the even elements then the odd. */
+function permuted(x: Float32Array): Float32Array {
+  return x.map((_, i) => x[(i & ~7) + 2 * (i & 3) + ((i & 4) >> 2)]!);
 }
 
 function assertClose(actual: Float32Array, expected: Float32Array, tol: number): void {
@@ -52,8 +57,7 @@ test('matvecBF16 equals the reference matmul on the same bf16 weights', async ()
   const kernels = await loadMatvecKernels(memory);
   for (const [n, k] of [[1, 8], [5, 24], [33, 256]] as const) {
     const wBytes = encodeBF16(random(n * k)), x = random(k);
-    const xp = new Float32Array(k);
-    permuteForBF16(x, xp);
+    const xp = permuted(x);
     const heap = new Uint8Array(memory.buffer);
     const wOff = 0, xOff = wBytes.length + 64, outOff = xOff + k * 4;
     heap.set(wBytes, wOff);
@@ -64,23 +68,43 @@ test('matvecBF16 equals the reference matmul on the same bf16 weights', async ()
   }
 });
 
-test('matvecF16 equals the reference matmul, including subnormal, infinite and NaN weights', async () => {
+test('permuteX lays x out per 8 as evens then odds, scaled, and reports max |x|', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  const x = random(24);
+  x[13] = -7.5;
+  new Float32Array(memory.buffer, 0, 24).set(x);
+  assert.equal(kernels.permuteX(0, 256, 24, 4), 7.5);
+  assert.deepEqual(new Float32Array(memory.buffer, 256, 24).slice(), permuted(x).map((v) => v * 4));
+  new Float32Array(memory.buffer, 0, 8).fill(NaN, 3, 4);
+  assert.ok(Number.isNaN(kernels.permuteX(0, 256, 8, 1)), 'NaN is reported, so the caller falls back');
+});
+
+test('matvecF16 and matvecF16Scaled equal the reference matmul, including subnormal, infinite and NaN weights', async () => {
   const memory = createKernelMemory(16);
   const kernels = await loadMatvecKernels(memory);
   for (const [n, k] of [[1, 8], [6, 40], [17, 128]] as const) {
     const values = random(n * k);
-    values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; // subnormal, max, -0
+    values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; values[4] = -65504; values[5] = 6.1e-5; // subnormal, max, -0, min normal
     const wBytes = encodeF16(values), x = random(k);
+    x[1] = 30000; x[2] = -1e-30; // large (still < 2^16) and tiny activations
     const heap = new Uint8Array(memory.buffer);
-    const wOff = 0, xOff = wBytes.length + 64, outOff = xOff + k * 4;
+    const wOff = 0, xOff = wBytes.length + 64, xsOff = xOff + k * 4, outOff = xsOff + k * 4, outScaled = outOff + n * 4;
     heap.set(wBytes, wOff);
-    heap.set(new Uint8Array(x.buffer), xOff);
+    heap.set(new Uint8Array(permuted(x).buffer), xOff);
+    assert.equal(kernels.countF16Specials(wOff, n * k), 0);
     kernels.matvecF16(wOff, xOff, outOff, k, 0, n);
-    assertClose(new Float32Array(memory.buffer, outOff, n).slice(), await referenceMatvec('F16', wBytes, n, k, x), 1e-5);
+    const exact = new Float32Array(memory.buffer, outOff, n).slice();
+    assertClose(exact, await referenceMatvec('F16', wBytes, n, k, x), 1e-5);
+    // The scaled kernel: bit-identical, given x·2^112.
+    heap.set(new Uint8Array(permuted(x).map((v) => v * 2 ** 112).buffer), xsOff);
+    kernels.matvecF16Scaled(wOff, xsOff, outScaled, k, 0, n);
+    assert.deepEqual(new Float32Array(memory.buffer, outScaled, n).slice(), exact);
   }
-  // inf and NaN weights propagate as in f32 arithmetic.
+  // inf and NaN weights propagate as in f32 arithmetic (the exact kernel; they are counted at load).
   const special = encodeF16(Float32Array.from([Infinity, 0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, 0, 0]));
   new Uint8Array(memory.buffer).set(special, 0);
+  assert.equal(kernels.countF16Specials(0, 16), 2);
   new Float32Array(memory.buffer, 64, 8).fill(1);
   kernels.matvecF16(0, 64, 128, 8, 0, 2);
   const out = new Float32Array(memory.buffer, 128, 2);
@@ -132,7 +156,7 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
         const wOff = put(quantize(dtype, random(n * k)));
         const x = random(nTok * k);
         const input = new Float32Array(nTok * k);
-        if (dtype === 'BF16') for (let t = 0; t < nTok; t++) permuteForBF16(x.subarray(t * k, (t + 1) * k), input.subarray(t * k, (t + 1) * k));
+        if (dtype === 'BF16' || dtype === 'F16') for (let t = 0; t < nTok; t++) input.set(permuted(x.subarray(t * k, (t + 1) * k)), t * k);
         else input.set(x);
         const xOff = put(new Uint8Array(input.buffer));
         const xq = alloc(nTok * k), x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4);

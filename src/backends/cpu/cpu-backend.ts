@@ -13,7 +13,7 @@ import { dequantize } from '../../quant/dequantize.js';
 import { byteSize, type DType } from '../../quant/dtype.js';
 import * as ops from '../f32-ops.js';
 import {
-  ATTENTION_PARAMS as AP, createKernelMemory, loadMatvecKernels, permuteForBF16, type MatvecKernels,
+  ATTENTION_PARAMS as AP, createKernelMemory, loadMatvecKernels, type MatvecKernels,
 } from './kernel-module.js';
 import { WorkerPool, type KernelName } from './worker-pool.js';
 
@@ -26,12 +26,12 @@ const MAX_BYTES = 65536 * PAGE;
  * (decode); `gemm`: tiles unpacked once and reused by every token (prefill, batched decode), used
  * from `gemmFrom` tokens on (measured on 2048×2048: f16's conversion is dear, so gemm pays from 2
  * tokens; bf16 and the quantized types from 4). Both give bit-identical results. `input` is how x
- * is prepared: as is, permuted for bf16, or quantized to 8-bit blocks.
+ * is prepared: as is, permuted to match how f16/bf16 pairs are split, or quantized to 8-bit blocks.
  */
-const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'bf16' | 'q8' }>> = {
+const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'permuted' | 'q8' }>> = {
   F32: { matvec: 'matmulF32', gemm: 'gemmF32', gemmFrom: 2, input: 'f32' },
-  F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 2, input: 'f32' },
-  BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'bf16' },
+  F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 2, input: 'permuted' },
+  BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'permuted' },
   Q8_0: { matvec: 'matmulQ8_0', gemm: 'gemmQ8_0', gemmFrom: 4, input: 'q8' },
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
 };
@@ -43,6 +43,8 @@ class CpuWeight implements Weight {
     readonly offset: number,
     /** 1-D tensors (norms, biases) as f32, for the TypeScript ops. */
     readonly f32: Float32Array | undefined,
+    /** F16 with inf or NaN values: only the exact-conversion kernels may read it. */
+    readonly f16Specials = false,
   ) {}
 }
 
@@ -121,7 +123,8 @@ export class CpuBackend implements Backend {
     }
     const offset = this.alloc(data.length, info.name);
     new Uint8Array(this.memory.buffer, offset, data.length).set(data);
-    return new CpuWeight(info.name, info.shape, info.dtype, offset, undefined);
+    const specials = info.dtype === 'F16' && this.local.countF16Specials(offset, count) > 0;
+    return new CpuWeight(info.name, info.shape, info.dtype, offset, undefined, specials);
   }
 
   createActivations(rows: number, cols: number): Activations {
@@ -171,10 +174,15 @@ export class CpuBackend implements Backend {
     const gemm = t >= kernels.gemmFrom;
     if (gemm) this.ensureThreadScratch(16 * k);
     let input: number[];
-    if (kernels.input === 'bf16') {
-      // BF16 kernels read x with even and odd elements split per group of 8.
+    let kernel = gemm ? kernels.gemm : kernels.matvec;
+    if (kernels.input === 'permuted') {
+      // f16 and bf16 kernels read x with even and odd elements split per group of 8. For f16
+      // decode, x is also scaled by 2^112 for matvecF16Scaled when that is exact (see matmulF16Scaled).
       const s = this.scratchFor(t * k);
-      for (let r = 0; r < t; r++) permuteForBF16(this.f32(xa.offset + r * k * 4, k), this.f32(s.x + r * k * 4, k));
+      const scaled = wa.dtype === 'F16' && !gemm && !wa.f16Specials;
+      const maxAbs = this.local.permuteX(xa.offset, s.x, t * k, scaled ? 2 ** 112 : 1);
+      if (scaled && maxAbs < 65536) kernel = 'matmulF16Scaled';
+      else if (scaled) this.local.permuteX(xa.offset, s.x, t * k, 1);
       input = [s.x];
     } else if (kernels.input === 'q8') {
       // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does
@@ -186,7 +194,7 @@ export class CpuBackend implements Backend {
     } else {
       input = [xa.offset];
     }
-    this.pool.run(gemm ? kernels.gemm : kernels.matvec, [wa.offset, ...input, o.offset, k, n, t], n);
+    this.pool.run(kernel, [wa.offset, ...input, o.offset, k, n, t], n);
     if (bias) {
       const ov = this.view(out), b = wt(bias).f32!;
       for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;

@@ -8,10 +8,16 @@ import { readFile } from 'node:fs/promises';
 export interface MatvecKernels {
   /** out[r] = w[r, :] · x for an f32 matrix. */
   matvecF32(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
-  /** Same for an f16 matrix (k a multiple of 8). */
-  matvecF16(w: number, x: number, out: number, k: number, r0: number, r1: number): void;
-  /** Same for a bf16 matrix (k a multiple of 8); x must be laid out by permuteForBF16. */
+  /** Same for an f16 matrix (k a multiple of 8); x laid out by permuteX. */
+  matvecF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
+  /** matvecF16, bit-identical and faster, for x laid out by permuteX with scale 2^112 (|x| < 2^16, no inf/NaN weights). */
+  matvecF16Scaled(w: number, xs: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same for a bf16 matrix (k a multiple of 8); x laid out by permuteX. */
   matvecBF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
+  /** xp = x permuted per 8 ([x0 x2 x4 x6 x1 x3 x5 x7]) times scale; returns max |x| (count a multiple of 8). */
+  permuteX(x: number, xp: number, count: number, scale: number): number;
+  /** How many of count f16 values are inf or NaN. */
+  countF16Specials(w: number, count: number): number;
   /** Quantizes x [k] to int8 blocks of 32 (xq [k] int8, xd [k/32] f32 scales) for matvecQ8_0. */
   quantizeRowQ8(x: number, xq: number, xd: number, k: number): void;
   /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8. */
@@ -20,7 +26,8 @@ export interface MatvecKernels {
   matvecQ4_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   // Several tokens: x [nTok, k] (or xq [nTok, k], xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
   matmulF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  matmulF16(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulF16Scaled(w: number, xs: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ8_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ4_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
@@ -31,7 +38,7 @@ export interface MatvecKernels {
   /** Thread `index` takes [base + index·stride, +stride) as its scratch (set once per thread). */
   setScratch(base: number, stride: number, index: number): void;
   gemmF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  gemmF16(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   /** dst [count] int16 = src [count] int8 (count a multiple of 16): x for the quantized gemms. */
   widenI8(src: number, dst: number, count: number): void;
@@ -79,18 +86,4 @@ export async function loadMatvecKernels(memory: WebAssembly.Memory, module?: Web
     },
   });
   return instance.exports as unknown as MatvecKernels;
-}
-
-/**
- * Lays x [k] out for matvecBF16: per group of 8, the even elements then the odd ones
- * ([x0 x2 x4 x6 x1 x3 x5 x7]), matching how the kernel splits stored bf16 pairs.
- */
-export function permuteForBF16(x: Float32Array, out: Float32Array): void {
-  if (x.length % 8 !== 0) throw new RangeError(`permuteForBF16: length ${x.length} is not a multiple of 8`);
-  for (let i = 0; i < x.length; i += 8) {
-    for (let j = 0; j < 4; j++) {
-      out[i + j] = x[i + 2 * j]!;
-      out[i + 4 + j] = x[i + 2 * j + 1]!;
-    }
-  }
 }

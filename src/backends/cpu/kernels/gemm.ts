@@ -89,9 +89,10 @@ export function gemmF32(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i3
   }
 }
 
-/** F16 weights [n, k] (k a multiple of 8), unpacked to f32 tile by tile. */
-export function gemmF16(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+/** F16 weights [n, k] (k a multiple of 8), unpacked to f32 in permuted order (as matvecF16). */
+export function gemmF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   const src = <usize>k << 1, ws = <usize>k << 2;
+  const low = i32x4.splat(0xffff);
   const tile = tileRows(ws);
   for (let rb = r0; rb < r1; rb += tile) {
     const rows = min(tile, r1 - rb);
@@ -99,17 +100,17 @@ export function gemmF16(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i3
       const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws;
       for (let i = 0; i < k; i += 8) {
         const raw = v128.load(a + (<usize>i << 1));
-        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.extend_low_i16x8_u(raw)));
-        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), 16);
+        v128.store(dst + (<usize>i << 2), f16x4ToF32(v128.and(raw, low)));
+        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.shr_u(raw, 16)), 16);
       }
     }
-    gemmTileF32(scratch, ws, rows, x, ws, nTok, k, out + (<usize>rb << 2), n);
+    gemmTileF32(scratch, ws, rows, xp, ws, nTok, k, out + (<usize>rb << 2), n);
   }
 }
 
 /**
  * BF16 weights [n, k] (k a multiple of 8), unpacked to f32 in matvecBF16's permuted order (per 8:
- * even elements, then odd); xp is x permuted the same way (permuteForBF16).
+ * even elements, then odd); xp is x permuted the same way (permuteX).
  */
 export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   const src = <usize>k << 1, ws = <usize>k << 2;

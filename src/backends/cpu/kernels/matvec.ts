@@ -96,24 +96,24 @@ export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1:
 }
 
 /**
- * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8); the
- * canonical f32 dot (see matvecF32), so it equals the gemm kernels bit for bit. Two rows per pass.
+ * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8), with
+ * x permuted as for bf16 (permuteX: per 8, the even elements then the odd ones, which are the low
+ * and high halves of the stored u32 pairs). Exact conversion, any values: the canonical f32 dot
+ * over the permuted order. Two rows per pass.
  */
-export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+export function matvecF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
+  const low = i32x4.splat(0xffff);
   let r = r0;
   for (; r + 2 <= r1; r += 2) {
     const a = w + <usize>r * rowBytes, b = a + rowBytes;
     let sa = f32x4.splat(0), sb = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const o = <usize>i << 1;
-      const xo = x + (<usize>i << 2);
-      const x0 = v128.load(xo), x1 = v128.load(xo, 16);
-      const ra = v128.load(a + o), rb = v128.load(b + o);
-      sa = f32x4.add(sa, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(ra)), x0));
-      sb = f32x4.add(sb, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(rb)), x0));
-      sa = f32x4.add(sa, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(ra)), x1));
-      sb = f32x4.add(sb, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(rb)), x1));
+      const xo = xp + (<usize>i << 2);
+      const xe = v128.load(xo), xodd = v128.load(xo, 16);
+      const ra = v128.load(a + (<usize>i << 1)), rb = v128.load(b + (<usize>i << 1));
+      sa = f32x4.add(f32x4.add(sa, f32x4.mul(f16x4ToF32(v128.and(ra, low)), xe)), f32x4.mul(f16x4ToF32(i32x4.shr_u(ra, 16)), xodd));
+      sb = f32x4.add(f32x4.add(sb, f32x4.mul(f16x4ToF32(v128.and(rb, low)), xe)), f32x4.mul(f16x4ToF32(i32x4.shr_u(rb, 16)), xodd));
     }
     const po = out + (<usize>r << 2);
     store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4);
@@ -122,13 +122,88 @@ export function matvecF16(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
     const a = w + <usize>r * rowBytes;
     let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
+      const xo = xp + (<usize>i << 2);
       const raw = v128.load(a + (<usize>i << 1));
-      const xo = x + (<usize>i << 2);
-      s = f32x4.add(s, f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(raw)), v128.load(xo)));
-      s = f32x4.add(s, f32x4.mul(f16x4ToF32(i32x4.extend_high_i16x8_u(raw)), v128.load(xo, 16)));
+      s = f32x4.add(f32x4.add(s, f32x4.mul(f16x4ToF32(v128.and(raw, low)), v128.load(xo))), f32x4.mul(f16x4ToF32(i32x4.shr_u(raw, 16)), v128.load(xo, 16)));
     }
     store<f32>(out + (<usize>r << 2), hsum(s));
   }
+}
+
+/**
+ * matvecF16 for the common case, at a fraction of the work: an f16's bits moved into an f32's
+ * exponent/mantissa field read as w·2^-112 (exactly, subnormals included), so with x pre-scaled by
+ * 2^112 (permuteX) every product equals w·x exactly and the sums are bit-identical to matvecF16.
+ * Needs |x| < 2^16 (x·2^112 stays finite) and no inf/NaN weights (their exponent is not
+ * special once moved): the backend checks both and otherwise uses matvecF16.
+ * Per 8 stored values, the even ones (low halves) and odd ones (high halves) each take a shift to
+ * the top, an arithmetic shift down by 3 (exponent into place, sign copied into bits 30–28) and a
+ * mask that keeps the sign and the 15 value bits.
+ */
+export function matvecF16Scaled(w: usize, xs: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>k << 1;
+  const keep = i32x4.splat(0x8fffe000);
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const a = w + <usize>r * rowBytes, b = a + rowBytes, c = b + rowBytes, d = c + rowBytes;
+    let sa = f32x4.splat(0), sb = f32x4.splat(0), sc = f32x4.splat(0), sd = f32x4.splat(0);
+    for (let i = 0; i < k; i += 8) {
+      const o = <usize>i << 1;
+      const xo = xs + (<usize>i << 2);
+      const xe = v128.load(xo), xodd = v128.load(xo, 16);
+      let raw = v128.load(a + o);
+      sa = f32x4.add(f32x4.add(sa, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      raw = v128.load(b + o);
+      sb = f32x4.add(f32x4.add(sb, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      raw = v128.load(c + o);
+      sc = f32x4.add(f32x4.add(sc, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      raw = v128.load(d + o);
+      sd = f32x4.add(f32x4.add(sd, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+    }
+    const po = out + (<usize>r << 2);
+    store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4); store<f32>(po, hsum(sc), 8); store<f32>(po, hsum(sd), 12);
+  }
+  for (; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let s = f32x4.splat(0);
+    for (let i = 0; i < k; i += 8) {
+      const xo = xs + (<usize>i << 2);
+      const raw = v128.load(a + (<usize>i << 1));
+      s = f32x4.add(f32x4.add(s, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), v128.load(xo))), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), v128.load(xo, 16)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(s));
+  }
+}
+
+/**
+ * xp[count] = x permuted per group of 8 ([x0 x2 x4 x6 x1 x3 x5 x7], the order the f16 and bf16
+ * kernels read stored pairs in), times `scale` (a power of two, so exact unless it overflows);
+ * returns max |x| (NaN if x has one), for the caller to check matvecF16Scaled's range.
+ */
+export function permuteX(x: usize, xp: usize, count: i32, scale: f32): f32 {
+  const sv = f32x4.splat(scale);
+  let m = f32x4.splat(0);
+  for (let i = 0; i < count; i += 8) {
+    const o = <usize>i << 2;
+    const a = v128.load(x + o), b = v128.load(x + o, 16);
+    m = f32x4.max(m, f32x4.max(f32x4.abs(a), f32x4.abs(b)));
+    v128.store(xp + o, f32x4.mul(v128.shuffle<f32>(a, b, 0, 2, 4, 6), sv));
+    v128.store(xp + o, f32x4.mul(v128.shuffle<f32>(a, b, 1, 3, 5, 7), sv), 16);
+  }
+  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+/** How many of `count` f16 values at w are inf or NaN (all-ones exponent). */
+export function countF16Specials(w: usize, count: i32): i32 {
+  const expMask = i16x8.splat(0x7c00);
+  let n = 0;
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const special = i16x8.eq(v128.and(v128.load(w + (<usize>i << 1)), expMask), expMask);
+    if (v128.any_true(special)) n += popcnt(i16x8.bitmask(special));
+  }
+  for (; i < count; i++) if ((load<u16>(w + (<usize>i << 1)) & 0x7c00) == 0x7c00) n++;
+  return n;
 }
 
 /**
@@ -213,11 +288,19 @@ export function matmulF32(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: 
   }
 }
 
-export function matmulF16(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+export function matmulF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   const tile = tileRows(<usize>k << 1);
   for (let rb = r0; rb < r1; rb += tile) {
     const re = min(rb + tile, r1);
-    for (let t = 0; t < nTok; t++) matvecF16(w, x + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
+    for (let t = 0; t < nTok; t++) matvecF16(w, xp + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
+  }
+}
+
+export function matmulF16Scaled(w: usize, xs: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const tile = tileRows(<usize>k << 1);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const re = min(rb + tile, r1);
+    for (let t = 0; t < nTok; t++) matvecF16Scaled(w, xs + (<usize>t * k << 2), out + (<usize>t * n << 2), k, rb, re);
   }
 }
 
