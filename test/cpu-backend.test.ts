@@ -121,3 +121,29 @@ test('matrices whose rows do not fit the kernels are refused by name', { skip },
   await assert.rejects(loadModel(path.join(dir, 'odd'), { backend: 'cpu', threads: 1 }),
     /cpu backend: token_embd\.weight has rows of 12, not a multiple of 8 \(F16 kernels\)/);
 });
+
+// wasm32 memories address 4 GiB: larger models spread their weights over several memories. With
+// the per-memory limit lowered, a small model takes several shards and must give the same results.
+test('weights spread over several wasm memories give bit-identical logits', { skip }, async () => {
+  const opened = await openModel(path.join(dir, 'q8.gguf'));
+  const one = await CpuBackend.create(2), many = await CpuBackend.create(2, { weightBytesPerMemory: 20_000 });
+  try {
+    const run = async (be: CpuBackend) => {
+      const graph = new LlamaGraph(be, opened.spec, await loadWeights(opened, be), { maxBatchTokens: 8, maxOutputs: 8 });
+      const cache = be.createKVCache({ nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: 16 });
+      const ids = [1, 450, 4996, 17354, 1701, 432];
+      const prefill = await graph.forward(Int32Array.from(ids), { positions: Int32Array.from(ids.keys()), seqs: new Int32Array(ids.length) },
+        Int32Array.from(ids.keys()), cache);
+      const decode = await graph.forward(Int32Array.of(13), { positions: Int32Array.of(ids.length), seqs: Int32Array.of(0) }, Int32Array.of(0), cache);
+      return [prefill.slice(), decode.slice()];
+    };
+    const [a, b] = [await run(one), await run(many)];
+    assert.equal(one.shardCount, 1);
+    assert.ok(many.shardCount >= 4, `${many.shardCount} memories`);
+    assert.deepEqual(b, a);
+  } finally {
+    await opened.close();
+    one.dispose();
+    many.dispose();
+  }
+});

@@ -9,7 +9,10 @@ declare namespace WebAssembly {
     grow(delta: number): number;
   }
   class Module {}
-  interface Instance { readonly exports: Record<string, unknown> }
+  class Instance {
+    constructor(module: Module, imports?: Imports);
+    readonly exports: Record<string, unknown>;
+  }
   type Imports = Record<string, Record<string, unknown>>;
   function compile(bytes: Uint8Array): Promise<Module>;
   function instantiate(module: Module, imports?: Imports): Promise<Instance>;

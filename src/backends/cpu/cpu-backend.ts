@@ -3,8 +3,10 @@
 // format (never expanded to f32). The light element-wise ops and attention run in TypeScript on
 // views of the same memory for now.
 //
-// Scope today: F32, F16, BF16, Q8_0 and Q4_0 weight matrices, models up to the 4 GiB one wasm32 memory
-// addresses. K-quant kernels and sharding weights across memories come next.
+// Models larger than the 4 GiB one wasm32 memory addresses: weights that do not fit the first
+// memory (the "home" shard, which also holds activations, scratch and the KV cache) go to further
+// memories; a matmul on such a weight copies its (small) prepared input into that shard, runs
+// there, and copies the output home. Each thread of the pool has a kernel instance per shard.
 import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
 } from '../backend.js';
@@ -13,7 +15,7 @@ import { dequantize } from '../../quant/dequantize.js';
 import { byteSize, type DType } from '../../quant/dtype.js';
 import * as ops from '../f32-ops.js';
 import {
-  ATTENTION_PARAMS as AP, createKernelMemory, loadMatvecKernels, type MatvecKernels,
+  ATTENTION_PARAMS as AP, createKernelMemory, type MatvecKernels,
 } from './kernel-module.js';
 import { WorkerPool, type KernelName } from './worker-pool.js';
 
@@ -21,6 +23,12 @@ const PAGE = 65536;
 /** The low memory kept for the kernel module's static data (Mathf.exp's tables, ~1.3 KB). */
 const RESERVED_BYTES = PAGE;
 const MAX_BYTES = 65536 * PAGE;
+/**
+ * How far weights may fill a memory: the home shard keeps ~1 GiB for activations, scratch and the
+ * KV cache; other shards keep 256 MiB for the copied inputs and outputs of their matmuls.
+ */
+const WEIGHT_LIMIT_HOME = 3 * 2 ** 30;
+const WEIGHT_LIMIT_SHARD = MAX_BYTES - 2 ** 28;
 /**
  * Matrix dtypes with kernels. `matvec`: rows read straight from the stored format for each token
  * (decode); `gemm`: tiles unpacked once and reused by every token (prefill, batched decode), used
@@ -36,10 +44,40 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
 };
 
+/** One wasm memory, this thread's kernels on it, and its bump allocator. */
+class Shard {
+  /** Bytes handed out (16-byte aligned; nothing is freed before dispose), above the static data. */
+  used = RESERVED_BYTES;
+  /** Per-thread scratch stride set on this shard's kernel instances (0 = none yet). */
+  threadScratch = 0;
+  /** Away from home: where a matmul's inputs and output are copied. */
+  io = { capacity: 0, offset: -1 };
+  constructor(readonly index: number, readonly memory: WebAssembly.Memory, readonly kernels: MatvecKernels) {}
+
+  /** Reserves `bytes`, growing the memory; returns the byte offset. */
+  alloc(bytes: number, what: string, limit = MAX_BYTES): number {
+    const offset = Math.ceil(this.used / 16) * 16;
+    const end = offset + bytes;
+    if (end > limit) {
+      throw new RangeError(`cpu backend: ${what} does not fit in a wasm memory (${(end / 2 ** 30).toFixed(2)} of `
+        + `${(limit / 2 ** 30).toFixed(2)} GiB); try a smaller context (--ctx-size)`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.used = end;
+    return offset;
+  }
+
+  bytes(offset: number, length: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, offset, length);
+  }
+}
+
 class CpuWeight implements Weight {
   constructor(
     readonly name: string, readonly shape: readonly number[], readonly dtype: DType,
-    /** Byte offset of the stored data in the kernel memory. */
+    /** The shard holding the stored data, and its byte offset there. */
+    readonly shard: number,
     readonly offset: number,
     /** 1-D tensors (norms, biases) as f32, for the TypeScript ops. */
     readonly f32: Float32Array | undefined,
@@ -65,54 +103,82 @@ const wt = (w: Weight) => w as CpuWeight;
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
-  /**
-   * Bytes handed out so far (16-byte aligned bump allocation; nothing is freed before dispose).
-   * Starts above the kernel module's static data, which every thread's instantiation rewrites.
-   */
-  private used = RESERVED_BYTES;
+  /** shards[0] is home: activations, scratch, KV cache, and the first weights. */
+  private readonly shards: Shard[];
 
   private constructor(
-    private readonly memory: WebAssembly.Memory, private readonly pool: WorkerPool,
-    /** The kernels instantiated on this thread, for single-threaded steps. */
-    private readonly local: MatvecKernels,
-  ) {}
+    memory: WebAssembly.Memory, private readonly pool: WorkerPool,
+    /** Most weight bytes per memory: home, then each further shard. */
+    private readonly weightLimits: { home: number; shard: number },
+  ) {
+    this.shards = [new Shard(0, memory, pool.kernels(0))];
+  }
 
-  static async create(threads: number): Promise<CpuBackend> {
+  /**
+   * `weightBytesPerMemory` lowers how many weight bytes one memory takes (default: 3 GiB at
+   * home, ~3.75 GiB elsewhere), so small models can exercise sharding.
+   */
+  static async create(threads: number, opts: { weightBytesPerMemory?: number } = {}): Promise<CpuBackend> {
     const memory = createKernelMemory(16);
-    const local = await loadMatvecKernels(memory);
-    if (local.staticDataEnd() > RESERVED_BYTES) {
-      throw new Error(`cpu kernels: static data ends at ${local.staticDataEnd()}, above the ${RESERVED_BYTES} bytes reserved for it`);
+    const pool = await WorkerPool.create(threads, memory);
+    const end = pool.kernels(0).staticDataEnd();
+    if (end > RESERVED_BYTES) {
+      await pool.dispose();
+      throw new Error(`cpu kernels: static data ends at ${end}, above the ${RESERVED_BYTES} bytes reserved for it`);
     }
-    return new CpuBackend(memory, await WorkerPool.create(threads, memory), local);
+    const cap = opts.weightBytesPerMemory;
+    return new CpuBackend(memory, pool, {
+      home: Math.min(cap ?? WEIGHT_LIMIT_HOME, WEIGHT_LIMIT_HOME), shard: Math.min(cap ?? WEIGHT_LIMIT_SHARD, WEIGHT_LIMIT_SHARD),
+    });
   }
 
   get threads(): number {
     return this.pool.threads;
   }
 
-  /** Reserves `bytes` in the kernel memory, growing it; returns the byte offset. */
-  private alloc(bytes: number, what: string): number {
-    const offset = Math.ceil(this.used / 16) * 16;
-    const end = offset + bytes;
-    if (end > MAX_BYTES) {
-      throw new RangeError(`cpu backend: ${what} does not fit in the 4 GiB of one wasm memory `
-        + `(${(end / 2 ** 30).toFixed(2)} GiB needed); use --backend reference for now`);
-    }
-    const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
-    this.used = end;
-    return offset;
+  /** How many wasm memories the weights occupy. */
+  get shardCount(): number {
+    return this.shards.length;
   }
 
-  /** A Float32Array over [offset, offset + count·4) of the (possibly grown) memory. */
+  private get home(): Shard {
+    return this.shards[0]!;
+  }
+
+  /** The kernels on this thread over the home memory, for single-threaded steps. */
+  private get local(): MatvecKernels {
+    return this.home.kernels;
+  }
+
+  /** Reserves `bytes` in the home memory; returns the byte offset. */
+  private alloc(bytes: number, what: string): number {
+    return this.home.alloc(bytes, what);
+  }
+
+  /** A Float32Array over [offset, offset + count·4) of the (possibly grown) home memory. */
   private f32(offset: number, count: number): Float32Array {
-    return new Float32Array(this.memory.buffer, offset, count);
+    return new Float32Array(this.home.memory.buffer, offset, count);
+  }
+
+  /** Room for a weight of `bytes`: the last shard if it fits under its weight limit, else a new memory. */
+  private placeWeight(bytes: number, name: string): { shard: Shard; offset: number } {
+    if (bytes > WEIGHT_LIMIT_SHARD) throw new RangeError(`cpu backend: ${name} alone is larger than a wasm memory can hold`);
+    let shard = this.shards[this.shards.length - 1]!;
+    const limit = shard.index === 0 ? this.weightLimits.home : this.weightLimits.shard;
+    // (a weight larger than the limit still gets a memory of its own)
+    if (Math.ceil(shard.used / 16) * 16 + bytes > limit && shard.used > RESERVED_BYTES) {
+      const memory = createKernelMemory(Math.ceil((RESERVED_BYTES + bytes) / PAGE));
+      const index = this.pool.addShard(memory);
+      shard = new Shard(index, memory, this.pool.kernels(index));
+      this.shards.push(shard);
+    }
+    return { shard, offset: shard.alloc(bytes, name) };
   }
 
   loadWeight(info: TensorInfo, data: Uint8Array): Weight {
     const count = elementCount(info.shape);
     if (info.shape.length === 1) {
-      return new CpuWeight(info.name, info.shape, 'F32', -1, dequantize(info.dtype, data, count));
+      return new CpuWeight(info.name, info.shape, 'F32', 0, -1, dequantize(info.dtype, data, count));
     }
     if (!KERNELS[info.dtype]) {
       throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(KERNELS).join(', ')} `
@@ -121,10 +187,10 @@ export class CpuBackend implements Backend {
     if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
       throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
     }
-    const offset = this.alloc(data.length, info.name);
-    new Uint8Array(this.memory.buffer, offset, data.length).set(data);
-    const specials = info.dtype === 'F16' && this.local.countF16Specials(offset, count) > 0;
-    return new CpuWeight(info.name, info.shape, info.dtype, offset, undefined, specials);
+    const { shard, offset } = this.placeWeight(data.length, info.name);
+    shard.bytes(offset, data.length).set(data);
+    const specials = info.dtype === 'F16' && shard.kernels.countF16Specials(offset, count) > 0;
+    return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, undefined, specials);
   }
 
   createActivations(rows: number, cols: number): Activations {
@@ -157,7 +223,7 @@ export class CpuBackend implements Backend {
     const dim = t.shape[1]!;
     const rowBytes = byteSize(t.dtype, dim);
     for (let i = 0; i < tokens.length; i++) {
-      const bytes = new Uint8Array(this.memory.buffer, t.offset + tokens[i]! * rowBytes, rowBytes);
+      const bytes = this.shards[t.shard]!.bytes(t.offset + tokens[i]! * rowBytes, rowBytes);
       dequantize(t.dtype, bytes, dim, o.subarray(i * dim, (i + 1) * dim));
     }
   }
@@ -172,8 +238,9 @@ export class CpuBackend implements Backend {
     const kernels = KERNELS[wa.dtype]!;
     const t = xa.rows;
     const gemm = t >= kernels.gemmFrom;
-    if (gemm) this.ensureThreadScratch(16 * k);
-    let input: number[];
+    if (gemm) this.ensureThreadScratch(16 * k, this.shards[wa.shard]!);
+    /** The prepared input as [offset, bytes] regions of home memory (the kernel's x arguments). */
+    let input: [number, number][];
     let kernel = gemm ? kernels.gemm : kernels.matvec;
     if (kernels.input === 'permuted') {
       // f16 and bf16 kernels read x with even and odd elements split per group of 8. For f16
@@ -183,18 +250,22 @@ export class CpuBackend implements Backend {
       const maxAbs = this.local.permuteX(xa.offset, s.x, t * k, scaled ? 2 ** 112 : 1);
       if (scaled && maxAbs < 65536) kernel = 'matmulF16Scaled';
       else if (scaled) this.local.permuteX(xa.offset, s.x, t * k, 1);
-      input = [s.x];
+      input = [[s.x, t * k * 4]];
     } else if (kernels.input === 'q8') {
       // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does
       // (and widened to int16 for gemm, which multiplies int16 tiles).
       const s = this.scratchFor(t * k);
       for (let r = 0; r < t; r++) this.local.quantizeRowQ8(xa.offset + r * k * 4, s.xq + r * k, s.xd + r * (k / 8), k);
       if (gemm) this.local.widenI8(s.xq, s.x16, t * k);
-      input = [gemm ? s.x16 : s.xq, s.xd];
+      input = [gemm ? [s.x16, t * k * 2] : [s.xq, t * k], [s.xd, t * k / 8]];
     } else {
-      input = [xa.offset];
+      input = [[xa.offset, t * k * 4]];
     }
-    this.pool.run(kernel, [wa.offset, ...input, o.offset, k, n, t], n);
+    if (wa.shard === 0) {
+      this.pool.run(kernel, [wa.offset, ...input.map(([at]) => at), o.offset, k, n, t], n);
+    } else {
+      this.runAway(this.shards[wa.shard]!, kernel, wa.offset, input, o.offset, k, n, t);
+    }
     if (bias) {
       const ov = this.view(out), b = wt(bias).f32!;
       for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
@@ -214,17 +285,38 @@ export class CpuBackend implements Backend {
   }
 
   /**
+   * A matmul on a weight in another memory: copies the prepared input there, runs the kernel on
+   * that shard, and copies the output [t, n] home to `outHome`.
+   */
+  private runAway(
+    shard: Shard, kernel: KernelName, w: number, input: [number, number][], outHome: number,
+    k: number, n: number, t: number,
+  ): void {
+    const sizes = [...input.map(([, bytes]) => bytes), t * n * 4].map((b) => Math.ceil(b / 16) * 16);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (shard.io.capacity < total) shard.io = { capacity: total, offset: shard.alloc(total, 'matmul input and output') };
+    const args: number[] = [];
+    let at = shard.io.offset;
+    input.forEach(([from, bytes], i) => {
+      shard.bytes(at, bytes).set(this.home.bytes(from, bytes));
+      args.push(at);
+      at += sizes[i]!;
+    });
+    this.pool.run(kernel, [w, ...args, at, k, n, t], n, shard.index);
+    this.home.bytes(outHome, t * n * 4).set(shard.bytes(at, t * n * 4));
+  }
+
+  /**
    * Each thread's scratch: for gemm at least 4 unpacked rows (f32, 4k bytes each) and ~256 KiB,
    * so a tile of rows stays in that core's L2 while every token runs over it; for attention the
    * scores of one context.
    */
-  private threadScratch = 0;
-  private ensureThreadScratch(bytes: number): void {
+  private ensureThreadScratch(bytes: number, shard = this.home): void {
     const stride = Math.ceil(Math.max(262144, bytes) / 64) * 64;
-    if (stride <= this.threadScratch) return;
-    const base = this.alloc(stride * this.pool.threads, 'thread scratch');
-    this.pool.broadcast('setScratch', [base, stride]);
-    this.threadScratch = stride;
+    if (stride <= shard.threadScratch) return;
+    const base = shard.alloc(stride * this.pool.threads, 'thread scratch');
+    this.pool.broadcast('setScratch', [base, stride], shard.index);
+    shard.threadScratch = stride;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
@@ -254,11 +346,11 @@ export class CpuBackend implements Backend {
     }
     // 2. Causal attention on the pool, one item per (head, token).
     if (this.batchInts.capacity < n) this.batchInts = { capacity: n, offset: this.alloc(8 * n, 'batch layout') };
-    const ints = new Int32Array(this.memory.buffer, this.batchInts.offset, 2 * n);
+    const ints = new Int32Array(this.home.memory.buffer, this.batchInts.offset, 2 * n);
     ints.set(batch.positions.subarray(0, n));
     ints.set(batch.seqs.subarray(0, n), n);
     if (this.attentionParams < 0) this.attentionParams = this.alloc(4 * AP.size, 'attention parameters');
-    const params = new Int32Array(this.memory.buffer, this.attentionParams, AP.size);
+    const params = new Int32Array(this.home.memory.buffer, this.attentionParams, AP.size);
     params[AP.q] = act(q).offset;
     params[AP.keys] = c.keys[layer]!;
     params[AP.values] = c.values[layer]!;

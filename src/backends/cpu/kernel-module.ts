@@ -74,6 +74,17 @@ export function compileKernels(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
+/** Instantiates a compiled kernel module on `memory`, synchronously (no compilation happens). */
+export function instantiateKernels(memory: WebAssembly.Memory, module: WebAssembly.Module): MatvecKernels {
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      memory,
+      abort: () => { throw new Error('cpu kernel aborted'); },
+    },
+  });
+  return instance.exports as unknown as MatvecKernels;
+}
+
 /**
  * Instantiates the kernels on `memory`. Pass the module a worker received from its parent: V8
  * then shares one copy of the machine code, optimised once, between threads.

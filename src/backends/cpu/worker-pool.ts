@@ -2,11 +2,16 @@
 // its arguments plus a range of rows; the rows are split between the workers and the calling
 // thread, which does a share itself and returns when every share is done.
 //
+// Several memories: a wasm32 memory addresses 4 GiB, so larger models put weights in further
+// memories ("shards"). Every thread holds one kernel instance per shard, and a job names the shard
+// whose memory its pointers refer to.
+//
 // Dispatch: DESIGN.md measured 70–80 µs to wake a sleeping worker with Atomics.notify and ~0.5 µs
 // for a spinning one, with ~150 matmuls per token. So a worker spins on its control word for a
 // short while after each job (the next matmul usually follows within microseconds) and only then
 // sleeps in Atomics.wait; an idle pool costs no CPU.
 import { Worker } from 'node:worker_threads';
+import { instantiateKernels } from './kernel-module.js';
 import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
@@ -35,8 +40,13 @@ export const CTL = {
   sleeping: 14,
   /** Non-zero if the worker's kernel threw. */
   failed: 15,
-  size: 16,
+  /** Which memory (shard) the job's pointers refer to. */
+  shard: 16,
+  size: 17,
 } as const;
+
+/** Kernel index of the job that makes a worker take the memory posted to it as its next shard. */
+export const ADOPT_SHARD = -2;
 
 /** Spins before a waiter sleeps: ~tens of µs, long enough to cover the gap between matmuls. */
 export const SPIN_LIMIT = 20_000;
@@ -48,7 +58,9 @@ export class WorkerPool {
   private constructor(
     private readonly workers: Worker[],
     private readonly controls: Int32Array[],
-    private readonly local: MatvecKernels,
+    private readonly module: WebAssembly.Module,
+    /** This thread's kernel instance on each shard's memory. */
+    private readonly local: MatvecKernels[],
   ) {}
 
   /** Starts `threads - 1` workers (the caller is the last thread) on `memory`. */
@@ -76,7 +88,34 @@ export class WorkerPool {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
     }
-    return new WorkerPool(workers, controls, local);
+    return new WorkerPool(workers, controls, module, [local]);
+  }
+
+  /** How many memories the pool's threads run kernels on. */
+  get shards(): number {
+    return this.local.length;
+  }
+
+  /** This thread's kernels on shard `shard`'s memory. */
+  kernels(shard: number): MatvecKernels {
+    return this.local[shard]!;
+  }
+
+  /**
+   * Adds a memory: every thread instantiates the kernels on it (synchronously: workers take the
+   * posted memory with receiveMessageOnPort inside the job). Returns the new shard's index.
+   */
+  addShard(memory: WebAssembly.Memory): number {
+    if (this.disposed) throw new Error('the worker pool has been disposed');
+    const local = instantiateKernels(memory, this.module);
+    const seq = ++this.nextSeq;
+    for (let w = 0; w < this.workers.length; w++) {
+      this.workers[w]!.postMessage({ memory });
+      this.start(this.controls[w]!, seq, ADOPT_SHARD, [], 0, 0, 0);
+    }
+    this.finish('shard set-up', seq);
+    this.local.push(local);
+    return this.local.length - 1;
   }
 
   get threads(): number {
@@ -87,7 +126,7 @@ export class WorkerPool {
    * Runs `kernel(args…, r0, r1)` over rows [0, rows), split evenly (in multiples of 4 rows, the
    * kernels' pass width) across the threads; blocks until all are done.
    */
-  run(kernel: KernelName, args: readonly number[], rows: number): void {
+  run(kernel: KernelName, args: readonly number[], rows: number, shard = 0): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
     const id = KERNELS.indexOf(kernel);
@@ -95,10 +134,10 @@ export class WorkerPool {
     const per = Math.ceil(rows / shares / 4) * 4;
     const seq = ++this.nextSeq;
     for (let w = 0; w < this.workers.length; w++) {
-      this.start(this.controls[w]!, seq, id, args, Math.min(rows, (w + 1) * per), Math.min(rows, (w + 2) * per));
+      this.start(this.controls[w]!, seq, id, args, Math.min(rows, (w + 1) * per), Math.min(rows, (w + 2) * per), shard);
     }
     // The caller's own share: the first rows.
-    (this.local[kernel] as (...a: number[]) => void)(...args, 0, Math.min(rows, per));
+    (this.local[shard]![kernel] as (...a: number[]) => void)(...args, 0, Math.min(rows, per));
     this.finish(kernel, seq);
   }
 
@@ -106,18 +145,20 @@ export class WorkerPool {
    * Runs `kernel(args…, index)` once on every thread (index 0 = the caller, workers 1…): for
    * per-thread set-up such as each thread's scratch.
    */
-  broadcast(kernel: KernelName, args: readonly number[]): void {
+  broadcast(kernel: KernelName, args: readonly number[], shard = 0): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
     const id = KERNELS.indexOf(kernel);
     const seq = ++this.nextSeq;
-    for (let w = 0; w < this.workers.length; w++) this.start(this.controls[w]!, seq, id, args, w + 1, 0);
-    (this.local[kernel] as (...a: number[]) => void)(...args, 0);
+    for (let w = 0; w < this.workers.length; w++) this.start(this.controls[w]!, seq, id, args, w + 1, 0, shard);
+    (this.local[shard]![kernel] as (...a: number[]) => void)(...args, 0);
     this.finish(kernel, seq);
   }
 
-  private start(c: Int32Array, seq: number, id: number, args: readonly number[], r0: number, r1: number): void {
+  private start(c: Int32Array, seq: number, id: number, args: readonly number[], r0: number, r1: number, shard: number): void {
+    if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
     c[CTL.kernel] = id;
+    c[CTL.shard] = shard;
     c[CTL.nArgs] = args.length;
     for (let i = 0; i < args.length; i++) c[CTL.args + i] = args[i]!;
     c[CTL.r0] = r0;
@@ -127,7 +168,7 @@ export class WorkerPool {
   }
 
   /** Waits for every worker to finish job `seq`: spins briefly, then sleeps between checks. */
-  private finish(kernel: KernelName, seq: number): void {
+  private finish(kernel: string, seq: number): void {
     for (const c of this.controls) {
       let spins = 0;
       while (Atomics.load(c, CTL.done) !== seq) {
