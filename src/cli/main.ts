@@ -18,8 +18,8 @@ function withModelOptions(cmd: Command): Command {
   return cmd
     .option('--tokenizer <path>', 'tokenizer to use: tokenizer.json (or its folder), a .gguf, or a llama2.c tokenizer.bin')
     .option('--ctx-size <n>', 'context length to allocate (default: min(model, 4096))', intArg(1, 1 << 20))
-    .addOption(new Option('--backend <name>', 'compute backend (cpu: wasm SIMD, F32/F16/BF16/Q8_0/Q4_0 weights so far)')
-      .choices(['reference', 'cpu']).default('reference'))
+    .addOption(new Option('--backend <name>', 'compute backend: cpu (wasm SIMD kernels on worker threads) or reference (plain TypeScript)')
+      .choices(['reference', 'cpu']).default('cpu'))
     .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0))
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', floatArg(0))

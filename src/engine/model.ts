@@ -15,7 +15,7 @@ import { StopMatcher } from './stop-strings.js';
 export type BackendName = 'reference' | 'cpu';
 
 export interface LoadModelOptions extends OpenModelOptions {
-  /** Default "reference". "cpu": wasm SIMD kernels on worker threads (F32, F16, BF16, Q8_0, Q4_0 weights so far). */
+  /** Default "cpu": wasm SIMD kernels on worker threads. "reference": plain TypeScript in f32, the executable specification. */
   backend?: BackendName;
   /** Threads of the cpu backend. Default: available cores. */
   threads?: number;
@@ -107,7 +107,7 @@ export class Model {
     checkLoadOptions(options);
     const opened = await openModel(modelPath, options);
     try {
-      const backend = await createBackend(options.backend ?? 'reference', options.threads ?? availableParallelism());
+      const backend = await createBackend(options.backend ?? 'cpu', options.threads ?? availableParallelism());
       try {
         const weights = await loadWeights(opened, backend, options.onProgress);
         return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
