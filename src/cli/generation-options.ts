@@ -1,12 +1,14 @@
 // CLI option values → library options.
 import type { GenerateOptions, LoadModelOptions } from '../engine/model.js';
 import type { BackendName } from '../engine/model.js';
+import type { LoadQuant } from '../quant/quantize-on-load.js';
 
 export interface ModelCliOptions {
   tokenizer?: string;
   ctxSize?: number;
   backend: BackendName;
   threads?: number;
+  quant?: LoadQuant;
   maxTokens?: number;
   temperature?: number;
   topK?: number;
@@ -22,7 +24,7 @@ export interface ModelCliOptions {
 }
 
 export function loadOptions(o: ModelCliOptions): LoadModelOptions {
-  return { tokenizer: o.tokenizer, contextLength: o.ctxSize, backend: o.backend, threads: o.threads };
+  return { tokenizer: o.tokenizer, contextLength: o.ctxSize, backend: o.backend, threads: o.threads, quant: o.quant };
 }
 
 export function generateOptions(o: ModelCliOptions): GenerateOptions {

@@ -7,6 +7,7 @@ import { chatCommand } from './chat.js';
 import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { collect, floatArg, intArg } from './args.js';
+import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
 
 const program = new Command('minerva')
   .description('Run open-weight language models from their SafeTensors or GGUF weights.')
@@ -21,6 +22,7 @@ function withModelOptions(cmd: Command): Command {
     .addOption(new Option('--backend <name>', 'compute backend: cpu (wasm SIMD kernels on worker threads) or reference (plain TypeScript)')
       .choices(['reference', 'cpu']).default('cpu'))
     .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
+    .addOption(new Option('--quant <type>', 'quantize float weight matrices as they load').choices(Object.keys(LOAD_QUANT_TYPES)))
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0))
     .option('--temperature <t>', 'sampling temperature; 0 = greedy', floatArg(0))
     .option('--top-k <k>', 'keep the k most likely tokens; 0 = off', intArg(0))

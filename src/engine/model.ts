@@ -11,6 +11,7 @@ import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { Sampler, resolveSampling, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop-strings.js';
+import { LOAD_QUANT_TYPES, isLoadQuant, type LoadQuant } from '../quant/quantize-on-load.js';
 
 export type BackendName = 'reference' | 'cpu';
 
@@ -19,6 +20,8 @@ export interface LoadModelOptions extends OpenModelOptions {
   backend?: BackendName;
   /** Threads of the cpu backend. Default: available cores. */
   threads?: number;
+  /** Quantize float weight matrices as they load: "q8_0", "q4_0" or "q4_k". Default: keep the stored types. */
+  quant?: LoadQuant;
   /** Tokens of context to allocate KV cache for. Default min(model's context length, 4096). */
   contextLength?: number;
   /** Tokens per prefill chunk. Default 512. */
@@ -109,7 +112,7 @@ export class Model {
     try {
       const backend = await createBackend(options.backend ?? 'cpu', options.threads ?? availableParallelism());
       try {
-        const weights = await loadWeights(opened, backend, options.onProgress);
+        const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
         return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
       } catch (e) {
         backend.dispose();
@@ -319,6 +322,9 @@ async function createBackend(name: BackendName, threads: number): Promise<Backen
 }
 
 function checkLoadOptions(o: LoadModelOptions): void {
+  if (o.quant !== undefined && !isLoadQuant(o.quant)) {
+    throw new RangeError(`quant must be one of ${Object.keys(LOAD_QUANT_TYPES).join(', ')}, got ${String(o.quant)}`);
+  }
   if (o.contextLength !== undefined && !(Number.isInteger(o.contextLength) && o.contextLength > 0 && o.contextLength <= 1 << 20)) {
     throw new RangeError(`contextLength must be an integer in 1..${1 << 20}, got ${o.contextLength}`);
   }

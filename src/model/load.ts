@@ -14,6 +14,7 @@ import {
   describeGGUFTokenizer, describeHFTokenizer, summarizeTokenizer, type TokenizerSummary,
 } from '../tokenizer/describe.js';
 import { dequantize } from '../quant/dequantize.js';
+import { quantizeOnLoad, type LoadQuant } from '../quant/quantize-on-load.js';
 import { ConfigError } from './config-reader.js';
 import { specFromHFConfig } from './hf-config.js';
 import { specFromGGUF } from './gguf-spec.js';
@@ -242,15 +243,17 @@ export interface LoadProgress {
   totalBytes: number;
 }
 
-/** Reads every weight once and hands it to the backend. */
+/** Reads every weight once and hands it to the backend (quantized first, under `quant`). */
 export async function loadWeights(
-  model: OpenedModel, backend: Backend, onProgress?: (p: LoadProgress) => void,
+  model: OpenedModel, backend: Backend, onProgress?: (p: LoadProgress) => void, quant?: LoadQuant,
 ): Promise<Map<string, Weight>> {
   const totalBytes = [...model.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
   let loadedBytes = 0;
   const weights = new Map<string, Weight>();
   for (const [name, info] of model.tensors) {
-    weights.set(name, backend.loadWeight(info, await model.read(name)));
+    const stored = { info, data: await model.read(name) };
+    const kept = quant ? quantizeOnLoad(stored.info, stored.data, quant) : stored;
+    weights.set(name, backend.loadWeight(kept.info, kept.data));
     loadedBytes += info.byteLength;
     onProgress?.({ loadedBytes, totalBytes });
   }
