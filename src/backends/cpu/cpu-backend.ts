@@ -252,12 +252,12 @@ export class CpuBackend implements Backend {
       else if (scaled) this.local.permuteX(xa.offset, s.x, t * k, 1);
       input = [[s.x, t * k * 4]];
     } else if (kernels.input === 'q8') {
-      // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does
-      // (and widened to int16 for gemm, which multiplies int16 tiles).
+      // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does,
+      // and widened to int16 once here rather than in every row's dot.
       const s = this.scratchFor(t * k);
       for (let r = 0; r < t; r++) this.local.quantizeRowQ8(xa.offset + r * k * 4, s.xq + r * k, s.xd + r * (k / 8), k);
-      if (gemm) this.local.widenI8(s.xq, s.x16, t * k);
-      input = [gemm ? [s.x16, t * k * 2] : [s.xq, t * k], [s.xd, t * k / 8]];
+      this.local.widenI8(s.xq, s.x16, t * k);
+      input = [[s.x16, t * k * 2], [s.xd, t * k / 8]];
     } else {
       input = [[xa.offset, t * k * 4]];
     }

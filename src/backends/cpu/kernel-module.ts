@@ -18,19 +18,19 @@ export interface MatvecKernels {
   permuteX(x: number, xp: number, count: number, scale: number): number;
   /** How many of count f16 values are inf or NaN. */
   countF16Specials(w: number, count: number): number;
-  /** Quantizes x [k] to int8 blocks of 32 (xq [k] int8, xd [k/32] f32 scales) for matvecQ8_0. */
+  /** Quantizes x [k] to int8 blocks of 32 (xq [k] int8, xd [k/32] f32 scales); widenI8 then makes x16 for the quantized kernels. */
   quantizeRowQ8(x: number, xq: number, xd: number, k: number): void;
-  /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8. */
-  matvecQ8_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8 and widened to int16. */
+  matvecQ8_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a Q4_0 matrix. */
-  matvecQ4_0(w: number, xq: number, xd: number, out: number, k: number, r0: number, r1: number): void;
-  // Several tokens: x [nTok, k] (or xq [nTok, k], xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
+  matvecQ4_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  // Several tokens: x [nTok, k] (or x16 [nTok, k] int16, xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
   matmulF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulF16Scaled(w: number, xs: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  matmulQ8_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  matmulQ4_0(w: number, xq: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Matrix-matrix (gemm.ts): weight tiles unpacked into the thread's scratch, then reused by every
   // token; bit-identical to the matvec kernels of the same dtype.
   /** Where the module's static data ends: the memory below belongs to the kernels. */

@@ -2,7 +2,7 @@
 // its control block (see worker-pool.ts for the protocol).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { instantiateKernels, type MatvecKernels } from './kernel-module.js';
-import { ADOPT_SHARD, CTL, KERNELS, SPIN_LIMIT } from './worker-pool.js';
+import { ADOPT_SHARD, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK } from './worker-pool.js';
 
 const { memory, control, module } = workerData as { memory: WebAssembly.Memory; control: Int32Array; module: WebAssembly.Module };
 /** One kernel instance per shard memory. */
@@ -12,12 +12,13 @@ parentPort!.postMessage('ready');
 let seen = 0;
 for (;;) {
   let spins = 0;
+  let spinUntil = performance.now() + SPIN_MS;
   while (Atomics.load(control, CTL.seq) === seen) {
-    if (++spins > SPIN_LIMIT) {
+    if (++spins % SPINS_PER_CHECK === 0 && performance.now() > spinUntil) {
       Atomics.store(control, CTL.sleeping, 1);
       Atomics.wait(control, CTL.seq, seen);
       Atomics.store(control, CTL.sleeping, 0);
-      spins = 0;
+      spinUntil = performance.now() + SPIN_MS;
     }
   }
   seen = Atomics.load(control, CTL.seq);

@@ -25,11 +25,3 @@
   if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(em | 0x7f800000);
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
-
-/** Σ of the elementwise products of two i8x16 vectors, as i32x4 partial sums. */
-@inline export function dotI8x16(a: v128, b: v128): v128 {
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)),
-  );
-}

@@ -1,7 +1,7 @@
 // Matrix-vector kernels (AssemblyScript → WebAssembly SIMD). Weights stay in their stored format;
 // x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
 // Nothing here may use a Node API: the same module loads in a browser.
-import { dotI8x16, f16ToF32, f16x4ToF32, hsum } from './common';
+import { f16ToF32, f16x4ToF32, hsum } from './common';
 
 /**
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f32 matrix [n, k].
@@ -222,48 +222,99 @@ export function quantizeRowQ8(x: usize, xq: usize, xd: usize, k: i32): void {
   }
 }
 
+/** Σ of 8 int16 products per i32 lane pair: one block of 32 weights (as four i16x8) times x16. */
+@inline function dot32(w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))),
+  );
+}
+
 /**
  * out[r] = Σ_blocks dw · dx · Σ wq · xq for rows [r0, r1) of a Q8_0 matrix [n, k] (blocks of 34
- * bytes: f16 scale + 32 int8), with x quantized by quantizeRowQ8. The integer products run on
- * i32x4.dot_i16x8_s; each block's sum is scaled once, in f32.
+ * bytes: f16 scale + 32 int8), with x quantized by quantizeRowQ8 and widened to int16 (widenI8),
+ * so only the weights are widened here. The integer products run on i32x4.dot_i16x8_s; each
+ * block's sum is scaled once, in f32 (the same lanes and operations as gemmQ8_0). Two rows per
+ * pass share the x loads.
  */
-export function matvecQ8_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const nb = k >> 5;
   const rowBytes = <usize>nb * 34;
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const a = w + <usize>r * rowBytes, c = a + rowBytes;
+    let accA = f32x4.splat(0), accC = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const ba = a + <usize>b * 34, bc = c + <usize>b * 34;
+      const xb = x16 + (<usize>b << 6);
+      const dx = load<f32>(xd + (<usize>b << 2));
+      let lo = v128.load(ba, 2), hi = v128.load(ba, 18);
+      const sa = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      lo = v128.load(bc, 2); hi = v128.load(bc, 18);
+      const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(f16ToF32(<u32>load<u16>(ba)) * dx)));
+      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(f16ToF32(<u32>load<u16>(bc)) * dx)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(accA));
+    store<f32>(out + (<usize>r << 2), hsum(accC), 4);
+  }
+  for (; r < r1; r++) {
     const a = w + <usize>r * rowBytes;
     let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const blk = a + <usize>b * 34;
-      const xb = xq + (<usize>b << 5);
-      const s = i32x4.add(dotI8x16(v128.load(blk, 2), v128.load(xb)), dotI8x16(v128.load(blk, 18), v128.load(xb, 16)));
-      const d = f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+      const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
+      const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
   }
+}
+
+/** A Q4_0 block's 32 values (nibble − 8) as four i16x8, in element order. */
+@inline function q4Lo(packed: v128): v128 {
+  return i8x16.sub(v128.and(packed, i8x16.splat(0x0f)), i8x16.splat(8));
+}
+@inline function q4Hi(packed: v128): v128 {
+  return i8x16.sub(i8x16.shr_u(packed, 4), i8x16.splat(8));
 }
 
 /**
  * Same as matvecQ8_0 for a Q4_0 matrix (blocks of 18 bytes: f16 scale + 16 bytes; element j in
  * the low nibble of byte j, element j + 16 in the high nibble; value = nibble - 8).
  */
-export function matvecQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+export function matvecQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const nb = k >> 5;
   const rowBytes = <usize>nb * 18;
-  const low = i8x16.splat(0x0f), eight = i8x16.splat(8);
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const a = w + <usize>r * rowBytes, c = a + rowBytes;
+    let accA = f32x4.splat(0), accC = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const ba = a + <usize>b * 18, bc = c + <usize>b * 18;
+      const xb = x16 + (<usize>b << 6);
+      const dx = load<f32>(xd + (<usize>b << 2));
+      let p = v128.load(ba, 2);
+      let lo = q4Lo(p), hi = q4Hi(p);
+      const sa = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      p = v128.load(bc, 2);
+      lo = q4Lo(p); hi = q4Hi(p);
+      const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(f16ToF32(<u32>load<u16>(ba)) * dx)));
+      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(f16ToF32(<u32>load<u16>(bc)) * dx)));
+    }
+    store<f32>(out + (<usize>r << 2), hsum(accA));
+    store<f32>(out + (<usize>r << 2), hsum(accC), 4);
+  }
+  for (; r < r1; r++) {
     const a = w + <usize>r * rowBytes;
     let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const blk = a + <usize>b * 18;
-      const xb = xq + (<usize>b << 5);
-      const packed = v128.load(blk, 2);
-      const lo = i8x16.sub(v128.and(packed, low), eight);
-      const hi = i8x16.sub(i8x16.shr_u(packed, 4), eight);
-      const s = i32x4.add(dotI8x16(lo, v128.load(xb)), dotI8x16(hi, v128.load(xb, 16)));
-      const d = f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
+      const p = v128.load(blk, 2);
+      const lo = q4Lo(p), hi = q4Hi(p);
+      const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
   }
@@ -273,7 +324,7 @@ export function matvecQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, r
 // Several tokens at once (prefill, batched decode): rows are taken in tiles small enough to stay
 // in cache (~64 KiB of weights), and every token runs over a tile before the next tile is read, so
 // a weight row is fetched from memory once per call instead of once per token.
-// x and out are [nTok, k] and [nTok, n] (for quantized x: xq [nTok, k] int8, xd [nTok, k/32]).
+// x and out are [nTok, k] and [nTok, n] (for quantized x: x16 [nTok, k] int16, xd [nTok, k/32]).
 
 @inline function tileRows(rowBytes: usize): i32 {
   const rows = <i32>(<usize>65536 / rowBytes);
@@ -312,22 +363,22 @@ export function matmulBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok
   }
 }
 
-export function matmulQ8_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+export function matmulQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   const tile = tileRows(<usize>(k >> 5) * 34);
   for (let rb = r0; rb < r1; rb += tile) {
     const re = min(rb + tile, r1);
     for (let t = 0; t < nTok; t++) {
-      matvecQ8_0(w, xq + <usize>t * k, xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
+      matvecQ8_0(w, x16 + (<usize>t * k << 1), xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
     }
   }
 }
 
-export function matmulQ4_0(w: usize, xq: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+export function matmulQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   const tile = tileRows(<usize>(k >> 5) * 18);
   for (let rb = r0; rb < r1; rb += tile) {
     const re = min(rb + tile, r1);
     for (let t = 0; t < nTok; t++) {
-      matvecQ4_0(w, xq + <usize>t * k, xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
+      matvecQ4_0(w, x16 + (<usize>t * k << 1), xd + (<usize>t * (k >> 5) << 2), out + (<usize>t * n << 2), k, rb, re);
     }
   }
 }
