@@ -123,7 +123,9 @@ test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights a
     heap.set(wBytes, wOff);
     heap.set(new Uint8Array(x.buffer), xOff);
     kernels.quantizeRowQ8(xOff, xqOff, xdOff, k);
-    kernels[`matvec${dtype}`](wOff, xqOff, xdOff, outOff, k, 0, n);
+    const x16Off = outOff + n * 4 + 64;
+    kernels.widenI8(xqOff, x16Off, k);
+    kernels[`matvec${dtype}`](wOff, x16Off, xdOff, outOff, k, 0, n);
     const xq = new Int8Array(memory.buffer, xqOff, k), xd = new Float32Array(memory.buffer, xdOff, k / 32);
     // The activation quantization itself: |x - d·q| ≤ d/2 per element.
     for (let i = 0; i < k; i++) assert.ok(Math.abs(x[i]! - xd[i >> 5]! * xq[i]!) <= xd[i >> 5]! / 2 + 1e-7);
@@ -167,7 +169,7 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
         if (dtype === 'Q8_0' || dtype === 'Q4_0') {
           for (let t = 0; t < nTok; t++) kernels.quantizeRowQ8(xOff + t * k * 4, xq + t * k, xd + t * k / 8, k);
           kernels.widenI8(xq, x16, nTok * k);
-          kernels[`matmul${dtype}`](wOff, xq, xd, viaMatvec, k, n, nTok, r0, r1);
+          kernels[`matmul${dtype}`](wOff, x16, xd, viaMatvec, k, n, nTok, r0, r1);
           kernels[`gemm${dtype}`](wOff, x16, xd, viaGemm, k, n, nTok, r0, r1);
         } else {
           kernels[`matmul${dtype}`](wOff, xOff, viaMatvec, k, n, nTok, r0, r1);
