@@ -9,6 +9,7 @@ import { loadModel, openModel, type GenerateOptions, type Model } from '../src/i
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { loadWeights } from '../src/model/load.js';
 import { LlamaGraph } from '../src/model/arch/llama.js';
+import { quantize } from '../src/quant/dequantize.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 import { collect, logitsDiff } from './helpers/generation.js';
@@ -132,6 +133,18 @@ test(`quant: "${quant}" on an F32 SafeTensors folder equals the ${quant} GGUF of
   }
 });
 }
+
+test('a quantized block with a non-finite scale is refused by name', async () => {
+  const be = await CpuBackend.create(1);
+  try {
+    const bytes = quantize('Q8_0', Float32Array.from({ length: 64 }, (_, i) => i / 64));
+    bytes[34 + 1] = 0x7e; // block 1's scale: NaN
+    assert.throws(() => be.loadWeight({ name: 'blk.0.ffn_up.weight', dtype: 'Q8_0', shape: [1, 64], byteLength: bytes.length }, bytes),
+      /cpu backend: blk\.0\.ffn_up\.weight: block 1 has a non-finite scale/);
+  } finally {
+    be.dispose();
+  }
+});
 
 test('matrices whose rows do not fit the kernels are refused by name', { skip }, async () => {
   const odd = randomSpec({ arch: 'llama', dim: 12, nLayers: 1, nHeads: 2, nKVHeads: 2, ffnDim: 24, tied: true });

@@ -118,6 +118,11 @@ test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights a
   const kernels = await loadMatvecKernels(memory);
   for (const [n, k] of [[1, 32], [5, 96], [19, 256]] as const) {
     const wBytes = quantize(dtype, random(n * k)), x = random(k);
+    // Block scales the kernels convert branch-free: subnormal, negative, zero, the largest f16.
+    const blockBytes = dtype === 'Q8_0' ? 34 : 18;
+    [0x0001, 0x8400, 0x0000, 0x7bff].forEach((h, b) => {
+      if ((b + 1) * blockBytes <= wBytes.length) { wBytes[b * blockBytes] = h & 0xff; wBytes[b * blockBytes + 1] = h >> 8; }
+    });
     const heap = new Uint8Array(memory.buffer);
     const wOff = 0, xOff = Math.ceil(wBytes.length / 16) * 16 + 64, xqOff = xOff + k * 4, xdOff = xqOff + k + 64, outOff = xdOff + k;
     heap.set(wBytes, wOff);

@@ -28,3 +28,15 @@ export function checkDequantizeArgs(
   if (out && out.length < count) throw new Error(`${name}: output holds ${out.length} elements, ${count} needed`);
   return out ?? new Float32Array(count);
 }
+
+/**
+ * Index of the first block whose leading f16 scale is inf or NaN (ggml's Q8_0 and Q4_0 put the
+ * scale first), or -1. Such a block's values are all non-finite: a broken file, which the cpu
+ * kernels (exact only for finite scales) refuse to run.
+ */
+export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number): number {
+  for (let b = 0, at = 0; at + 1 < bytes.length; b++, at += blockBytes) {
+    if ((bytes[at + 1]! & 0x7c) === 0x7c) return b;
+  }
+  return -1;
+}

@@ -12,7 +12,8 @@ import type {
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
-import { byteSize, type DType } from '../../quant/dtype.js';
+import { byteSize, DTYPE_LAYOUT, type DType } from '../../quant/dtype.js';
+import { firstNonFiniteScale } from '../../quant/block-checks.js';
 import * as ops from '../f32-ops.js';
 import {
   ATTENTION_PARAMS as AP, createKernelMemory, type MatvecKernels,
@@ -186,6 +187,10 @@ export class CpuBackend implements Backend {
     }
     if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
       throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
+    }
+    if (info.dtype === 'Q8_0' || info.dtype === 'Q4_0') {
+      const bad = firstNonFiniteScale(data, DTYPE_LAYOUT[info.dtype].blockBytes);
+      if (bad >= 0) throw new RangeError(`cpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
     }
     const { shard, offset } = this.placeWeight(data.length, info.name);
     shard.bytes(offset, data.length).set(data);

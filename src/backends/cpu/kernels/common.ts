@@ -25,3 +25,12 @@
   if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(em | 0x7f800000);
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
+
+/**
+ * The f16 at p as f32, exactly for every finite value (the sign-extended bits shifted into the f32
+ * field and rebiased by 2^112; see matvecF16Scaled). Block scales only: the backend refuses
+ * quantized weights whose scales are inf or NaN, which this would not reproduce.
+ */
+@inline export function finiteF16At(p: usize): f32 {
+  return reinterpret<f32>((<i32>load<i16>(p) << 13) & 0x8fffe000) * <f32>5.192296858534828e33;
+}

@@ -7,7 +7,7 @@
 // Every output follows the same arithmetic as the matvec kernel of its dtype (the canonical f32
 // dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
 // through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
-import { f16x4ToF32, f16ToF32, hsum } from './common';
+import { f16x4ToF32, finiteF16At, hsum } from './common';
 import { scratch, scratchBytes } from './scratch';
 
 /** Rows per tile: as many as fit 64 KiB (measured best on 2048×5632, 128 tokens: the tile and a token pair stay close to the core), a multiple of 4, at least 4. */
@@ -243,7 +243,7 @@ export function gemmQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n:
         const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
         v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
         v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
-        store<f32>(scales + (<usize>b << 2), f16ToF32(<u32>load<u16>(blk)));
+        store<f32>(scales + (<usize>b << 2), finiteF16At(blk));
       }
     }
     gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
@@ -266,7 +266,7 @@ export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n:
         const lo = i8x16.sub(v128.and(packed, low), eight), hi = i8x16.sub(i8x16.shr_u(packed, 4), eight);
         v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
         v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
-        store<f32>(scales + (<usize>b << 2), f16ToF32(<u32>load<u16>(blk)));
+        store<f32>(scales + (<usize>b << 2), finiteF16At(blk));
       }
     }
     gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);

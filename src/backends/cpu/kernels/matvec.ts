@@ -1,7 +1,7 @@
 // Matrix-vector kernels (AssemblyScript → WebAssembly SIMD). Weights stay in their stored format;
 // x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
 // Nothing here may use a Node API: the same module loads in a browser.
-import { f16ToF32, f16x4ToF32, hsum } from './common';
+import { f16x4ToF32, finiteF16At, hsum } from './common';
 
 /**
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f32 matrix [n, k].
@@ -252,8 +252,8 @@ export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       const sa = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
       lo = v128.load(bc, 2); hi = v128.load(bc, 18);
       const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
-      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(f16ToF32(<u32>load<u16>(ba)) * dx)));
-      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(f16ToF32(<u32>load<u16>(bc)) * dx)));
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(finiteF16At(ba) * dx)));
+      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(finiteF16At(bc) * dx)));
     }
     store<f32>(out + (<usize>r << 2), hsum(accA));
     store<f32>(out + (<usize>r << 2), hsum(accC), 4);
@@ -265,7 +265,7 @@ export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       const blk = a + <usize>b * 34;
       const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
       const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(finiteF16At(blk) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
   }
@@ -300,8 +300,8 @@ export function matvecQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       p = v128.load(bc, 2);
       lo = q4Lo(p); hi = q4Hi(p);
       const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
-      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(f16ToF32(<u32>load<u16>(ba)) * dx)));
-      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(f16ToF32(<u32>load<u16>(bc)) * dx)));
+      accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(finiteF16At(ba) * dx)));
+      accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(finiteF16At(bc) * dx)));
     }
     store<f32>(out + (<usize>r << 2), hsum(accA));
     store<f32>(out + (<usize>r << 2), hsum(accC), 4);
@@ -314,7 +314,7 @@ export function matvecQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       const p = v128.load(blk, 2);
       const lo = q4Lo(p), hi = q4Hi(p);
       const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f16ToF32(<u32>load<u16>(blk)) * load<f32>(xd + (<usize>b << 2)))));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(finiteF16At(blk) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
   }
