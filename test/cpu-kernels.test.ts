@@ -124,14 +124,13 @@ test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights a
       if ((b + 1) * blockBytes <= wBytes.length) { wBytes[b * blockBytes] = h & 0xff; wBytes[b * blockBytes + 1] = h >> 8; }
     });
     const heap = new Uint8Array(memory.buffer);
-    const wOff = 0, xOff = Math.ceil(wBytes.length / 16) * 16 + 64, xqOff = xOff + k * 4, xdOff = xqOff + k + 64, outOff = xdOff + k;
+    const wOff = 0, xOff = Math.ceil(wBytes.length / 16) * 16 + 64, x16Off = xOff + k * 4, xdOff = x16Off + 2 * k + 64, outOff = xdOff + k;
     heap.set(wBytes, wOff);
     heap.set(new Uint8Array(x.buffer), xOff);
-    kernels.quantizeRowQ8(xOff, xqOff, xdOff, k);
-    const x16Off = outOff + n * 4 + 64;
-    kernels.widenI8(xqOff, x16Off, k);
+    kernels.quantizeRowsQ8(xOff, x16Off, xdOff, k, 0, 1);
     kernels[`matvec${dtype}`](wOff, x16Off, xdOff, outOff, k, 0, n);
-    const xq = new Int8Array(memory.buffer, xqOff, k), xd = new Float32Array(memory.buffer, xdOff, k / 32);
+    const xq = new Int16Array(memory.buffer, x16Off, k), xd = new Float32Array(memory.buffer, xdOff, k / 32);
+    assert.ok(xq.every((q) => q >= -127 && q <= 127));
     // The activation quantization itself: |x - d·q| ≤ d/2 per element.
     for (let i = 0; i < k; i++) assert.ok(Math.abs(x[i]! - xd[i >> 5]! * xq[i]!) <= xd[i >> 5]! / 2 + 1e-7);
     // The dot: exact integer sums per block, scaled by both block scales.
@@ -166,14 +165,13 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
         if (dtype === 'BF16' || dtype === 'F16') for (let t = 0; t < nTok; t++) input.set(permuted(x.subarray(t * k, (t + 1) * k)), t * k);
         else input.set(x);
         const xOff = put(new Uint8Array(input.buffer));
-        const xq = alloc(nTok * k), x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4);
+        const x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4);
         const viaMatvec = alloc(nTok * n * 4), viaGemm = alloc(nTok * n * 4);
         // Scratch for the 4-row minimum tile, so the larger shapes span several tiles.
         kernels.setScratch(alloc(16 * k), 16 * k, 0);
         const [r0, r1] = [n > 4 ? 1 : 0, n];
         if (dtype === 'Q8_0' || dtype === 'Q4_0') {
-          for (let t = 0; t < nTok; t++) kernels.quantizeRowQ8(xOff + t * k * 4, xq + t * k, xd + t * k / 8, k);
-          kernels.widenI8(xq, x16, nTok * k);
+          kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, nTok);
           kernels[`matmul${dtype}`](wOff, x16, xd, viaMatvec, k, n, nTok, r0, r1);
           kernels[`gemm${dtype}`](wOff, x16, xd, viaGemm, k, n, nTok, r0, r1);
         } else {

@@ -258,10 +258,10 @@ export class CpuBackend implements Backend {
       input = [[s.x, t * k * 4]];
     } else if (kernels.input === 'q8') {
       // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does,
-      // and widened to int16 once here rather than in every row's dot.
+      // stored as int16 once here rather than widened in every row's dot. Many rows: on the pool.
       const s = this.scratchFor(t * k);
-      for (let r = 0; r < t; r++) this.local.quantizeRowQ8(xa.offset + r * k * 4, s.xq + r * k, s.xd + r * (k / 8), k);
-      this.local.widenI8(s.xq, s.x16, t * k);
+      if (t >= 4) this.pool.run('quantizeRowsQ8', [xa.offset, s.x16, s.xd, k], t);
+      else this.local.quantizeRowsQ8(xa.offset, s.x16, s.xd, k, 0, t);
       input = [[s.x16, t * k * 2], [s.xd, t * k / 8]];
     } else {
       input = [[xa.offset, t * k * 4]];
@@ -277,12 +277,12 @@ export class CpuBackend implements Backend {
     }
   }
 
-  /** Scratch for prepared activations (permuted f32, or int8/int16 + block scales), grown on demand. */
-  private scratch = { capacity: 0, x: 0, xq: 0, x16: 0, xd: 0 };
-  private scratchFor(elements: number): { x: number; xq: number; x16: number; xd: number } {
+  /** Scratch for prepared activations (permuted f32, or int16 + block scales), grown on demand. */
+  private scratch = { capacity: 0, x: 0, x16: 0, xd: 0 };
+  private scratchFor(elements: number): { x: number; x16: number; xd: number } {
     if (elements > this.scratch.capacity) {
       this.scratch = {
-        capacity: elements, x: this.alloc(elements * 4, 'scratch'), xq: this.alloc(elements, 'scratch'),
+        capacity: elements, x: this.alloc(elements * 4, 'scratch'),
         x16: this.alloc(elements * 2, 'scratch'), xd: this.alloc(elements / 8, 'scratch'),
       };
     }

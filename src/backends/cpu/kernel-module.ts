@@ -18,9 +18,9 @@ export interface MatvecKernels {
   permuteX(x: number, xp: number, count: number, scale: number): number;
   /** How many of count f16 values are inf or NaN. */
   countF16Specials(w: number, count: number): number;
-  /** Quantizes x [k] to int8 blocks of 32 (xq [k] int8, xd [k/32] f32 scales); widenI8 then makes x16 for the quantized kernels. */
-  quantizeRowQ8(x: number, xq: number, xd: number, k: number): void;
-  /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowQ8 and widened to int16. */
+  /** Quantizes rows [r0, r1) of x [rows, k] to 8-bit blocks of 32, stored as int16 (x16 [rows, k], xd [rows, k/32] f32 scales). */
+  quantizeRowsQ8(x: number, x16: number, xd: number, k: number, r0: number, r1: number): void;
+  /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowsQ8. */
   matvecQ8_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a Q4_0 matrix. */
   matvecQ4_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
@@ -40,8 +40,6 @@ export interface MatvecKernels {
   gemmF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  /** dst [count] int16 = src [count] int8 (count a multiple of 16): x for the quantized gemms. */
-  widenI8(src: number, dst: number, count: number): void;
   gemmQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).

@@ -132,18 +132,8 @@ export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: 
 
 // ---------------------------------------------------------------------------------------------
 // Block-quantized tiles (Q8_0, Q4_0): each row unpacked to [k] int16 values followed by [k/32]
-// f32 block scales; x is the 8-bit quantized activation (quantizeRowQ8) widened to int16
-// (widenI8). Per block: an exact integer dot on i32x4.dot_i16x8_s, then acc += s · (dw · dx) —
+// f32 block scales; x is the 8-bit quantized activation as int16 (quantizeRowsQ8). Per block: an exact integer dot on i32x4.dot_i16x8_s, then acc += s · (dw · dx) —
 // the same lanes and the same f32 operations as matvecQ8_0 / matvecQ4_0.
-
-/** dst[i] = src[i] as int16, for count int8 values (count a multiple of 16). */
-export function widenI8(src: usize, dst: usize, count: i32): void {
-  for (let i = 0; i < count; i += 16) {
-    const v = v128.load(src + <usize>i);
-    v128.store(dst + (<usize>i << 1), i16x8.extend_low_i8x16_s(v));
-    v128.store(dst + (<usize>i << 1), i16x8.extend_high_i8x16_s(v), 16);
-  }
-}
 
 /** Σ over one block of 32 int16 pairs, as i32x4 lanes (lane j: elements 2j, 2j+1 of each 8). */
 @inline function blockDot(w: usize, x: usize): v128 {

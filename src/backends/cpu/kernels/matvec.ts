@@ -207,18 +207,29 @@ export function countF16Specials(w: usize, count: i32): i32 {
 }
 
 /**
- * Quantizes x [k] (k a multiple of 32) to int8 blocks of 32 for the Q8_0 dot product, as
- * llama.cpp does with the activations: per block, d = max|x| / 127 (f32 here), q = round(x / d).
- * xq: [k] int8; xd: [k / 32] f32.
+ * Quantizes rows [r0, r1) of x [rows, k] (k a multiple of 32) to 8-bit blocks of 32 for the
+ * quantized dot products, as llama.cpp does with the activations: per block, d = max|x| / 127 and
+ * q = round-to-nearest-even(x · (1/d)), in f32. The values (in −127..127) are stored widened to int16,
+ * as the kernels multiply them: x16 [rows, k] int16, xd [rows, k/32] f32.
  */
-export function quantizeRowQ8(x: usize, xq: usize, xd: usize, k: i32): void {
-  for (let b = 0; b < k; b += 32) {
-    let amax: f32 = 0;
-    for (let i = 0; i < 32; i++) amax = max(amax, abs(load<f32>(x + (<usize>(b + i) << 2))));
-    const d: f32 = amax / 127;
-    const id: f32 = d != 0 ? 1 / d : 0;
-    store<f32>(xd + (<usize>(b >> 5) << 2), d);
-    for (let i = 0; i < 32; i++) store<i8>(xq + <usize>(b + i), <i8>nearest(load<f32>(x + (<usize>(b + i) << 2)) * id));
+export function quantizeRowsQ8(x: usize, x16: usize, xd: usize, k: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  for (let r = r0; r < r1; r++) {
+    const xr = x + (<usize>r * <usize>k << 2), qr = x16 + (<usize>r * <usize>k << 1), dr = xd + (<usize>r * <usize>nb << 2);
+    for (let b = 0; b < nb; b++) {
+      const xb = xr + (<usize>b << 7), qb = qr + (<usize>b << 6);
+      let m = f32x4.splat(0);
+      for (let j: usize = 0; j < 128; j += 16) m = f32x4.max(m, f32x4.abs(v128.load(xb + j)));
+      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const d: f32 = amax / 127;
+      const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+      store<f32>(dr + (<usize>b << 2), d);
+      for (let j: usize = 0; j < 128; j += 32) {
+        const lo = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + j), id)));
+        const hi = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + j, 16), id)));
+        v128.store(qb + (j >> 1), i16x8.narrow_i32x4_s(lo, hi));
+      }
+    }
   }
 }
 
@@ -232,7 +243,7 @@ export function quantizeRowQ8(x: usize, xq: usize, xd: usize, k: i32): void {
 
 /**
  * out[r] = Σ_blocks dw · dx · Σ wq · xq for rows [r0, r1) of a Q8_0 matrix [n, k] (blocks of 34
- * bytes: f16 scale + 32 int8), with x quantized by quantizeRowQ8 and widened to int16 (widenI8),
+ * bytes: f16 scale + 32 int8), with x quantized by quantizeRowsQ8 (int16 values),
  * so only the weights are widened here. The integer products run on i32x4.dot_i16x8_s; each
  * block's sum is scaled once, in f32 (the same lanes and operations as gemmQ8_0). Two rows per
  * pass share the x loads.
