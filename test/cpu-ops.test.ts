@@ -1,4 +1,4 @@
-// The cpu backend's own op kernels (attention, silu·up) against the reference backend, op by op:
+// The cpu backend's own op kernels (attention, silu·up, rmsNorm, add, rope) against the reference backend, op by op:
 // random inputs, odd head sizes, grouped-query heads, a sliding window, and batches that mix
 // sequences at different positions.
 import { test } from 'node:test';
@@ -80,6 +80,52 @@ test('silu(gate)·up equals the reference, including large and tiny gates', asyn
       return be.read(o);
     };
     assertClose(await run(cpu), await run(ref), 1e-6, 'silu·up');
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('rmsNorm, add and rope equal the reference: odd widths, many rows, both RoPE layouts, mixed positions', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    for (const [rows, cols] of [[1, 7], [3, 64], [9, 130]] as const) {
+      const x = random(rows * cols), y = random(rows * cols), w = random(cols);
+      const norm = async (be: Backend) => {
+        const o = be.createActivations(rows, cols);
+        const weight = be.loadWeight({ name: 'norm', dtype: 'F32', shape: [cols], byteLength: 4 * cols }, new Uint8Array(w.buffer.slice(0)));
+        be.rmsNorm(o, activations(be, rows, cols, x), weight, 1e-5);
+        return be.read(o);
+      };
+      assertClose(await norm(cpu), await norm(ref), 1e-5, `rmsNorm [${rows}, ${cols}]`);
+      const sum = async (be: Backend) => {
+        const a = activations(be, rows, cols, x);
+        be.add(a, a, activations(be, rows, cols, y)); // in place, as the graph does
+        return be.read(a);
+      };
+      assertClose(await sum(cpu), await sum(ref), 0, `add [${rows}, ${cols}]`);
+    }
+    const nHeads = 3, headDim = 8, n = 5;
+    const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-2 * i / headDim));
+    const batch = { positions: Int32Array.of(0, 1, 2, 7, 4000), seqs: Int32Array.of(0, 0, 0, 1, 2) };
+    const q = random(n * nHeads * headDim);
+    for (const style of ['interleaved', 'halves'] as const) {
+      const rotate = async (be: Backend) => {
+        const a = activations(be, n, nHeads * headDim, q);
+        be.rope(a, batch, nHeads, headDim, { style, invFreq });
+        return be.read(a);
+      };
+      assertClose(await rotate(cpu), await rotate(ref), 1e-5, `rope ${style}`);
+    }
+    // A second batch with other positions must not reuse the first one's angles.
+    const other = { positions: Int32Array.of(3, 3, 9, 1, 2), seqs: batch.seqs };
+    const again = async (be: Backend) => {
+      const a = activations(be, n, nHeads * headDim, q);
+      be.rope(a, batch, nHeads, headDim, { style: 'halves', invFreq });
+      const b = activations(be, n, nHeads * headDim, q);
+      be.rope(b, other, nHeads, headDim, { style: 'halves', invFreq });
+      return be.read(b);
+    };
+    assertClose(await again(cpu), await again(ref), 1e-5, 'rope, next batch');
   } finally {
     cpu.dispose();
   }

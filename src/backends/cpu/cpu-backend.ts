@@ -1,7 +1,7 @@
-// The cpu backend: weights, activations and the KV cache live in one shared WebAssembly memory;
-// matrix products run in the wasm SIMD kernels on a worker pool, reading weights in their stored
-// format (never expanded to f32). The light element-wise ops and attention run in TypeScript on
-// views of the same memory for now.
+// The cpu backend: weights, activations and the KV cache live in shared WebAssembly memory; the
+// ops run as wasm SIMD kernels on a worker pool (src/backends/cpu/kernels/), matrix products
+// reading weights in their stored format (never expanded to f32). Only copies (embedding rows,
+// gathering rows, KV slots) and a matmul's bias are TypeScript, on views of the same memory.
 //
 // Models larger than the 4 GiB one wasm32 memory addresses: weights that do not fit the first
 // memory (the "home" shard, which also holds activations, scratch and the KV cache) go to further
@@ -80,8 +80,6 @@ class CpuWeight implements Weight {
     /** The shard holding the stored data, and its byte offset there. */
     readonly shard: number,
     readonly offset: number,
-    /** 1-D tensors (norms, biases) as f32, for the TypeScript ops. */
-    readonly f32: Float32Array | undefined,
     /** F16 with inf or NaN values: only the exact-conversion kernels may read it. */
     readonly f16Specials = false,
   ) {}
@@ -178,8 +176,10 @@ export class CpuBackend implements Backend {
 
   loadWeight(info: TensorInfo, data: Uint8Array): Weight {
     const count = elementCount(info.shape);
-    if (info.shape.length === 1) {
-      return new CpuWeight(info.name, info.shape, 'F32', 0, -1, dequantize(info.dtype, data, count));
+    if (info.shape.length === 1) { // norms and biases: f32, at home beside the activations
+      const offset = this.alloc(count * 4, info.name);
+      dequantize(info.dtype, data, count, this.f32(offset, count));
+      return new CpuWeight(info.name, info.shape, 'F32', 0, offset);
     }
     if (!KERNELS[info.dtype]) {
       throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(KERNELS).join(', ')} `
@@ -195,7 +195,7 @@ export class CpuBackend implements Backend {
     const { shard, offset } = this.placeWeight(data.length, info.name);
     shard.bytes(offset, data.length).set(data);
     const specials = info.dtype === 'F16' && shard.kernels.countF16Specials(offset, count) > 0;
-    return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, undefined, specials);
+    return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, specials);
   }
 
   createActivations(rows: number, cols: number): Activations {
@@ -233,8 +233,19 @@ export class CpuBackend implements Backend {
     }
   }
 
+  /**
+   * Runs an element-wise kernel over `items`: on the pool when there is enough work to beat the
+   * dispatch (a few µs), else on this thread.
+   */
+  private runOps(kernel: KernelName, args: number[], items: number, minForPool: number): void {
+    if (items >= minForPool) this.pool.run(kernel, args, items);
+    else (this.local[kernel] as (...a: number[]) => void)(...args, 0, items);
+  }
+
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
-    ops.rmsNorm(this.view(out), this.view(x), wt(weight).f32!, act(x).rows, act(x).cols, eps);
+    const xa = act(x);
+    const epsBits = new Int32Array(Float32Array.of(eps).buffer)[0]!;
+    this.runOps('rmsNorm', [xa.offset, wt(weight).offset, act(out).offset, xa.cols, epsBits], xa.rows, 4);
   }
 
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
@@ -272,7 +283,7 @@ export class CpuBackend implements Backend {
       this.runAway(this.shards[wa.shard]!, kernel, wa.offset, input, o.offset, k, n, t);
     }
     if (bias) {
-      const ov = this.view(out), b = wt(bias).f32!;
+      const ov = this.view(out), b = this.f32(wt(bias).offset, n);
       for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
     }
   }
@@ -324,8 +335,36 @@ export class CpuBackend implements Backend {
     shard.threadScratch = stride;
   }
 
+  /** cos and sin per (token, pair) of the last batch, [nTok, headDim/2, 2]: shared by every layer and head. */
+  private ropeTable: { offset: number; capacity: number; positions: Int32Array; invFreq: Float32Array | undefined } = {
+    offset: -1, capacity: 0, positions: new Int32Array(0), invFreq: undefined,
+  };
+
+  private ropeAngles(batch: BatchLayout, n: number, invFreq: Float32Array): number {
+    const t = this.ropeTable, half = invFreq.length;
+    const positions = batch.positions.subarray(0, n);
+    if (t.invFreq === invFreq && t.positions.length === n && t.positions.every((p, i) => p === positions[i])) return t.offset;
+    if (t.capacity < n * half * 2) {
+      t.capacity = n * half * 2;
+      t.offset = this.alloc(4 * t.capacity, 'rope table');
+    }
+    const table = this.f32(t.offset, n * half * 2);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < half; j++) {
+        const angle = positions[i]! * invFreq[j]!;
+        table[2 * (i * half + j)] = Math.cos(angle);
+        table[2 * (i * half + j) + 1] = Math.sin(angle);
+      }
+    }
+    t.positions = positions.slice();
+    t.invFreq = invFreq;
+    return t.offset;
+  }
+
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
-    ops.rope(this.view(x), act(x).rows, act(x).cols, batch, nHeads, headDim, rope);
+    const xa = act(x);
+    const table = this.ropeAngles(batch, xa.rows, rope.invFreq);
+    this.runOps('rope', [xa.offset, table, xa.cols, nHeads, headDim, rope.style === 'interleaved' ? 1 : 0], xa.rows * nHeads, 64);
   }
 
   /** Parameter block of the attention kernel, and the batch's positions and seqs as i32. */
@@ -379,7 +418,8 @@ export class CpuBackend implements Backend {
   }
 
   add(out: Activations, a: Activations, b: Activations): void {
-    ops.add(this.view(out), this.view(a), this.view(b));
+    const o = act(out);
+    this.runOps('add', [act(a).offset, act(b).offset, o.offset], o.rows * o.cols, 1 << 16);
   }
 
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void {

@@ -47,6 +47,12 @@ export interface MatvecKernels {
   attention(params: number, r0: number, r1: number): void;
   /** out[i] = silu(gate[i]) · up[i] for i in [r0, r1). */
   siluMul(gate: number, up: number, out: number, r0: number, r1: number): void;
+  /** RMS norm of rows [r0, r1) of x [rows, cols] times w [cols]; eps as its f32 bits. */
+  rmsNorm(x: number, w: number, out: number, cols: number, epsBits: number, r0: number, r1: number): void;
+  /** out[i] = a[i] + b[i] for i in [r0, r1). */
+  add(a: number, b: number, out: number, r0: number, r1: number): void;
+  /** Rotary embedding in place for items [r0, r1) of nTok × nHeads, angles from cosSin [nTok, headDim/2, 2]. */
+  rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, interleaved: number, r0: number, r1: number): void;
 }
 
 /** Int32 slots of the attention kernel's parameter block (scale is an f32 in the last slot). */

@@ -18,7 +18,7 @@ import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-
 export const KERNELS = [
   'matmulF32', 'matmulF16', 'matmulF16Scaled', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0',
   'gemmF32', 'gemmF16', 'gemmBF16', 'gemmQ8_0', 'gemmQ4_0',
-  'attention', 'siluMul', 'quantizeRowsQ8', 'setScratch',
+  'attention', 'siluMul', 'rmsNorm', 'rope', 'add', 'quantizeRowsQ8', 'setScratch',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 

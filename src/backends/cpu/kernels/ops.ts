@@ -79,3 +79,68 @@ export function siluMul(gate: usize, up: usize, out: usize, r0: i32, r1: i32): v
     store<f32>(out + o, g / (1 + Mathf.exp(-g)) * load<f32>(up + o));
   }
 }
+
+/**
+ * out[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · w for rows [r0, r1) of [rows, cols]; eps is
+ * passed as its f32 bit pattern (a job's arguments are integers). out may alias x.
+ */
+export function rmsNorm(x: usize, w: usize, out: usize, cols: i32, epsBits: i32, r0: i32, r1: i32): void {
+  const eps = reinterpret<f32>(epsBits);
+  const c4 = cols & ~3;
+  for (let r = r0; r < r1; r++) {
+    const xr = x + (<usize>r * <usize>cols << 2), or = out + (<usize>r * <usize>cols << 2);
+    let acc = f32x4.splat(0);
+    for (let i = 0; i < c4; i += 4) {
+      const v = v128.load(xr + (<usize>i << 2));
+      acc = f32x4.add(acc, f32x4.mul(v, v));
+    }
+    let ss = hsum(acc);
+    for (let i = c4; i < cols; i++) { const v = load<f32>(xr + (<usize>i << 2)); ss += v * v; }
+    const inv = <f32>1 / Mathf.sqrt(ss / <f32>cols + eps);
+    const iv = f32x4.splat(inv);
+    for (let i = 0; i < c4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(or + o, f32x4.mul(f32x4.mul(v128.load(xr + o), iv), v128.load(w + o)));
+    }
+    for (let i = c4; i < cols; i++) {
+      const o = <usize>i << 2;
+      store<f32>(or + o, load<f32>(xr + o) * inv * load<f32>(w + o));
+    }
+  }
+}
+
+/** out[i] = a[i] + b[i] for i in [r0, r1). out may alias a or b. */
+export function add(a: usize, b: usize, out: usize, r0: i32, r1: i32): void {
+  let i = r0;
+  for (; i + 4 <= r1; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < r1; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
+
+/**
+ * Rotary embedding in place for items [r0, r1) of nTok × nHeads (item = t·nHeads + h): each pair
+ * of head h of token t ([nTok, cols], heads from column 0) is rotated by its angle, read from
+ * cosSin [nTok, headDim/2, 2] (cos, sin per pair, computed once per batch by the caller). Pairs
+ * are (2i, 2i+1) when interleaved, else (i, i + headDim/2).
+ */
+export function rope(x: usize, cosSin: usize, cols: i32, nHeads: i32, headDim: i32, interleaved: i32, r0: i32, r1: i32): void {
+  const half = headDim >> 1;
+  for (let item = r0; item < r1; item++) {
+    const t = item / nHeads, h = item % nHeads;
+    const base = x + ((<usize>t * <usize>cols + <usize>(h * headDim)) << 2);
+    const cs = cosSin + (<usize>(t * half) << 3);
+    for (let i = 0; i < half; i++) {
+      const c = load<f32>(cs + (<usize>i << 3)), s = load<f32>(cs + (<usize>i << 3), 4);
+      const pa = interleaved ? base + (<usize>(2 * i) << 2) : base + (<usize>i << 2);
+      const pb = interleaved ? pa + 4 : pa + (<usize>half << 2);
+      const x0 = load<f32>(pa), x1 = load<f32>(pb);
+      store<f32>(pa, x0 * c - x1 * s);
+      store<f32>(pb, x0 * s + x1 * c);
+    }
+  }
+}
