@@ -194,7 +194,7 @@ for (const version of [2, 3] as const) {
           assert.deepEqual(info.shape, t.shape, `${t.name}: shape outermost first`);
           assert.equal(info.dtype, t.dtype);
           assert.equal(info.ggmlType, GGML_TYPE_IDS[t.dtype]);
-          assert.equal(info.byteLength, t.data.length);
+          assert.equal(info.byteLength, t.data.byteLength);
           assert.equal(info.offset % alignment, 0, `${t.name}: aligned`);
           assert.equal(info.fileOffset, g.dataOffset + info.offset);
           assert.deepEqual(await g.read(t.name), t.data, `${t.name}: exact bytes`);

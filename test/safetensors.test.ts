@@ -63,7 +63,7 @@ test('write then read a single file with every dtype, a scalar and an empty tens
   const raw = await readFile(file);
   const headerLength = Number(raw.readBigUInt64LE(0));
   assert.equal(headerLength % 8, 0, 'header padded to a multiple of 8');
-  assert.equal(raw.length, 8 + headerLength + tensors.reduce((s, t) => s + t.data.length, 0));
+  assert.equal(raw.length, 8 + headerLength + tensors.reduce((s, t) => s + t.data.byteLength, 0));
 
   for (const target of [file, dir]) {
     const st = await openSafeTensors(target);
@@ -74,11 +74,11 @@ test('write then read a single file with every dtype, a scalar and an empty tens
       assert.equal(st.tensors.size, tensors.length);
       for (const t of tensors) {
         const info = st.tensors.get(t.name)!;
-        assert.deepEqual({ ...info, shape: [...info.shape] }, { name: t.name, dtype: t.dtype, shape: t.shape, byteLength: t.data.length });
+        assert.deepEqual({ ...info, shape: [...info.shape] }, { name: t.name, dtype: t.dtype, shape: t.shape, byteLength: t.data.byteLength });
         const bytes = await st.read(t.name);
         assert.deepEqual(bytes, t.data);
         assert.equal(bytes.byteOffset % 8, 0);
-        assert.equal(bytes.buffer.byteLength, t.data.length, 'a fresh buffer of exactly the tensor');
+        assert.equal(bytes.buffer.byteLength, t.data.byteLength, 'a fresh buffer of exactly the tensor');
       }
       await assert.rejects(st.read('nope'), (e: unknown) => e instanceof FormatError && /no tensor named "nope"/.test(e.message));
     } finally {
@@ -113,7 +113,7 @@ test('write then read sharded checkpoints, as transformers lays them out', async
     shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`));
   assert.equal(written.at(-1), path.join(dir, INDEX_FILE));
   const index = JSON.parse(await readFile(path.join(dir, INDEX_FILE), 'utf8'));
-  assert.equal(index.metadata.total_size, tensors.reduce((s, t) => s + t.data.length, 0));
+  assert.equal(index.metadata.total_size, tensors.reduce((s, t) => s + t.data.byteLength, 0));
   assert.deepEqual(Object.keys(index.weight_map), tensors.map((t) => t.name).sort());
 
   const st = await openSafeTensors(dir);

@@ -2,9 +2,15 @@
 // repeated; summarised as medians and ranges. Minerva and llama.cpp are measured the same way.
 import { loadModel, type Model } from '../index.js';
 import type { BackendName } from '../engine/model.js';
+import type { LoadQuant } from '../quant/quantize-on-load.js';
 
 export interface BenchCase {
+  /** What Minerva runs. */
   model: string;
+  /** What llama.cpp runs (a GGUF of the same weights); default: model. */
+  llamaModel?: string;
+  /** Quantize float weights on load (Minerva only). */
+  quant?: LoadQuant;
   promptTokens: number;
   genTokens: number;
   repeat: number;
@@ -63,7 +69,9 @@ function summarise(promptTokens: number, promptMs: number, tokenTimes: number[])
 /** Minerva on one backend. */
 export async function benchMinerva(c: BenchCase, backend: BackendName, onRun?: (i: number) => void): Promise<EngineResult> {
   const t0 = performance.now();
-  const model: Model = await loadModel(c.model, { backend, threads: c.threads, tokenizer: c.tokenizer, contextLength: c.promptTokens + c.genTokens + 8 });
+  const model: Model = await loadModel(c.model, {
+    backend, threads: c.threads, tokenizer: c.tokenizer, quant: c.quant, contextLength: c.promptTokens + c.genTokens + 8,
+  });
   const loadMs = performance.now() - t0;
   const runs: RunResult[] = [];
   let prompt: number[] = [];
@@ -101,7 +109,7 @@ export async function benchLlamaCpp(c: BenchCase, minervaPrompt: readonly number
   }
   const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
   const t0 = performance.now();
-  const model = await llama.loadModel({ modelPath: c.model });
+  const model = await llama.loadModel({ modelPath: c.llamaModel ?? c.model });
   const context = await model.createContext({ contextSize: c.promptTokens + c.genTokens + 8, threads: c.threads });
   const loadMs = performance.now() - t0;
   const runs: RunResult[] = [];

@@ -3,9 +3,16 @@
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { benchLlamaCpp, benchMinerva, median, type BenchCase, type EngineResult } from '../bench/measure.js';
+import path from 'node:path';
 import type { BackendName } from '../engine/model.js';
+import { syntheticModel, SYNTHETIC_PRESETS, type SyntheticDType, type SyntheticPreset } from '../bench/synthetic.js';
+import type { LoadQuant } from '../quant/quantize-on-load.js';
+import { progressBar } from './progress.js';
 
 export interface BenchOptions {
+  synthetic?: SyntheticPreset;
+  dtype?: SyntheticDType;
+  quant?: LoadQuant;
   backend: BackendName;
   threads?: number;
   promptTokens: number;
@@ -22,11 +29,25 @@ const METRICS = [
   ['p50Ms', 'token p50 ms'], ['p95Ms', 'token p95 ms'],
 ] as const;
 
-export async function benchCommand(modelPath: string, o: BenchOptions): Promise<void> {
+export async function benchCommand(modelArg: string | undefined, o: BenchOptions): Promise<void> {
   if (o.vs !== undefined && o.vs !== 'llamacpp') throw new Error(`--vs ${o.vs}: only "llamacpp" is supported`);
+  if ((modelArg === undefined) === (o.synthetic === undefined)) throw new Error('give a model path or --synthetic <preset>, not both');
+  if (o.dtype !== undefined && o.synthetic === undefined) throw new Error('--dtype chooses the weight type of a --synthetic model');
+  let modelPath = modelArg!, llamaPath: string | undefined, label = modelArg!;
+  if (o.synthetic !== undefined) {
+    const dtype = o.dtype ?? 'f16';
+    const bar = progressBar(`generating ${o.synthetic} ${dtype}`);
+    const files = await syntheticModel(o.synthetic, SYNTHETIC_PRESETS[o.synthetic], dtype, { onProgress: bar.update });
+    bar.stop();
+    // Minerva runs the SafeTensors folder when there is one (running it directly is the point);
+    // llama.cpp always the GGUF of the same weights.
+    modelPath = files.hf ?? files.gguf;
+    llamaPath = files.gguf;
+    label = `synthetic ${o.synthetic} ${dtype} (${files.hf ? 'Minerva: SafeTensors, llama.cpp: GGUF' : 'GGUF'}; ${path.dirname(files.gguf)})`;
+  }
   const c: BenchCase = {
-    model: modelPath, promptTokens: o.promptTokens, genTokens: o.genTokens, repeat: o.repeat,
-    threads: o.threads ?? availableParallelism(), tokenizer: o.tokenizer,
+    model: modelPath, llamaModel: llamaPath, quant: o.quant, promptTokens: o.promptTokens, genTokens: o.genTokens,
+    repeat: o.repeat, threads: o.threads ?? availableParallelism(), tokenizer: o.tokenizer,
   };
   const status = (engine: string) => (i: number) => {
     if (process.stderr.isTTY) process.stderr.write(`\r${engine}: run ${i + 1}/${c.repeat}…   `);
@@ -36,7 +57,7 @@ export async function benchCommand(modelPath: string, o: BenchOptions): Promise<
   if (o.vs === 'llamacpp') results.push(await benchLlamaCpp(c, minerva.prompt, status('llama.cpp')));
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
 
-  process.stdout.write(`model ${modelPath}, ${c.threads} threads, ${c.promptTokens}-token prompt, `
+  process.stdout.write(`model ${label}${o.quant ? ` --quant ${o.quant}` : ''}, ${c.threads} threads, ${c.promptTokens}-token prompt, `
     + `${c.genTokens} greedy tokens, ${c.repeat} runs (median [min–max])\n`);
   const rows = results.map((r) => [r.engine, `${r.loadMs.toFixed(0)} ms`, ...METRICS.map(([key]) => {
     const xs = r.runs.map((x) => x[key]);

@@ -8,6 +8,7 @@ import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { collect, floatArg, intArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
+import { SYNTHETIC_DTYPES, SYNTHETIC_PRESETS } from '../bench/synthetic.js';
 
 const program = new Command('minerva')
   .description('Run open-weight language models from their SafeTensors or GGUF weights.')
@@ -60,9 +61,13 @@ program.command('info')
 
 program.command('bench')
   .description('measure prompt and decode speed; --vs llamacpp runs llama.cpp on the same GGUF in the same run')
-  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint (.gguf for --vs llamacpp)')
+  .argument('[model]', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint (.gguf for --vs llamacpp)')
+  .addOption(new Option('--synthetic <preset>', 'instead of a model: random weights with these real dimensions (generated once, cached)')
+    .choices(Object.keys(SYNTHETIC_PRESETS)))
+  .addOption(new Option('--dtype <type>', 'weight type of the --synthetic model').choices(Object.keys(SYNTHETIC_DTYPES)))
   .addOption(new Option('--backend <name>', 'compute backend').choices(['reference', 'cpu']).default('cpu'))
   .option('--threads <n>', 'threads (both engines; default: all cores)', intArg(1, 256))
+  .addOption(new Option('--quant <type>', 'quantize float weight matrices as Minerva loads them').choices(Object.keys(LOAD_QUANT_TYPES)))
   .option('-p, --prompt-tokens <n>', 'prompt length in tokens', intArg(1, 1 << 16), 128)
   .option('-n, --gen-tokens <n>', 'greedy tokens to generate', intArg(2, 1 << 16), 64)
   .option('-r, --repeat <n>', 'runs per engine', intArg(1, 1000), 3)

@@ -20,3 +20,9 @@ export function loadProgressBar(label: string): { update: (p: LoadProgress) => v
     stop: () => { if (started) bar.stop(); },
   };
 }
+
+/** A byte-count progress bar on a TTY (stderr), silent otherwise. */
+export function progressBar(label: string): { update: (done: number, total: number) => void; stop: () => void } {
+  const load = loadProgressBar(label);
+  return { update: (done, total) => load.update({ loadedBytes: done, totalBytes: total }), stop: load.stop };
+}

@@ -5,6 +5,7 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { DTYPE_LAYOUT, GGML_TYPE_IDS, type DType } from '../quant/dtype.js';
 import { writeAll } from './file-io.js';
+import { materialize, type TensorBytes } from './tensor.js';
 import {
   GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_ARRAY_DEPTH, GGUF_MAX_DIMS, GGUF_MIN_SIZE, GGUF_TYPE_IDS,
   alignUp, isPowerOfTwo,
@@ -17,8 +18,8 @@ export interface GGUFTensorToWrite {
   dtype: DType;
   /** Outermost first (reversed into GGUF's ne order on write). */
   shape: readonly number[];
-  /** Exactly the tensor's bytes in the dtype's layout. */
-  data: Uint8Array;
+  /** Exactly the tensor's bytes in the dtype's layout (or produced when written). */
+  data: TensorBytes;
 }
 
 export interface WriteGGUFOptions {
@@ -163,8 +164,9 @@ export async function writeGGUF(file: string, o: WriteGGUFOptions): Promise<void
     await writeAll(handle, w.result());
     const zeros = new Uint8Array(alignment);
     for (const t of o.tensors) {
-      await writeAll(handle, t.data);
-      await writeAll(handle, zeros.subarray(0, alignUp(t.data.length, alignment) - t.data.length));
+      const bytes = materialize(t.data, `writeGGUF ${file}: tensor "${t.name}"`);
+      await writeAll(handle, bytes);
+      await writeAll(handle, zeros.subarray(0, alignUp(bytes.length, alignment) - bytes.length));
     }
     await handle.close();
     await rename(tmp, file);
@@ -245,8 +247,8 @@ function writeTensorInfos(
     if (rowLength % blockSize !== 0) fail(`${what}: row length ${rowLength} is not a multiple of the ${t.dtype} block size ${blockSize}`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     const byteLength = (count / blockSize) * blockBytes;
-    if (!Number.isSafeInteger(count) || t.data.length !== byteLength) {
-      fail(`${what}: ${t.data.length} bytes given, shape ${shape} of ${t.dtype} takes ${byteLength}`);
+    if (!Number.isSafeInteger(count) || t.data.byteLength !== byteLength) {
+      fail(`${what}: ${t.data.byteLength} bytes given, shape ${shape} of ${t.dtype} takes ${byteLength}`);
     }
     w.string(t.name);
     w.u32(t.shape.length);

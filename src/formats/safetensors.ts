@@ -16,7 +16,7 @@
 import { open, readdir, rename, stat, unlink, mkdir, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
-import { FormatError, type TensorInfo, type WeightProvider } from './tensor.js';
+import { FormatError, materialize, type TensorBytes, type TensorInfo, type WeightProvider } from './tensor.js';
 import { openForReading, readAt, writeAll } from './file-io.js';
 
 /** Largest header accepted, as in the reference implementation (MAX_HEADER_SIZE). */
@@ -44,8 +44,8 @@ export interface TensorToWrite {
   dtype: DType;
   /** Outermost first. */
   shape: readonly number[];
-  /** Little-endian element bytes: exactly elementCount(shape) × element size. */
-  data: Uint8Array;
+  /** Little-endian element bytes: exactly elementCount(shape) × element size (or produced when written). */
+  data: TensorBytes;
 }
 
 /** Where one tensor's bytes are. */
@@ -356,7 +356,7 @@ export async function writeSafeTensors(
   const handle = await open(tmp, 'w');
   try {
     await writeAll(handle, header);
-    for (const t of tensors) await writeAll(handle, t.data);
+    for (const t of tensors) await writeAll(handle, materialize(t.data, `${file}: tensor "${t.name}"`));
     await handle.close();
   } catch (e) {
     await handle.close().catch(() => {});
@@ -386,8 +386,8 @@ function encodeHeader(file: string, tensors: readonly TensorToWrite[], metadata?
     let elements = 1;
     for (const d of t.shape) elements *= d;
     const byteLength = elements * DTYPE_LAYOUT[t.dtype].blockBytes;
-    if (t.data.length !== byteLength) {
-      throw new Error(`${what}: shape [${t.shape.join(', ')}] of ${t.dtype} needs ${byteLength} bytes, data has ${t.data.length}`);
+    if (t.data.byteLength !== byteLength) {
+      throw new Error(`${what}: shape [${t.shape.join(', ')}] of ${t.dtype} needs ${byteLength} bytes, data has ${t.data.byteLength}`);
     }
     const entry = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + byteLength] };
     parts.push(`${JSON.stringify(t.name)}:${JSON.stringify(entry)}`);
@@ -417,13 +417,13 @@ export async function writeSafeTensorsSharded(
   let current: TensorToWrite[] = [];
   let currentBytes = 0;
   for (const t of tensors) {
-    if (current.length > 0 && currentBytes + t.data.length > maxShardBytes) {
+    if (current.length > 0 && currentBytes + t.data.byteLength > maxShardBytes) {
       shards.push(current);
       current = [];
       currentBytes = 0;
     }
     current.push(t);
-    currentBytes += t.data.length;
+    currentBytes += t.data.byteLength;
   }
   if (current.length > 0 || shards.length === 0) shards.push(current);
 
@@ -444,7 +444,7 @@ export async function writeSafeTensorsSharded(
     written.push(shardPath);
     for (const t of shards[i]!) {
       Object.defineProperty(weightMap, t.name, { value: name, enumerable: true, writable: true });
-      totalSize += t.data.length;
+      totalSize += t.data.byteLength;
     }
   }
   const sortedMap = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

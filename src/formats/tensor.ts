@@ -30,6 +30,21 @@ export interface WeightProvider {
   close(): Promise<void>;
 }
 
+/**
+ * A tensor's bytes for a writer: given, or produced when the writer reaches the tensor (so a file
+ * larger than memory can be written one tensor at a time). `byteLength` must be what `bytes()`
+ * returns; the writers check.
+ */
+export type TensorBytes = Uint8Array | { readonly byteLength: number; bytes(): Uint8Array };
+
+/** The bytes of `data`, produced now if lazy; `what` names the tensor if the length is wrong. */
+export function materialize(data: TensorBytes, what: string): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  const bytes = data.bytes();
+  if (bytes.length !== data.byteLength) throw new Error(`${what}: produced ${bytes.length} bytes, promised ${data.byteLength}`);
+  return bytes;
+}
+
 /** Number of elements of a shape. */
 export function elementCount(shape: readonly number[]): number {
   let n = 1;

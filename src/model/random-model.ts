@@ -1,0 +1,241 @@
+// Random-weight Llama-family models: a shape → a ModelSpec, deterministic random weights scaled
+// as a trained model's (activations O(1), peaked logits), written as a Hugging Face folder
+// (config.json + SafeTensors + tokenizer) and as GGUF, the way transformers and llama.cpp's
+// convert_hf_to_gguf.py lay them out. Tests use them for shape, format and engine-agreement
+// checks; `minerva bench --synthetic` for real model dimensions without downloading a model.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Rng } from '../engine/rng.js';
+import { writeSafeTensorsSharded, type TensorToWrite } from '../formats/safetensors.js';
+import { writeGGUF, type GGUFMetadataEntry, type GGUFTensorToWrite } from '../formats/gguf.js';
+import { quantize } from '../quant/dequantize.js';
+import { byteSize, type DType } from '../quant/dtype.js';
+import { llamaManifest } from './arch/llama.js';
+import { hfNameFromGGUF } from './tensor-names.js';
+import type { ModelSpec } from './spec.js';
+
+export interface RandomModelShape {
+  arch: 'llama' | 'qwen2';
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKVHeads: number;
+  ffnDim: number;
+  tied: boolean;
+  /** Default 32000 (the Llama-2 vocabulary size). */
+  vocabSize?: number;
+  contextLength?: number;
+  ropeTheta?: number;
+  /** Llama 3.1-style RoPE scaling. */
+  llama3Rope?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
+}
+
+/** The spec as the HF loader will read it back (halves RoPE layout). */
+export function randomSpec(s: RandomModelShape): ModelSpec {
+  return {
+    arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
+    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.dim / s.nHeads, ffnDim: s.ffnDim,
+    contextLength: s.contextLength ?? 512, normEps: 1e-5,
+    rope: {
+      theta: s.ropeTheta ?? 10000, style: 'halves',
+      scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
+    },
+    tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', slidingWindow: undefined,
+  };
+}
+
+/** Weights by GGUF name, in Hugging Face row order; data may be produced on demand. */
+export type RandomWeights = Map<string, { shape: number[]; data: Float32Array | (() => Float32Array) }>;
+
+/** Standard deviation and mean of a tensor's values: norms near 1, matrices 1/√fan-in. */
+function scaleOf(name: string, shape: readonly number[]): { scale: number; offset: number } {
+  if (name.endsWith('norm.weight')) return { scale: 0.1, offset: 1 };
+  if (name.endsWith('.bias')) return { scale: 0.2, offset: 0 };
+  if (name === 'token_embd.weight') return { scale: 1, offset: 0 };
+  if (name === 'output.weight') return { scale: 4 / Math.sqrt(shape[1]!), offset: 0 };
+  return { scale: 1 / Math.sqrt(shape[1]!), offset: 0 };
+}
+
+/**
+ * Every tensor of the spec's manifest, computed now from one normally distributed stream (tests:
+ * the exact values are part of what their expectations were checked against).
+ */
+export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
+  const rng = new Rng(seed);
+  const normal = () => {
+    const u = Math.max(rng.next(), 1e-12), v = rng.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  };
+  const out: RandomWeights = new Map();
+  for (const e of llamaManifest(spec)) {
+    if (e.optional) continue; // output.weight of a tied model
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const { scale, offset } = scaleOf(e.name, e.shape);
+    for (let i = 0; i < n; i++) data[i] = offset + scale * normal();
+    out.set(e.name, { shape: e.shape, data });
+  }
+  return out;
+}
+
+/**
+ * The same scales, each tensor produced only when asked for, from its own stream (seeded by the
+ * seed and the tensor's position), uniform with the normal's variance: fast enough for a billion
+ * values, and a model larger than memory is written one tensor at a time.
+ */
+export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights {
+  const out: RandomWeights = new Map();
+  llamaManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const { scale, offset } = scaleOf(e.name, e.shape);
+    out.set(e.name, {
+      shape: e.shape,
+      data: () => {
+        const rng = new Rng((seed * 1_000_003 + index) >>> 0);
+        const data = new Float32Array(n);
+        const width = 2 * Math.sqrt(3) * scale; // uniform on [-√3σ, √3σ] has variance σ²
+        for (let i = 0; i < n; i++) data[i] = offset + (rng.next() - 0.5) * width;
+        return data;
+      },
+    });
+  });
+  return out;
+}
+
+const values = (w: { data: Float32Array | (() => Float32Array) }) => (typeof w.data === 'function' ? w.data() : w.data);
+
+/** Stores values as `dtype`; 1-D tensors stay F32, as convert_hf_to_gguf.py keeps norms and biases. */
+function storedType(dtype: DType, shape: readonly number[]): DType {
+  return shape.length === 1 ? 'F32' : dtype;
+}
+
+/** A tensor's bytes in `dtype`, encoded when the writer reaches it. */
+function lazyBytes(dtype: DType, shape: readonly number[], produce: () => Float32Array): { byteLength: number; bytes(): Uint8Array } {
+  return { byteLength: byteSize(dtype, shape.reduce((a, b) => a * b, 1)), bytes: () => quantize(dtype, produce()) };
+}
+
+const TORCH_DTYPES: Partial<Record<DType, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+export interface HFTokenizerFiles {
+  tokenizerJSON: string;
+  tokenizerConfigJSON: string;
+}
+
+/** Writes config.json, SafeTensors (sharded when maxShardBytes is small) and the tokenizer files. */
+export async function writeHFModel(
+  dir: string, spec: ModelSpec, weights: RandomWeights,
+  opts: { dtype?: DType; maxShardBytes?: number; tokenizer: HFTokenizerFiles },
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const config = {
+    architectures: [spec.arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: spec.arch, hidden_size: spec.dim, intermediate_size: spec.ffnDim,
+    num_attention_heads: spec.nHeads, num_key_value_heads: spec.nKVHeads, num_hidden_layers: spec.nLayers,
+    max_position_embeddings: spec.contextLength, rms_norm_eps: spec.normEps, rope_theta: spec.rope.theta,
+    tie_word_embeddings: spec.tiedEmbeddings, vocab_size: spec.vocabSize, hidden_act: 'silu',
+    bos_token_id: 1, eos_token_id: 2, torch_dtype: TORCH_DTYPES[opts.dtype ?? 'F32'] ?? 'float32',
+    ...(spec.rope.scaling.type === 'llama3' ? {
+      rope_scaling: {
+        rope_type: 'llama3', factor: spec.rope.scaling.factor, low_freq_factor: spec.rope.scaling.lowFreqFactor,
+        high_freq_factor: spec.rope.scaling.highFreqFactor,
+        original_max_position_embeddings: spec.rope.scaling.originalContextLength,
+      },
+    } : {}),
+  };
+  await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const tensors: TensorToWrite[] = [];
+  for (const [name, w] of weights) {
+    const hf = hfNameFromGGUF(name);
+    if (!hf) throw new Error(`no HF name for ${name}`);
+    const dtype = storedType(opts.dtype ?? 'F32', w.shape);
+    tensors.push({ name: hf, shape: w.shape, dtype, data: lazyBytes(dtype, w.shape, () => values(w)) });
+  }
+  await writeSafeTensorsSharded(dir, tensors, opts.maxShardBytes ?? Number.MAX_SAFE_INTEGER, { format: 'pt' });
+  await writeFile(path.join(dir, 'tokenizer.json'), opts.tokenizer.tokenizerJSON);
+  await writeFile(path.join(dir, 'tokenizer_config.json'), opts.tokenizer.tokenizerConfigJSON);
+}
+
+/**
+ * Q and K rows as convert_hf_to_gguf.py stores them for Llama: within each head, HF row
+ * (half·d/2 + i) moves to row (2i + half), so that interleaved RoPE on the GGUF weights equals
+ * HF's rotate_half RoPE on the original ones.
+ */
+export function permuteForGGUF(data: Float32Array, shape: readonly number[], nHeads: number): Float32Array {
+  const rows = shape[0]!, cols = shape.length > 1 ? shape[1]! : 1;
+  const headDim = rows / nHeads, half = headDim / 2;
+  const out = new Float32Array(data.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let part = 0; part < 2; part++) {
+        const src = (h * headDim + part * half + i) * cols;
+        const dst = (h * headDim + 2 * i + part) * cols;
+        out.set(data.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+/** general.file_type as llama.cpp's quantizer writes it (LLAMA_FTYPE_*). */
+const FILE_TYPES: Partial<Record<DType, number>> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q6_K: 18, BF16: 32 };
+
+/**
+ * Writes the same weights as a GGUF file, as convert_hf_to_gguf.py would: GGUF tensor names,
+ * Llama's Q/K rows permuted for interleaved RoPE, 1-D tensors in F32, and `vocab` (tokenizer.*
+ * metadata entries).
+ */
+export async function writeGGUFModel(
+  file: string, spec: ModelSpec, weights: RandomWeights,
+  opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string },
+): Promise<void> {
+  const dtype = opts.dtype ?? 'F32';
+  const a = spec.arch;
+  const u32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'u32', value });
+  const f32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'f32', value });
+  const metadata: GGUFMetadataEntry[] = [
+    { key: 'general.architecture', type: 'string', value: a },
+    { key: 'general.name', type: 'string', value: opts.name ?? 'minerva-random-test' },
+    { key: 'general.file_type', type: 'u32', value: FILE_TYPES[dtype] ?? 0 },
+    u32('context_length', spec.contextLength), u32('embedding_length', spec.dim), u32('block_count', spec.nLayers),
+    u32('feed_forward_length', spec.ffnDim), u32('rope.dimension_count', spec.headDim),
+    u32('attention.head_count', spec.nHeads), u32('attention.head_count_kv', spec.nKVHeads),
+    f32('attention.layer_norm_rms_epsilon', spec.normEps), f32('rope.freq_base', spec.rope.theta),
+    ...opts.vocab,
+  ];
+  const tensors: GGUFTensorToWrite[] = [];
+  for (const [name, w] of weights) {
+    let produce = () => values(w);
+    if (a === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
+    if (a === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
+    const stored = storedType(dtype, w.shape);
+    tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
+  }
+  if (spec.rope.scaling.type === 'llama3') {
+    const factors = llama3RopeFactors(spec.headDim, spec.rope.theta, spec.rope.scaling);
+    tensors.push({ name: 'rope_freqs.weight', dtype: 'F32', shape: [factors.length], data: new Uint8Array(factors.buffer) });
+  }
+  await writeGGUF(file, { metadata, tensors });
+}
+
+/**
+ * The per-pair divisors convert_hf_to_gguf.py stores as rope_freqs.weight for Llama 3 scaling:
+ * 1 for short wavelengths, `factor` for long ones, a blend in between.
+ */
+function llama3RopeFactors(
+  headDim: number, theta: number,
+  s: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number },
+): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  const lowWavelen = s.originalContextLength / s.lowFreqFactor;
+  const highWavelen = s.originalContextLength / s.highFreqFactor;
+  for (let i = 0; i < out.length; i++) {
+    const wavelen = 2 * Math.PI * Math.pow(theta, (2 * i) / headDim);
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = s.factor;
+    else {
+      const smooth = (s.originalContextLength / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
+}
