@@ -15,6 +15,7 @@ import {
 } from './helpers/random-model.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { collect, logitsDiff } from './helpers/generation.js';
+import { llamaCppGreedy } from './helpers/llamacpp.js';
 
 const MODELS: Record<string, RandomModelShape> = {
   'llama-gqa': { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false },
@@ -51,30 +52,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** llama.cpp's greedy continuation of each prompt (BOS + prompt tokens), up to and excluding EOS. */
-async function llamaCppGreedy(file: string, prompts: number[][]): Promise<number[][]> {
-  const model = await llama!.loadModel({ modelPath: file });
-  const context = await model.createContext({ contextSize: 256, threads: 2 });
-  const out: number[][] = [];
-  try {
-    for (const prompt of prompts) {
-      const seq = context.getSequence();
-      const tokens: number[] = [];
-      for await (const t of seq.evaluate(prompt as never, { temperature: 0 })) {
-        if (t === model.tokens.eos) break;
-        tokens.push(t as number);
-        if (tokens.length >= TOKENS) break;
-      }
-      out.push(tokens);
-      seq.dispose();
-    }
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
-  return out;
-}
-
 async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
   const out: number[][] = [];
   for (const prompt of prompts) {
@@ -90,7 +67,7 @@ for (const name of Object.keys(MODELS)) {
       const model = await loadModel(file, { contextLength: 256 });
       try {
         const prompts = PROMPTS.map((p) => model.tokenize(p));
-        const expected = await llamaCppGreedy(file, prompts);
+        const expected = await llamaCppGreedy(llama!, file, prompts, TOKENS);
         const actual = await minervaGreedy(model, prompts);
         for (let i = 0; i < prompts.length; i++) {
           assert.equal(expected[i]!.length, TOKENS, 'the random model does not hit EOS early');
@@ -177,7 +154,7 @@ test('a GGUF converted by llama.cpp itself (llama-2-tiny-random, F16) continues 
   const model = await loadModel(file, { contextLength: 256 });
   try {
     const prompts = PROMPTS.map((p) => model.tokenize(p));
-    const expected = await llamaCppGreedy(file, prompts);
+    const expected = await llamaCppGreedy(llama!, file, prompts, TOKENS);
     assert.deepEqual(await minervaGreedy(model, prompts), expected);
   } finally {
     model.dispose();

@@ -30,12 +30,12 @@ export function checkDequantizeArgs(
 }
 
 /**
- * Index of the first block whose leading f16 scale is inf or NaN (ggml's Q8_0 and Q4_0 put the
- * scale first), or -1. Such a block's values are all non-finite: a broken file, which the cpu
- * kernels (exact only for finite scales) refuse to run.
+ * Index of the first block whose f16 scale at `scaleAt` (bytes into the block; ggml's Q8_0 and
+ * Q4_0 put it first) is inf or NaN, or -1. Such a block's values are all non-finite: a broken
+ * file, which the cpu kernels (exact only for finite scales) refuse to run.
  */
-export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number): number {
-  for (let b = 0, at = 0; at + 1 < bytes.length; b++, at += blockBytes) {
+export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number, scaleAt = 0): number {
+  for (let b = 0, at = scaleAt; at + 1 < bytes.length; b++, at += blockBytes) {
     if ((bytes[at + 1]! & 0x7c) === 0x7c) return b;
   }
   return -1;

@@ -90,7 +90,7 @@ export const DTYPE_BY_GGML_ID: ReadonlyMap<number, DType> = new Map(
 );
 
 /** Floating or quantized types a weight matrix may have (what the model loader accepts). */
-export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0']);
+export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K']);
 
 /**
  * Bytes taken by `count` elements of `dtype`, or an error message if `count` is not a whole

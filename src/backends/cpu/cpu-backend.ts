@@ -43,7 +43,13 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'permuted' },
   Q8_0: { matvec: 'matmulQ8_0', gemm: 'gemmQ8_0', gemmFrom: 4, input: 'q8' },
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
+  // No K-quant gemm yet: prefill runs the matvec kernels token by token over row tiles.
+  Q4_K: { matvec: 'matmulQ4_K', gemm: 'matmulQ4_K', gemmFrom: Infinity, input: 'q8' },
+  Q6_K: { matvec: 'matmulQ6_K', gemm: 'matmulQ6_K', gemmFrom: Infinity, input: 'q8' },
 };
+
+/** Byte offsets of the f16 scales within a block, for the non-finite check (the kernels assume finite scales). */
+const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
 
 /** One wasm memory, this thread's kernels on it, and its bump allocator. */
 class Shard {
@@ -185,11 +191,11 @@ export class CpuBackend implements Backend {
       throw new RangeError(`cpu backend: ${info.name} is ${info.dtype}; only ${Object.keys(KERNELS).join(', ')} `
         + 'matrices are supported yet (use --backend reference)');
     }
-    if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (Q8_0 rows are whole blocks of 32)
+    if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (quantized rows are whole blocks)
       throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
     }
-    if (info.dtype === 'Q8_0' || info.dtype === 'Q4_0') {
-      const bad = firstNonFiniteScale(data, DTYPE_LAYOUT[info.dtype].blockBytes);
+    for (const at of SCALE_OFFSETS[info.dtype] ?? []) {
+      const bad = firstNonFiniteScale(data, DTYPE_LAYOUT[info.dtype].blockBytes, at);
       if (bad >= 0) throw new RangeError(`cpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
     }
     const { shard, offset } = this.placeWeight(data.length, info.name);

@@ -24,6 +24,9 @@ export interface MatvecKernels {
   matvecQ8_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a Q4_0 matrix. */
   matvecQ4_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  /** Same for Q4_K and Q6_K matrices (k a multiple of 256; kquants.ts). */
+  matvecQ4_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  matvecQ6_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   // Several tokens: x [nTok, k] (or x16 [nTok, k] int16, xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
   matmulF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
@@ -31,6 +34,8 @@ export interface MatvecKernels {
   matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ4_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ6_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Matrix-matrix (gemm.ts): weight tiles unpacked into the thread's scratch, then reused by every
   // token; bit-identical to the matvec kernels of the same dtype.
   /** Where the module's static data ends: the memory below belongs to the kernels. */

@@ -2,4 +2,5 @@
 export * from './matvec';
 export * from './gemm';
 export * from './ops';
+export * from './kquants';
 export { setScratch, staticDataEnd } from './scratch';
