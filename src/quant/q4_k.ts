@@ -43,48 +43,38 @@ export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array)
 }
 
 /**
- * Best (scale, min) for x ≈ scale·q − min with q in 0..nmax, min ≥ 0: the range's endpoints, then
- * a search over nearby scales, each refit by least squares on its rounding (weighted by |x| plus
- * the mean |x|, as ggml's make_qkx2_quants weighs the error).
+ * Best (scale, min) for x ≈ scale·q − min with q in 0..nmax, min ≥ 0: from the range's endpoints,
+ * a few nearby scales, each refit by weighted least squares on its rounding (weights |x| plus the
+ * mean |x|, as ggml's make_qkx2_quants weighs the error); the fit's error comes from the same sums.
  */
 function fitScaleMin(x: Float32Array, nmax: number): { scale: number; min: number } {
   const n = x.length;
   let lo = x[0]!, hi = x[0]!, sumAbs = 0;
-  for (let i = 0; i < n; i++) { lo = Math.min(lo, x[i]!); hi = Math.max(hi, x[i]!); sumAbs += Math.abs(x[i]!); }
-  lo = Math.min(lo, 0);
+  for (let i = 0; i < n; i++) { const v = x[i]!; if (v < lo) lo = v; if (v > hi) hi = v; sumAbs += Math.abs(v); }
+  if (lo > 0) lo = 0;
   if (hi <= lo) return { scale: 0, min: -lo };
   const meanAbs = sumAbs / n;
-  const w = Float64Array.from(x, (v) => meanAbs + Math.abs(v));
-  const error = (scale: number, offset: number) => {
-    let e = 0;
+  let bestScale = (hi - lo) / nmax, bestOffset = lo, bestErr = Infinity;
+  for (let step = -3; step <= 3; step++) {
+    const inv = (nmax + step * 0.25) / (hi - lo);
+    let sw = 0, swq = 0, swq2 = 0, swx = 0, swqx = 0, swx2 = 0;
     for (let i = 0; i < n; i++) {
-      const q = Math.max(0, Math.min(nmax, Math.round((x[i]! - offset) / scale)));
-      const diff = scale * q + offset - x[i]!;
-      e += w[i]! * diff * diff;
-    }
-    return e;
-  };
-  let best = { scale: (hi - lo) / nmax, offset: lo };
-  let bestErr = error(best.scale, best.offset);
-  for (let step = -10; step <= 10; step++) {
-    const scale0 = (hi - lo) / (nmax + step * 0.1);
-    if (!(scale0 > 0)) continue;
-    // Weighted least squares for (scale, offset) given this rounding.
-    let sw = 0, swq = 0, swq2 = 0, swx = 0, swqx = 0;
-    for (let i = 0; i < n; i++) {
-      const q = Math.max(0, Math.min(nmax, Math.round((x[i]! - lo) / scale0)));
-      sw += w[i]!; swq += w[i]! * q; swq2 += w[i]! * q * q; swx += w[i]! * x[i]!; swqx += w[i]! * q * x[i]!;
+      const v = x[i]!, w = meanAbs + Math.abs(v);
+      let q = Math.round((v - lo) * inv);
+      q = q < 0 ? 0 : q > nmax ? nmax : q;
+      sw += w; swq += w * q; swq2 += w * q * q; swx += w * v; swqx += w * q * v; swx2 += w * v * v;
     }
     const det = sw * swq2 - swq * swq;
     if (det <= 0) continue;
     let scale = (sw * swqx - swq * swx) / det;
     let offset = (swq2 * swx - swq * swqx) / det;
-    if (offset > 0) { offset = 0; scale = swq2 > 0 ? swqx / swq2 : scale; }
+    if (offset > 0) { offset = 0; scale = swqx / swq2; }
     if (!(scale > 0)) continue;
-    const e = error(scale, offset);
-    if (e < bestErr) { bestErr = e; best = { scale, offset }; }
+    // Σ w (scale·q + offset − x)², expanded.
+    const err = scale * scale * swq2 + 2 * scale * offset * swq + offset * offset * sw - 2 * scale * swqx - 2 * offset * swx + swx2;
+    if (err < bestErr) { bestErr = err; bestScale = scale; bestOffset = offset; }
   }
-  return { scale: best.scale, min: -best.offset };
+  return { scale: bestScale, min: -bestOffset };
 }
 
 /** Quantizes f32 values ([n], n a multiple of 256) to Q4_K bytes ([n/256 × 144]). */
@@ -94,28 +84,39 @@ export function quantize(values: Float32Array): Uint8Array {
   }
   checkFinite(FORMAT, values);
   const bytes = new Uint8Array((values.length / BLOCK_SIZE) * BLOCK_BYTES);
+  const scales = new Float64Array(8), mins = new Float64Array(8);
+  const sc = new Uint8Array(8), m = new Uint8Array(8), q = new Uint8Array(BLOCK_SIZE);
   for (let b = 0; b < values.length / BLOCK_SIZE; b++) {
     const x = values.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE);
     const at = b * BLOCK_BYTES;
-    const fits = Array.from({ length: 8 }, (_, j) => fitScaleMin(x.subarray(32 * j, 32 * j + 32), 15));
+    let maxScale = 0, maxMin = 0;
+    for (let j = 0; j < 8; j++) {
+      const fit = fitScaleMin(x.subarray(32 * j, 32 * j + 32), 15);
+      scales[j] = fit.scale;
+      mins[j] = fit.min;
+      if (fit.scale > maxScale) maxScale = fit.scale;
+      if (fit.min > maxMin) maxMin = fit.min;
+    }
     // Sub-block scales and mins to 6 bits against the super-block's d and dmin.
-    const maxScale = Math.max(...fits.map((s) => s.scale)), maxMin = Math.max(...fits.map((s) => s.min));
     writeF16(bytes, at, maxScale / 63);
     writeF16(bytes, at + 2, maxMin / 63);
     const d = readF16(bytes, at), dmin = readF16(bytes, at + 2);
-    const sc = fits.map((s) => (d > 0 ? Math.min(63, Math.round(s.scale / d)) : 0));
-    const m = fits.map((s) => (dmin > 0 ? Math.min(63, Math.round(s.min / dmin)) : 0));
+    for (let j = 0; j < 8; j++) {
+      sc[j] = d > 0 ? Math.min(63, Math.round(scales[j]! / d)) : 0;
+      m[j] = dmin > 0 ? Math.min(63, Math.round(mins[j]! / dmin)) : 0;
+    }
     for (let j = 0; j < 4; j++) {
       bytes[at + 4 + j] = (sc[j]! & 63) | ((sc[j + 4]! >> 4) << 6);
       bytes[at + 8 + j] = (m[j]! & 63) | ((m[j + 4]! >> 4) << 6);
       bytes[at + 12 + j] = (sc[j + 4]! & 0x0f) | ((m[j + 4]! & 0x0f) << 4);
     }
     // Values against the stored (rounded) scales, so the rounding error is not compounded.
-    const q = new Uint8Array(BLOCK_SIZE);
     for (let j = 0; j < 8; j++) {
       const dj = f(d * sc[j]!), mj = f(dmin * m[j]!);
+      const inv = dj > 0 ? 1 / dj : 0;
       for (let l = 0; l < 32; l++) {
-        q[32 * j + l] = dj > 0 ? Math.max(0, Math.min(15, Math.round((x[32 * j + l]! + mj) / dj))) : 0;
+        const v = Math.round((x[32 * j + l]! + mj) * inv);
+        q[32 * j + l] = v < 0 ? 0 : v > 15 ? 15 : v;
       }
     }
     for (let c = 0; c < 4; c++) {

@@ -47,10 +47,14 @@ export function quantize(values: Float32Array): Uint8Array {
   checkFinite(FORMAT, values);
   const bytes = new Uint8Array((values.length / BLOCK_SIZE) * BLOCK_BYTES);
   const err = (x: Float32Array, scale: number) => {
+    const inv = 1 / scale;
     let e = 0;
-    for (const v of x) {
-      const q = Math.max(-32, Math.min(31, Math.round(v / scale)));
-      e += (scale * q - v) ** 2;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i]!;
+      let q = Math.round(v * inv);
+      q = q < -32 ? -32 : q > 31 ? 31 : q;
+      const diff = scale * q - v;
+      e += diff * diff;
     }
     return e;
   };
@@ -64,8 +68,9 @@ export function quantize(values: Float32Array): Uint8Array {
       for (const v of sub) if (Math.abs(v) > Math.abs(max)) max = v;
       if (max === 0) continue;
       let best = -max / 32, bestErr = err(sub, best);
-      for (let step = -9; step <= 9; step++) {
-        const s = -max / (32 + 0.1 * step);
+      for (let step = -3; step <= 3; step++) {
+        if (step === 0) continue;
+        const s = -max / (32 + 0.3 * step);
         const e = err(sub, s);
         if (e < bestErr) { bestErr = e; best = s; }
       }
