@@ -70,7 +70,7 @@ export interface AttentionParams {
 export interface Backend {
   readonly name: string;
 
-  /** Uploads one weight (any dtype in WEIGHT_DTYPES); `data` may be dropped by the caller afterwards. */
+  /** Uploads one weight (any dtype in WEIGHT_DTYPES). Must not keep `data`: the caller reuses its buffer. */
   loadWeight(info: TensorInfo, data: Uint8Array): Weight;
   createActivations(rows: number, cols: number): Activations;
   /** The first `rows` rows of `a`, sharing its storage. */

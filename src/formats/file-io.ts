@@ -7,12 +7,15 @@ const IO_CHUNK = 1 << 30;
 
 /**
  * Reads `length` bytes at absolute `offset` into a fresh buffer (its own ArrayBuffer, so 8-byte
- * aligned). A short file is a FormatError: the file changed after its header was checked.
+ * aligned), or into the start of `into` (returned as a view of `length` bytes): reusing one buffer
+ * for many tensors saves touching fresh memory, which costs more than the read itself. A short
+ * file is a FormatError: the file changed after its header was checked.
  */
 export async function readAt(
-  handle: FileHandle, file: string, offset: number, length: number, tensor?: string,
+  handle: FileHandle, file: string, offset: number, length: number, tensor?: string, into?: Uint8Array,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+  if (into && into.length < length) throw new RangeError(`readAt: ${length} bytes do not fit a buffer of ${into.length}`);
+  const out = into ? into.subarray(0, length) : new Uint8Array(length);
   let done = 0;
   while (done < length) {
     const want = Math.min(IO_CHUNK, length - done);

@@ -358,11 +358,11 @@ class GGUFReader implements GGUFFile {
     readonly tensors: ReadonlyMap<string, GGUFTensorInfo>,
   ) {}
 
-  async read(name: string): Promise<Uint8Array> {
+  async read(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.tensors.get(name);
     if (!t) throw new FormatError(this.source, `no tensor "${name}"`);
     if (this.closed) throw new Error(`${this.source}: read after close (tensor "${name}")`);
-    return readAt(this.handle, this.source, t.fileOffset, t.byteLength, name);
+    return readAt(this.handle, this.source, t.fileOffset, t.byteLength, name, into);
   }
 
   async close(): Promise<void> {

@@ -190,11 +190,11 @@ class Llama2cProvider implements WeightProvider {
     private readonly offsets: ReadonlyMap<string, number>,
   ) {}
 
-  async read(name: string): Promise<Uint8Array> {
+  async read(name: string, into?: Uint8Array): Promise<Uint8Array> {
     if (this.closed) throw new Error(`${this.source}: read("${name}") after close()`);
     const info = this.tensors.get(name);
     if (!info) throw new FormatError(this.source, `no tensor named "${name}"`);
-    return readAt(this.handle, this.source, this.offsets.get(name)!, info.byteLength, name);
+    return readAt(this.handle, this.source, this.offsets.get(name)!, info.byteLength, name, into);
   }
 
   async close(): Promise<void> {

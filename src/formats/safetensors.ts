@@ -327,11 +327,11 @@ class SafeTensorsReader implements SafeTensorsFile {
     this.tensors = new Map([...this.locations].map(([name, loc]) => [name, loc.info]));
   }
 
-  async read(name: string): Promise<Uint8Array> {
+  async read(name: string, into?: Uint8Array): Promise<Uint8Array> {
     if (this.closed) throw new Error(`${this.source}: read("${name}") after close()`);
     const at = this.locations.get(name);
     if (!at) throw new FormatError(this.source, `no tensor named "${name}"`);
-    return readAt(at.handle, at.file, at.offset, at.info.byteLength, name);
+    return readAt(at.handle, at.file, at.offset, at.info.byteLength, name, into);
   }
 
   async close(): Promise<void> {

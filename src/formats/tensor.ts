@@ -22,10 +22,10 @@ export interface WeightProvider {
   /** Every tensor the file holds, by stored name. */
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   /**
-   * Reads one tensor's bytes from disk (a fresh, 8-byte aligned buffer of exactly byteLength bytes).
-   * Nothing is read before this is called.
+   * Reads one tensor's bytes from disk (a fresh, 8-byte aligned buffer of exactly byteLength bytes,
+   * or a view of the start of `into` when given). Nothing is read before this is called.
    */
-  read(name: string): Promise<Uint8Array>;
+  read(name: string, into?: Uint8Array): Promise<Uint8Array>;
   /** Releases file handles. */
   close(): Promise<void>;
 }

@@ -43,8 +43,8 @@ export interface ModelFiles {
   /** Every tensor the model uses, under its GGUF name. */
   tensors: ReadonlyMap<string, TensorInfo>;
   manifest: readonly ManifestEntry[];
-  /** Reads one tensor (by GGUF name). */
-  read(name: string): Promise<Uint8Array>;
+  /** Reads one tensor (by GGUF name), into the start of `into` when given. */
+  read(name: string, into?: Uint8Array): Promise<Uint8Array>;
   /** Builds the tokenizer (the one given in the options, else the model's own). */
   loadTokenizer(): Promise<Tokenizer>;
   /** What the tokenizer is, without building it where the files allow. */
@@ -195,7 +195,7 @@ function finish(
   }
   return {
     path: modelPath, format, spec, tensors: used, manifest,
-    read: (name) => provider.read(storedName(name)),
+    read: (name, into) => provider.read(storedName(name), into),
     loadTokenizer: tokenizer.load,
     describeTokenizer: tokenizer.describe,
     close: () => provider.close(),
@@ -250,8 +250,12 @@ export async function loadWeights(
   const totalBytes = [...model.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
   let loadedBytes = 0;
   const weights = new Map<string, Weight>();
+  // One read buffer for every tensor: backends copy what they keep (Backend.loadWeight), and fresh
+  // memory costs a page fault per 4 KiB, which on these machines costs more than the read.
+  const largest = Math.max(0, ...[...model.tensors.values()].map((t) => t.byteLength));
+  const buffer = new Uint8Array(largest);
   for (const [name, info] of model.tensors) {
-    const stored = { info, data: await model.read(name) };
+    const stored = { info, data: await model.read(name, buffer) };
     const kept = quant ? quantizeOnLoad(stored.info, stored.data, quant) : stored;
     weights.set(name, backend.loadWeight(kept.info, kept.data));
     loadedBytes += info.byteLength;
