@@ -260,7 +260,8 @@ export class CpuBackend implements Backend {
     const kernels = KERNELS[wa.dtype]!;
     const t = xa.rows;
     const gemm = t >= kernels.gemmFrom;
-    if (gemm) this.ensureThreadScratch(16 * k, this.shards[wa.shard]!);
+    // gemm tiles; matvecQ4_K keeps its x block sums there too.
+    if (gemm || wa.dtype === 'Q4_K') this.ensureThreadScratch(16 * k, this.shards[wa.shard]!);
     /** The prepared input as [offset, bytes] regions of home memory (the kernel's x arguments). */
     let input: [number, number][];
     let kernel = gemm ? kernels.gemm : kernels.matvec;

@@ -1,16 +1,10 @@
 // Matrix-vector kernels for ggml's K-quants (super-blocks of 256; layouts in src/quant/q4_k.ts
 // and q6_k.ts), against x quantized to 8-bit blocks of 32 as int16 (quantizeRowsQ8), as for
 // Q8_0/Q4_0: integer dots on i32x4.dot_i16x8_s, each sub-block's sum scaled once in f32.
-// Prefill runs these per token too (no K-quant gemm yet).
+// Prefill runs these per token too (no K-quant gemm yet). matvecQ4_K needs the thread's scratch
+// (setScratch) for k/32 sums of x.
 import { finiteF16At, hsum } from './common';
-
-/** Σ of a 32-value block (four i16x8 of weights) times the x16 block at x, as i32x4 lanes. */
-@inline function dot32(w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(x)), i32x4.dot_i16x8_s(w1, v128.load(x, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(x, 32)), i32x4.dot_i16x8_s(w3, v128.load(x, 48))),
-  );
-}
+import { scratch } from './scratch';
 
 /** Σ of the 32 int16 values of an x block, as i32x4 lanes. */
 @inline function sum32(x: usize): v128 {
@@ -31,36 +25,81 @@ import { finiteF16At, hsum } from './common';
 
 /**
  * out[r] for rows [r0, r1) of a Q4_K matrix [n, k] (k a multiple of 256): per sub-block j of 32,
- * with S = Σ q·xq and T = Σ xq (exact integers), acc += S·(d·sc_j·dx) − T·(dmin·m_j·dx).
+ * with S = Σ q·xq and T = Σ xq (exact integers), acc += S·(d·sc_j·dx) and minus += T·(dmin·m_j·dx);
+ * out = Σ acc lanes − minus. T depends on x only: summed once per call into this thread's scratch.
+ * Two rows per pass share the x loads.
  */
 export function matvecQ4_K(w: usize, x16: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
-  const nsb = k >> 8;
+  const nsb = k >> 8, nb = k >> 5;
   const rowBytes = <usize>nsb * 144;
-  const low = i8x16.splat(0x0f);
-  for (let r = r0; r < r1; r++) {
-    const a = w + <usize>r * rowBytes;
-    let acc = f32x4.splat(0);
+  const sums = scratch;
+  for (let b = 0; b < nb; b++) {
+    const s = sum32(x16 + (<usize>b << 6));
+    store<i32>(sums + (<usize>b << 2), i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+  }
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const a = w + <usize>r * rowBytes, e = a + rowBytes;
+    let accA = f32x4.splat(0), accE = f32x4.splat(0);
+    let minA: f32 = 0, minE: f32 = 0;
     for (let sb = 0; sb < nsb; sb++) {
-      const blk = a + <usize>sb * 144;
-      const d = finiteF16At(blk), dmin = finiteF16At(blk + 2);
+      const ba = a + <usize>sb * 144, be = e + <usize>sb * 144;
+      const da = finiteF16At(ba), dminA = finiteF16At(ba + 2), de = finiteF16At(be), dminE = finiteF16At(be + 2);
       for (let c = 0; c < 4; c++) {
-        const q0 = v128.load(blk + 16 + (<usize>c << 5)), q1 = v128.load(blk + 16 + (<usize>c << 5), 16);
-        const lo0 = v128.and(q0, low), lo1 = v128.and(q1, low);
-        const hi0 = i8x16.shr_u(q0, 4), hi1 = i8x16.shr_u(q1, 4);
         const xi = (sb << 3) + (c << 1);
         const xb0 = x16 + (<usize>xi << 6), xb1 = xb0 + 64;
-        const s0 = dot32(i16x8.extend_low_i8x16_u(lo0), i16x8.extend_high_i8x16_u(lo0), i16x8.extend_low_i8x16_u(lo1), i16x8.extend_high_i8x16_u(lo1), xb0);
-        const s1 = dot32(i16x8.extend_low_i8x16_u(hi0), i16x8.extend_high_i8x16_u(hi0), i16x8.extend_low_i8x16_u(hi1), i16x8.extend_high_i8x16_u(hi1), xb1);
         const dx0 = load<f32>(xd + (<usize>xi << 2)), dx1 = load<f32>(xd + (<usize>xi << 2), 4);
-        const sm0 = scaleMin(blk + 4, c << 1), sm1 = scaleMin(blk + 4, (c << 1) + 1);
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(d * <f32>(sm0 & 0xff) * dx0)));
-        acc = f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(sum32(xb0)), f32x4.splat(dmin * <f32>(sm0 >> 8) * dx0)));
-        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(d * <f32>(sm1 & 0xff) * dx1)));
-        acc = f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(sum32(xb1)), f32x4.splat(dmin * <f32>(sm1 >> 8) * dx1)));
+        const t0 = <f32>load<i32>(sums + (<usize>xi << 2)), t1 = <f32>load<i32>(sums + (<usize>xi << 2), 4);
+        const x00 = v128.load(xb0), x01 = v128.load(xb0, 16), x02 = v128.load(xb0, 32), x03 = v128.load(xb0, 48);
+        const x10 = v128.load(xb1), x11 = v128.load(xb1, 16), x12 = v128.load(xb1, 32), x13 = v128.load(xb1, 48);
+        // Row a.
+        let q0 = v128.load(ba + 16 + (<usize>c << 5)), q1 = v128.load(ba + 16 + (<usize>c << 5), 16);
+        let sm0 = scaleMin(ba + 4, c << 1), sm1 = scaleMin(ba + 4, (c << 1) + 1);
+        accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(v128.and(q0, i8x16.splat(0x0f)), v128.and(q1, i8x16.splat(0x0f)), x00, x01, x02, x03)), f32x4.splat(da * <f32>(sm0 & 0xff) * dx0)));
+        accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), x10, x11, x12, x13)), f32x4.splat(da * <f32>(sm1 & 0xff) * dx1)));
+        minA += t0 * (dminA * <f32>(sm0 >> 8) * dx0) + t1 * (dminA * <f32>(sm1 >> 8) * dx1);
+        // Row e.
+        q0 = v128.load(be + 16 + (<usize>c << 5)); q1 = v128.load(be + 16 + (<usize>c << 5), 16);
+        sm0 = scaleMin(be + 4, c << 1); sm1 = scaleMin(be + 4, (c << 1) + 1);
+        accE = f32x4.add(accE, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(v128.and(q0, i8x16.splat(0x0f)), v128.and(q1, i8x16.splat(0x0f)), x00, x01, x02, x03)), f32x4.splat(de * <f32>(sm0 & 0xff) * dx0)));
+        accE = f32x4.add(accE, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), x10, x11, x12, x13)), f32x4.splat(de * <f32>(sm1 & 0xff) * dx1)));
+        minE += t0 * (dminE * <f32>(sm0 >> 8) * dx0) + t1 * (dminE * <f32>(sm1 >> 8) * dx1);
       }
     }
-    store<f32>(out + (<usize>r << 2), hsum(acc));
+    store<f32>(out + (<usize>r << 2), hsum(accA) - minA);
+    store<f32>(out + (<usize>r << 2), hsum(accE) - minE, 4);
   }
+  for (; r < r1; r++) {
+    const a = w + <usize>r * rowBytes;
+    let acc = f32x4.splat(0);
+    let minSum: f32 = 0;
+    for (let sb = 0; sb < nsb; sb++) {
+      const ba = a + <usize>sb * 144;
+      const d = finiteF16At(ba), dmin = finiteF16At(ba + 2);
+      for (let c = 0; c < 4; c++) {
+        const xi = (sb << 3) + (c << 1);
+        const xb0 = x16 + (<usize>xi << 6), xb1 = xb0 + 64;
+        const dx0 = load<f32>(xd + (<usize>xi << 2)), dx1 = load<f32>(xd + (<usize>xi << 2), 4);
+        const q0 = v128.load(ba + 16 + (<usize>c << 5)), q1 = v128.load(ba + 16 + (<usize>c << 5), 16);
+        const sm0 = scaleMin(ba + 4, c << 1), sm1 = scaleMin(ba + 4, (c << 1) + 1);
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(v128.and(q0, i8x16.splat(0x0f)), v128.and(q1, i8x16.splat(0x0f)),
+          v128.load(xb0), v128.load(xb0, 16), v128.load(xb0, 32), v128.load(xb0, 48))), f32x4.splat(d * <f32>(sm0 & 0xff) * dx0)));
+        acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(nibbleDot(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4),
+          v128.load(xb1), v128.load(xb1, 16), v128.load(xb1, 32), v128.load(xb1, 48))), f32x4.splat(d * <f32>(sm1 & 0xff) * dx1)));
+        minSum += <f32>load<i32>(sums + (<usize>xi << 2)) * (dmin * <f32>(sm0 >> 8) * dx0)
+          + <f32>load<i32>(sums + (<usize>xi << 2), 4) * (dmin * <f32>(sm1 >> 8) * dx1);
+      }
+    }
+    store<f32>(out + (<usize>r << 2), hsum(acc) - minSum);
+  }
+}
+
+/** Σ of 32 unsigned 4-bit values (two u8x16) times the four x16 vectors of a block, as i32x4 lanes. */
+@inline function nibbleDot(lo: v128, hi: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), x3)),
+  );
 }
 
 /** One 32-value quarter of a Q6_K half: low nibbles (or high, shifted) with 2 high bits, minus 32. */
