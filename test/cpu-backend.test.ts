@@ -12,7 +12,7 @@ import { LlamaGraph } from '../src/model/arch/llama.js';
 import { quantize } from '../src/quant/dequantize.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
-import { collect, logitsDiff } from './helpers/generation.js';
+import { assertQuantOnLoadEqualsGGUF, collect, logitsDiff } from './helpers/generation.js';
 
 let dir: string;
 const spec = randomSpec({ arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
@@ -116,22 +116,10 @@ test(`${dtype} weights: token-by-token decode and a mixed batch give bit-identic
 });
 }
 
-// Quantize on load: an f32 SafeTensors checkpoint run with quant: "q8_0" holds the same blocks as
-// the Q8_0 GGUF written from the same weights (convert_hf_to_gguf.py's Q/K row order aside, which
-// moves whole rows), so both give the same logits.
 for (const [quant, file] of [['q8_0', 'q8.gguf'], ['q4_0', 'q4.gguf']] as const) {
-test(`quant: "${quant}" on an F32 SafeTensors folder equals the ${quant} GGUF of the same weights`, { skip }, async () => {
-  const onLoad = await loadModel(path.join(dir, 'F32'), { contextLength: 64, quant });
-  const gguf = await loadModel(path.join(dir, file), { contextLength: 64 });
-  try {
-    const ids = gguf.tokenize('The quick brown fox jumps over the lazy dog');
-    const { maxDiff, maxAbs } = logitsDiff(await gguf.logits(ids), await onLoad.logits(ids));
-    assert.ok(maxDiff <= 1e-5 * maxAbs, `max |Δlogit| ${maxDiff} of ${maxAbs}`);
-  } finally {
-    onLoad.dispose();
-    gguf.dispose();
-  }
-});
+  test(`quant: "${quant}" on an F32 SafeTensors folder equals the ${quant} GGUF of the same weights`, { skip }, async () => {
+    await assertQuantOnLoadEqualsGGUF(path.join(dir, 'F32'), quant, path.join(dir, file));
+  });
 }
 
 test('a quantized block with a non-finite scale is refused by name', async () => {

@@ -56,13 +56,7 @@ export function attention(
   const { keys, values, ctxLen } = cache;
   const hd = p.headDim, kvDim = p.nKVHeads * hd, qCols = p.nHeads * hd;
   // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
-  for (let t = 0; t < nTokens; t++) {
-    const pos = batch.positions[t]!;
-    if (pos >= ctxLen) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
-    const dst = (batch.seqs[t]! * ctxLen + pos) * kvDim;
-    keys.set(k.subarray(t * kvDim, (t + 1) * kvDim), dst);
-    values.set(v.subarray(t * kvDim, (t + 1) * kvDim), dst);
-  }
+  storeKV(cache, k, v, nTokens, kvDim, batch);
   // 2. Causal attention over the token's own sequence (its last `slidingWindow` positions).
   const group = p.nHeads / p.nKVHeads;
   for (let t = 0; t < nTokens; t++) {
@@ -95,6 +89,17 @@ export function attention(
         for (let i = 0; i < hd; i++) o[oBase + i]! += weight * values[vBase + i]!;
       }
     }
+  }
+}
+
+/** Writes each token's k and v rows ([nTokens, kvDim]) at its (slot, position) of the cache. */
+export function storeKV(cache: KVLayer, k: Float32Array, v: Float32Array, nTokens: number, kvDim: number, batch: BatchLayout): void {
+  for (let t = 0; t < nTokens; t++) {
+    const pos = batch.positions[t]!;
+    if (pos >= cache.ctxLen) throw new Error(`position ${pos} is beyond the context length ${cache.ctxLen}`);
+    const dst = (batch.seqs[t]! * cache.ctxLen + pos) * kvDim;
+    cache.keys.set(k.subarray(t * kvDim, (t + 1) * kvDim), dst);
+    cache.values.set(v.subarray(t * kvDim, (t + 1) * kvDim), dst);
   }
 }
 

@@ -74,6 +74,8 @@ export async function syntheticModel(
   try {
     const spec = randomSpec(shape);
     const vocab = syntheticSpmVocab(spec.vocabSize);
+    // Both files draw the same tensors from the same seeds, so for float types each tensor is
+    // generated twice: the price of memory that stays at one tensor instead of the whole model.
     const files = float ? 2 : 1;
     const weights = withProgress(lazyRandomWeights(spec, o.seed ?? 1), files, o.onProgress);
     const type = SYNTHETIC_DTYPES[dtype];

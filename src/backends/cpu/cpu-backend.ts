@@ -104,6 +104,13 @@ class CpuKVCache implements KVCache {
 }
 
 const act = (a: Activations) => a as CpuActivations;
+
+/** An f32's bit pattern as an int32, for kernel arguments (jobs pass integers only). */
+const bitsF32 = new Float32Array(1), bitsI32 = new Int32Array(bitsF32.buffer);
+function f32Bits(x: number): number {
+  bitsF32[0] = x;
+  return bitsI32[0]!;
+}
 const wt = (w: Weight) => w as CpuWeight;
 
 export class CpuBackend implements Backend {
@@ -250,8 +257,7 @@ export class CpuBackend implements Backend {
 
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
     const xa = act(x);
-    const epsBits = new Int32Array(Float32Array.of(eps).buffer)[0]!;
-    this.runOps('rmsNorm', [xa.offset, wt(weight).offset, act(out).offset, xa.cols, epsBits], xa.rows, 4);
+    this.runOps('rmsNorm', [xa.offset, wt(weight).offset, act(out).offset, xa.cols, f32Bits(eps)], xa.rows, 4);
   }
 
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {
@@ -386,15 +392,9 @@ export class CpuBackend implements Backend {
     const { ctxLen, maxSeqs } = c.shape;
     const n = act(q).rows, kvDim = p.nKVHeads * p.headDim;
     // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
-    const keys = this.f32(c.keys[layer]!, maxSeqs * ctxLen * kvDim), values = this.f32(c.values[layer]!, maxSeqs * ctxLen * kvDim);
-    const kv = this.view(k), vv = this.view(v);
-    for (let t = 0; t < n; t++) {
-      const pos = batch.positions[t]!;
-      if (pos >= ctxLen) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
-      const dst = (batch.seqs[t]! * ctxLen + pos) * kvDim;
-      keys.set(kv.subarray(t * kvDim, (t + 1) * kvDim), dst);
-      values.set(vv.subarray(t * kvDim, (t + 1) * kvDim), dst);
-    }
+    const size = maxSeqs * ctxLen * kvDim;
+    ops.storeKV({ keys: this.f32(c.keys[layer]!, size), values: this.f32(c.values[layer]!, size), ctxLen },
+      this.view(k), this.view(v), n, kvDim, batch);
     // 2. Causal attention on the pool, one item per (head, token).
     if (this.batchInts.capacity < n) this.batchInts = { capacity: n, offset: this.alloc(8 * n, 'batch layout') };
     const ints = new Int32Array(this.home.memory.buffer, this.batchInts.offset, 2 * n);
@@ -414,7 +414,7 @@ export class CpuBackend implements Backend {
     params[AP.headDim] = p.headDim;
     params[AP.ctxLen] = ctxLen;
     params[AP.window] = p.slidingWindow ?? 0;
-    new Float32Array(params.buffer, params.byteOffset + 4 * AP.scale, 1)[0] = p.scale;
+    params[AP.scale] = f32Bits(p.scale);
     this.ensureThreadScratch(4 * ctxLen);
     this.pool.run('attention', [this.attentionParams], p.nHeads * n);
   }

@@ -10,20 +10,12 @@
  * mantissa shifted into place and scaled by 2^112 re-bias normals and subnormals alike; the
  * all-ones exponent (inf, NaN) is patched; the sign is put back last.
  */
-@inline export function f16x4ToF32(h: v128): v128 {
+@inline function f16x4ToF32(h: v128): v128 {
   const em = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
   let f = f32x4.mul(em, f32x4.splat(5.192296858534828e33)); // 2^112
   const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
   f = v128.bitselect(v128.or(em, i32x4.splat(0x7f800000)), f, special);
   return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
-
-/** One f16 value (low 16 bits of h) as f32, exactly (see f16x4ToF32). */
-@inline export function f16ToF32(h: u32): f32 {
-  const em = (h & 0x7fff) << 13;
-  let f = reinterpret<f32>(em) * <f32>5.192296858534828e33; // 2^112
-  if ((h & 0x7c00) == 0x7c00) f = reinterpret<f32>(em | 0x7f800000);
-  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
 
 /**
@@ -33,4 +25,40 @@
  */
 @inline export function finiteF16At(p: usize): f32 {
   return reinterpret<f32>((<i32>load<i16>(p) << 13) & 0x8fffe000) * <f32>5.192296858534828e33;
+}
+
+// f16 and bf16 weights are read 8 at a time as four u32 pairs: the low halves are the even
+// elements, the high halves the odd ones, so x is laid out to match (permuteX: per 8, evens then
+// odds). These give each half as f32x4.
+
+/** bf16: the low halves shifted into place, the high halves masked. */
+@inline export function bf16Even(raw: v128): v128 {
+  return i32x4.shl(raw, 16);
+}
+@inline export function bf16Odd(raw: v128): v128 {
+  return v128.and(raw, i32x4.splat(0xffff0000));
+}
+
+/** f16, exactly (any value). */
+@inline export function f16Even(raw: v128): v128 {
+  return f16x4ToF32(v128.and(raw, i32x4.splat(0xffff)));
+}
+@inline export function f16Odd(raw: v128): v128 {
+  return f16x4ToF32(i32x4.shr_u(raw, 16));
+}
+
+/**
+ * f16 as w·2^-112 (see matvecF16Scaled): a shift to the top, an arithmetic shift down by 3
+ * (exponent into place, sign copied into bits 30–28), and a mask keeping the sign and 15 value bits.
+ */
+@inline export function f16ScaledEven(raw: v128): v128 {
+  return v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), i32x4.splat(0x8fffe000));
+}
+@inline export function f16ScaledOdd(raw: v128): v128 {
+  return v128.and(i32x4.shr_s(raw, 3), i32x4.splat(0x8fffe000));
+}
+
+/** One step of the canonical f32 dot over a permuted group of 8: (s + even·xe) + odd·xo. */
+@inline export function pairStep(s: v128, even: v128, odd: v128, xe: v128, xo: v128): v128 {
+  return f32x4.add(f32x4.add(s, f32x4.mul(even, xe)), f32x4.mul(odd, xo));
 }

@@ -7,7 +7,7 @@
 // Every output follows the same arithmetic as the matvec kernel of its dtype (the canonical f32
 // dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
 // through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
-import { f16x4ToF32, finiteF16At, hsum } from './common';
+import { bf16Even, bf16Odd, f16Even, f16Odd, finiteF16At, hsum } from './common';
 import { scratch, scratchBytes } from './scratch';
 
 /** Rows per tile: as many as fit 64 KiB (measured best on 2048×5632, 128 tokens: the tile and a token pair stay close to the core), a multiple of 4, at least 4. */
@@ -89,45 +89,40 @@ export function gemmF32(w: usize, x: usize, out: usize, k: i32, n: i32, nTok: i3
   }
 }
 
-/** F16 weights [n, k] (k a multiple of 8), unpacked to f32 in permuted order (as matvecF16). */
-export function gemmF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+/**
+ * F16 (or BF16) weights [n, k] (k a multiple of 8), unpacked to f32 tile by tile in the permuted
+ * order the matvec kernels read them in (per 8: even elements, then odd); xp is x permuted the
+ * same way (permuteX). The dtype test is per tile row, outside the unpacking loop.
+ */
+function gemmPairs(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32, bf16: bool): void {
   const src = <usize>k << 1, ws = <usize>k << 2;
-  const low = i32x4.splat(0xffff);
   const tile = tileRows(ws);
   for (let rb = r0; rb < r1; rb += tile) {
     const rows = min(tile, r1 - rb);
     for (let r = 0; r < rows; r++) {
       const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws;
-      for (let i = 0; i < k; i += 8) {
-        const raw = v128.load(a + (<usize>i << 1));
-        v128.store(dst + (<usize>i << 2), f16x4ToF32(v128.and(raw, low)));
-        v128.store(dst + (<usize>i << 2), f16x4ToF32(i32x4.shr_u(raw, 16)), 16);
+      if (bf16) {
+        for (let i = 0; i < k; i += 8) {
+          const raw = v128.load(a + (<usize>i << 1)), o = dst + (<usize>i << 2);
+          v128.store(o, bf16Even(raw)); v128.store(o, bf16Odd(raw), 16);
+        }
+      } else {
+        for (let i = 0; i < k; i += 8) {
+          const raw = v128.load(a + (<usize>i << 1)), o = dst + (<usize>i << 2);
+          v128.store(o, f16Even(raw)); v128.store(o, f16Odd(raw), 16);
+        }
       }
     }
     gemmTileF32(scratch, ws, rows, xp, ws, nTok, k, out + (<usize>rb << 2), n);
   }
 }
 
-/**
- * BF16 weights [n, k] (k a multiple of 8), unpacked to f32 in matvecBF16's permuted order (per 8:
- * even elements, then odd); xp is x permuted the same way (permuteX).
- */
+export function gemmF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  gemmPairs(w, xp, out, k, n, nTok, r0, r1, false);
+}
+
 export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
-  const src = <usize>k << 1, ws = <usize>k << 2;
-  const mask = i32x4.splat(0xffff0000);
-  const tile = tileRows(ws);
-  for (let rb = r0; rb < r1; rb += tile) {
-    const rows = min(tile, r1 - rb);
-    for (let r = 0; r < rows; r++) {
-      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws;
-      for (let i = 0; i < k; i += 8) {
-        const raw = v128.load(a + (<usize>i << 1));
-        v128.store(dst + (<usize>i << 2), i32x4.shl(raw, 16));
-        v128.store(dst + (<usize>i << 2), v128.and(raw, mask), 16);
-      }
-    }
-    gemmTileF32(scratch, ws, rows, xp, ws, nTok, k, out + (<usize>rb << 2), n);
-  }
+  gemmPairs(w, xp, out, k, n, nTok, r0, r1, true);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Matrix-vector kernels (AssemblyScript → WebAssembly SIMD). Weights stay in their stored format;
 // x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
 // Nothing here may use a Node API: the same module loads in a browser.
-import { f16x4ToF32, finiteF16At, hsum } from './common';
+import {
+  bf16Even, bf16Odd, f16Even, f16Odd, f16ScaledEven, f16ScaledOdd, finiteF16At, hsum, pairStep,
+} from './common';
 
 /**
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f32 matrix [n, k].
@@ -54,31 +56,28 @@ export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of a bf16 matrix [n, k] (k a multiple of 8).
  * bf16 → f32 is a 16-bit shift: for 8 stored values read as four u32 pairs, the low halves
  * (even elements) shifted left by 16 and the high halves masked give two f32x4 vectors without
- * widening. `xp` is x permuted to match: per 8 elements, [x0 x2 x4 x6 x1 x3 x5 x7].
- * Each row's sum is the canonical f32 dot (see matvecF32) over the permuted order, so the gemm
- * kernels, which unpack bf16 to f32 in that order, give bit-identical results.
+ * widening. `xp` is x permuted to match (permuteX). Each row's sum is the canonical f32 dot (see
+ * matvecF32) over the permuted order, so the gemm kernels, which unpack to f32 in that order,
+ * give bit-identical results. Four rows per pass: each load of x serves four rows (DESIGN.md:
+ * 1 row/pass reached 13.4 GB/s on 2 workers, 4–8 rows 19.6 GB/s).
  */
 export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
-  const mask = i32x4.splat(0xffff0000);
   let r = r0;
-  // Four rows per pass: each load of x serves four rows (DESIGN.md: 1 row/pass reached 13.4 GB/s
-  // on 2 workers, 4–8 rows 19.6 GB/s).
   for (; r + 4 <= r1; r += 4) {
     const a = w + <usize>r * rowBytes, b = a + rowBytes, c = b + rowBytes, d = c + rowBytes;
     let sa = f32x4.splat(0), sb = f32x4.splat(0), sc = f32x4.splat(0), sd = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const o = <usize>i << 1;
-      const xo = xp + (<usize>i << 2);
+      const o = <usize>i << 1, xo = xp + (<usize>i << 2);
       const xe = v128.load(xo), xodd = v128.load(xo, 16);
       let raw = v128.load(a + o);
-      sa = f32x4.add(f32x4.add(sa, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
+      sa = pairStep(sa, bf16Even(raw), bf16Odd(raw), xe, xodd);
       raw = v128.load(b + o);
-      sb = f32x4.add(f32x4.add(sb, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
+      sb = pairStep(sb, bf16Even(raw), bf16Odd(raw), xe, xodd);
       raw = v128.load(c + o);
-      sc = f32x4.add(f32x4.add(sc, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
+      sc = pairStep(sc, bf16Even(raw), bf16Odd(raw), xe, xodd);
       raw = v128.load(d + o);
-      sd = f32x4.add(f32x4.add(sd, f32x4.mul(i32x4.shl(raw, 16), xe)), f32x4.mul(v128.and(raw, mask), xodd));
+      sd = pairStep(sd, bf16Even(raw), bf16Odd(raw), xe, xodd);
     }
     const po = out + (<usize>r << 2);
     store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4); store<f32>(po, hsum(sc), 8); store<f32>(po, hsum(sd), 12);
@@ -87,9 +86,8 @@ export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1:
     const a = w + <usize>r * rowBytes;
     let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const raw = v128.load(a + (<usize>i << 1));
-      const xo = xp + (<usize>i << 2);
-      s = f32x4.add(f32x4.add(s, f32x4.mul(i32x4.shl(raw, 16), v128.load(xo))), f32x4.mul(v128.and(raw, mask), v128.load(xo, 16)));
+      const raw = v128.load(a + (<usize>i << 1)), xo = xp + (<usize>i << 2);
+      s = pairStep(s, bf16Even(raw), bf16Odd(raw), v128.load(xo), v128.load(xo, 16));
     }
     store<f32>(out + (<usize>r << 2), hsum(s));
   }
@@ -97,13 +95,11 @@ export function matvecBF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1:
 
 /**
  * out[r] = Σ_i w[r, i] · x[i] for rows [r0, r1) of an f16 matrix [n, k] (k a multiple of 8), with
- * x permuted as for bf16 (permuteX: per 8, the even elements then the odd ones, which are the low
- * and high halves of the stored u32 pairs). Exact conversion, any values: the canonical f32 dot
- * over the permuted order. Two rows per pass.
+ * x permuted as for bf16 (permuteX). Exact conversion, any values: the canonical f32 dot over the
+ * permuted order. Two rows per pass.
  */
 export function matvecF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
-  const low = i32x4.splat(0xffff);
   let r = r0;
   for (; r + 2 <= r1; r += 2) {
     const a = w + <usize>r * rowBytes, b = a + rowBytes;
@@ -112,8 +108,8 @@ export function matvecF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: 
       const xo = xp + (<usize>i << 2);
       const xe = v128.load(xo), xodd = v128.load(xo, 16);
       const ra = v128.load(a + (<usize>i << 1)), rb = v128.load(b + (<usize>i << 1));
-      sa = f32x4.add(f32x4.add(sa, f32x4.mul(f16x4ToF32(v128.and(ra, low)), xe)), f32x4.mul(f16x4ToF32(i32x4.shr_u(ra, 16)), xodd));
-      sb = f32x4.add(f32x4.add(sb, f32x4.mul(f16x4ToF32(v128.and(rb, low)), xe)), f32x4.mul(f16x4ToF32(i32x4.shr_u(rb, 16)), xodd));
+      sa = pairStep(sa, f16Even(ra), f16Odd(ra), xe, xodd);
+      sb = pairStep(sb, f16Even(rb), f16Odd(rb), xe, xodd);
     }
     const po = out + (<usize>r << 2);
     store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4);
@@ -122,9 +118,8 @@ export function matvecF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: 
     const a = w + <usize>r * rowBytes;
     let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const xo = xp + (<usize>i << 2);
-      const raw = v128.load(a + (<usize>i << 1));
-      s = f32x4.add(f32x4.add(s, f32x4.mul(f16x4ToF32(v128.and(raw, low)), v128.load(xo))), f32x4.mul(f16x4ToF32(i32x4.shr_u(raw, 16)), v128.load(xo, 16)));
+      const raw = v128.load(a + (<usize>i << 1)), xo = xp + (<usize>i << 2);
+      s = pairStep(s, f16Even(raw), f16Odd(raw), v128.load(xo), v128.load(xo, 16));
     }
     store<f32>(out + (<usize>r << 2), hsum(s));
   }
@@ -135,30 +130,25 @@ export function matvecF16(w: usize, xp: usize, out: usize, k: i32, r0: i32, r1: 
  * exponent/mantissa field read as w·2^-112 (exactly, subnormals included), so with x pre-scaled by
  * 2^112 (permuteX) every product equals w·x exactly and the sums are bit-identical to matvecF16.
  * Needs |x| < 2^16 (x·2^112 stays finite) and no inf/NaN weights (their exponent is not
- * special once moved): the backend checks both and otherwise uses matvecF16.
- * Per 8 stored values, the even ones (low halves) and odd ones (high halves) each take a shift to
- * the top, an arithmetic shift down by 3 (exponent into place, sign copied into bits 30–28) and a
- * mask that keeps the sign and the 15 value bits.
+ * special once moved): the backend checks both and otherwise uses matvecF16. Four rows per pass.
  */
 export function matvecF16Scaled(w: usize, xs: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>k << 1;
-  const keep = i32x4.splat(0x8fffe000);
   let r = r0;
   for (; r + 4 <= r1; r += 4) {
     const a = w + <usize>r * rowBytes, b = a + rowBytes, c = b + rowBytes, d = c + rowBytes;
     let sa = f32x4.splat(0), sb = f32x4.splat(0), sc = f32x4.splat(0), sd = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const o = <usize>i << 1;
-      const xo = xs + (<usize>i << 2);
+      const o = <usize>i << 1, xo = xs + (<usize>i << 2);
       const xe = v128.load(xo), xodd = v128.load(xo, 16);
       let raw = v128.load(a + o);
-      sa = f32x4.add(f32x4.add(sa, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      sa = pairStep(sa, f16ScaledEven(raw), f16ScaledOdd(raw), xe, xodd);
       raw = v128.load(b + o);
-      sb = f32x4.add(f32x4.add(sb, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      sb = pairStep(sb, f16ScaledEven(raw), f16ScaledOdd(raw), xe, xodd);
       raw = v128.load(c + o);
-      sc = f32x4.add(f32x4.add(sc, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      sc = pairStep(sc, f16ScaledEven(raw), f16ScaledOdd(raw), xe, xodd);
       raw = v128.load(d + o);
-      sd = f32x4.add(f32x4.add(sd, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), xe)), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), xodd));
+      sd = pairStep(sd, f16ScaledEven(raw), f16ScaledOdd(raw), xe, xodd);
     }
     const po = out + (<usize>r << 2);
     store<f32>(po, hsum(sa)); store<f32>(po, hsum(sb), 4); store<f32>(po, hsum(sc), 8); store<f32>(po, hsum(sd), 12);
@@ -167,9 +157,8 @@ export function matvecF16Scaled(w: usize, xs: usize, out: usize, k: i32, r0: i32
     const a = w + <usize>r * rowBytes;
     let s = f32x4.splat(0);
     for (let i = 0; i < k; i += 8) {
-      const xo = xs + (<usize>i << 2);
-      const raw = v128.load(a + (<usize>i << 1));
-      s = f32x4.add(f32x4.add(s, f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(raw, 16), 3), keep), v128.load(xo))), f32x4.mul(v128.and(i32x4.shr_s(raw, 3), keep), v128.load(xo, 16)));
+      const raw = v128.load(a + (<usize>i << 1)), xo = xs + (<usize>i << 2);
+      s = pairStep(s, f16ScaledEven(raw), f16ScaledOdd(raw), v128.load(xo), v128.load(xo, 16));
     }
     store<f32>(out + (<usize>r << 2), hsum(s));
   }
