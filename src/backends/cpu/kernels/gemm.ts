@@ -214,31 +214,20 @@ function gemmTileQ(w: usize, ws: usize, rows: i32, x16: usize, xd: usize, nTok: 
   }
 }
 
-/** Q8_0 weights [n, k] (34-byte blocks: f16 scale, 32 int8), x as widened int16 + scales. */
-export function gemmQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
-  const nb = k >> 5;
-  const src = <usize>nb * 34, ws = (<usize>k << 1) + (<usize>nb << 2);
-  const tile = tileRows(ws);
-  for (let rb = r0; rb < r1; rb += tile) {
-    const rows = min(tile, r1 - rb);
-    for (let r = 0; r < rows; r++) {
-      const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws, scales = dst + (<usize>k << 1);
-      for (let b = 0; b < nb; b++) {
-        const blk = a + <usize>b * 34, o = dst + (<usize>b << 6);
-        const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
-        v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
-        v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
-        store<f32>(scales + (<usize>b << 2), finiteF16At(blk));
-      }
-    }
-    gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
-  }
+/** A block's 32 int8 values (as two i8x16, in element order) as four int16x8 at o. */
+@inline function storeWidened(o: usize, lo: v128, hi: v128): void {
+  v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
+  v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
 }
 
-/** Q4_0 weights [n, k] (18-byte blocks: f16 scale, 16 bytes of nibbles; value = nibble − 8). */
-export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
-  const nb = k >> 5;
-  const src = <usize>nb * 18, ws = (<usize>k << 1) + (<usize>nb << 2);
+/**
+ * Q8_0 (34-byte blocks: f16 scale, 32 int8) or Q4_0 (18-byte blocks: f16 scale, 16 bytes of
+ * nibbles, element j low and j + 16 high; value = nibble − 8) weights [n, k], unpacked tile by
+ * tile to int16 values and f32 scales; x as quantizeRowsQ8 leaves it.
+ */
+function gemmBlocks(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32, q4: bool): void {
+  const nb = k >> 5, blockBytes: usize = q4 ? 18 : 34;
+  const src = <usize>nb * blockBytes, ws = (<usize>k << 1) + (<usize>nb << 2);
   const low = i8x16.splat(0x0f), eight = i8x16.splat(8);
   const tile = tileRows(ws);
   for (let rb = r0; rb < r1; rb += tile) {
@@ -246,14 +235,24 @@ export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n:
     for (let r = 0; r < rows; r++) {
       const a = w + <usize>(rb + r) * src, dst = scratch + <usize>r * ws, scales = dst + (<usize>k << 1);
       for (let b = 0; b < nb; b++) {
-        const blk = a + <usize>b * 18, o = dst + (<usize>b << 6);
-        const packed = v128.load(blk, 2);
-        const lo = i8x16.sub(v128.and(packed, low), eight), hi = i8x16.sub(i8x16.shr_u(packed, 4), eight);
-        v128.store(o, i16x8.extend_low_i8x16_s(lo)); v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
-        v128.store(o, i16x8.extend_low_i8x16_s(hi), 32); v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+        const blk = a + <usize>b * blockBytes, o = dst + (<usize>b << 6);
+        if (q4) {
+          const packed = v128.load(blk, 2);
+          storeWidened(o, i8x16.sub(v128.and(packed, low), eight), i8x16.sub(i8x16.shr_u(packed, 4), eight));
+        } else {
+          storeWidened(o, v128.load(blk, 2), v128.load(blk, 18));
+        }
         store<f32>(scales + (<usize>b << 2), finiteF16At(blk));
       }
     }
     gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
   }
+}
+
+export function gemmQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  gemmBlocks(w, x16, xd, out, k, n, nTok, r0, r1, false);
+}
+
+export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  gemmBlocks(w, x16, xd, out, k, n, nTok, r0, r1, true);
 }
