@@ -154,8 +154,9 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
   let top = 0;
   const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
   const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
-  for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0'] as const) {
-    const shapes: [number, number][] = dtype === 'F32' ? [[1, 1], [7, 13], [21, 66]] : dtype.startsWith('Q') ? [[3, 32], [23, 96]] : [[5, 8], [22, 40]];
+  for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
+    const shapes: [number, number][] = dtype === 'F32' ? [[1, 1], [7, 13], [21, 66]] : dtype.endsWith('_K') ? [[3, 256], [23, 512]]
+      : dtype.startsWith('Q') ? [[3, 32], [23, 96]] : [[5, 8], [22, 40]];
     for (const [n, k] of shapes) {
       for (const nTok of [1, 2, 3, 6]) {
         top = 65536; // above the module's static data
@@ -165,12 +166,17 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
         if (dtype === 'BF16' || dtype === 'F16') for (let t = 0; t < nTok; t++) input.set(permuted(x.subarray(t * k, (t + 1) * k)), t * k);
         else input.set(x);
         const xOff = put(new Uint8Array(input.buffer));
-        const x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4);
+        const x16 = alloc(nTok * k * 2), xd = alloc(nTok * k / 8 + 4), xt = alloc(nTok * k / 8 + 4);
         const viaMatvec = alloc(nTok * n * 4), viaGemm = alloc(nTok * n * 4);
         // Scratch for the 4-row minimum tile, so the larger shapes span several tiles.
         kernels.setScratch(alloc(16 * k), 16 * k, 0);
         const [r0, r1] = [n > 4 ? 1 : 0, n];
-        if (dtype === 'Q8_0' || dtype === 'Q4_0') {
+        if (dtype === 'Q4_K') {
+          kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, nTok);
+          kernels.blockSumsQ8(x16, xd, xt, k, 0, nTok);
+          kernels.matmulQ4_K(wOff, x16, xd, xt, viaMatvec, k, n, nTok, r0, r1);
+          kernels.gemmQ4_K(wOff, x16, xd, xt, viaGemm, k, n, nTok, r0, r1);
+        } else if (dtype === 'Q8_0' || dtype === 'Q4_0' || dtype === 'Q6_K') {
           kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, nTok);
           kernels[`matmul${dtype}`](wOff, x16, xd, viaMatvec, k, n, nTok, r0, r1);
           kernels[`gemm${dtype}`](wOff, x16, xd, viaGemm, k, n, nTok, r0, r1);

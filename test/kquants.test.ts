@@ -88,12 +88,16 @@ for (const dtype of ['Q4_K', 'Q6_K'] as const) {
     for (const [n, k] of [[1, 256], [7, 512], [13, 768], [4, 2048]] as const) {
       const wBytes = quantize(dtype, normal(n * k, 0.05));
       const x = normal(k, 1);
-      const base = 65536, wOff = base, xOff = wOff + Math.ceil(wBytes.length / 64) * 64, x16 = xOff + 4 * k, xd = x16 + 2 * k, outOff = xd + k;
+      const base = 65536, wOff = base, xOff = wOff + Math.ceil(wBytes.length / 64) * 64, x16 = xOff + 4 * k, xd = x16 + 2 * k, xt = xd + k / 8, outOff = xt + k / 8;
       new Uint8Array(memory.buffer).set(wBytes, wOff);
       new Float32Array(memory.buffer, xOff, k).set(x);
       kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, 1);
-      kernels.setScratch(outOff + 4 * n + 64, 65536, 0);
-      kernels[`matmul${dtype}`](wOff, x16, xd, outOff, k, n, 1, 1, n);
+      if (dtype === 'Q4_K') {
+        kernels.blockSumsQ8(x16, xd, xt, k, 0, 1);
+        kernels.matmulQ4_K(wOff, x16, xd, xt, outOff, k, n, 1, 1, n);
+      } else {
+        kernels.matmulQ6_K(wOff, x16, xd, outOff, k, n, 1, 1, n);
+      }
       const w = dequantize(dtype, wBytes, n * k);
       const xq = new Int16Array(memory.buffer, x16, k), dx = new Float32Array(memory.buffer, xd, k / 32);
       const out = new Float32Array(memory.buffer, outOff, n);

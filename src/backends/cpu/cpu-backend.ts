@@ -35,17 +35,17 @@ const WEIGHT_LIMIT_SHARD = MAX_BYTES - 2 ** 28;
  * (decode); `gemm`: tiles unpacked once and reused by every token (prefill, batched decode), used
  * from `gemmFrom` tokens on (measured on 2048×2048: f16's conversion is dear, so gemm pays from 2
  * tokens; bf16 and the quantized types from 4). Both give bit-identical results. `input` is how x
- * is prepared: as is, permuted to match how f16/bf16 pairs are split, or quantized to 8-bit blocks.
+ * is prepared: as is, permuted to match how f16/bf16 pairs are split, or quantized to 8-bit blocks
+ * (`q8+sums`: plus each block's scaled sum, which Q4_K's mins multiply).
  */
-const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'permuted' | 'q8' }>> = {
+const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'permuted' | 'q8' | 'q8+sums' }>> = {
   F32: { matvec: 'matmulF32', gemm: 'gemmF32', gemmFrom: 2, input: 'f32' },
   F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 2, input: 'permuted' },
   BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'permuted' },
   Q8_0: { matvec: 'matmulQ8_0', gemm: 'gemmQ8_0', gemmFrom: 4, input: 'q8' },
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
-  // No K-quant gemm yet: prefill runs the matvec kernels token by token over row tiles.
-  Q4_K: { matvec: 'matmulQ4_K', gemm: 'matmulQ4_K', gemmFrom: Infinity, input: 'q8' },
-  Q6_K: { matvec: 'matmulQ6_K', gemm: 'matmulQ6_K', gemmFrom: Infinity, input: 'q8' },
+  Q4_K: { matvec: 'matmulQ4_K', gemm: 'gemmQ4_K', gemmFrom: 4, input: 'q8+sums' },
+  Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
 };
 
 /** Byte offsets of the f16 scales within a block, for the non-finite check (the kernels assume finite scales). */
@@ -266,8 +266,7 @@ export class CpuBackend implements Backend {
     const kernels = KERNELS[wa.dtype]!;
     const t = xa.rows;
     const gemm = t >= kernels.gemmFrom;
-    // gemm tiles; matvecQ4_K keeps its x block sums there too.
-    if (gemm || wa.dtype === 'Q4_K') this.ensureThreadScratch(16 * k, this.shards[wa.shard]!);
+    if (gemm) this.ensureThreadScratch(16 * k, this.shards[wa.shard]!); // room for a tile of at least 4 unpacked rows
     /** The prepared input as [offset, bytes] regions of home memory (the kernel's x arguments). */
     let input: [number, number][];
     let kernel = gemm ? kernels.gemm : kernels.matvec;
@@ -280,13 +279,17 @@ export class CpuBackend implements Backend {
       if (scaled && maxAbs < 65536) kernel = 'matmulF16Scaled';
       else if (scaled) this.local.permuteX(xa.offset, s.x, t * k, 1);
       input = [[s.x, t * k * 4]];
-    } else if (kernels.input === 'q8') {
+    } else if (kernels.input === 'q8' || kernels.input === 'q8+sums') {
       // Quantized dots are integer dots: x is quantized to 8-bit blocks first, as llama.cpp does,
       // stored as int16 once here rather than widened in every row's dot. Many rows: on the pool.
       const s = this.scratchFor(t * k);
       if (t >= 4) this.pool.run('quantizeRowsQ8', [xa.offset, s.x16, s.xd, k], t);
       else this.local.quantizeRowsQ8(xa.offset, s.x16, s.xd, k, 0, t);
       input = [[s.x16, t * k * 2], [s.xd, t * k / 8]];
+      if (kernels.input === 'q8+sums') {
+        this.local.blockSumsQ8(s.x16, s.xd, s.xt, k, 0, t);
+        input.push([s.xt, t * k / 8]);
+      }
     } else {
       input = [[xa.offset, t * k * 4]];
     }
@@ -301,13 +304,13 @@ export class CpuBackend implements Backend {
     }
   }
 
-  /** Scratch for prepared activations (permuted f32, or int16 + block scales), grown on demand. */
-  private scratch = { capacity: 0, x: 0, x16: 0, xd: 0 };
-  private scratchFor(elements: number): { x: number; x16: number; xd: number } {
+  /** Scratch for prepared activations (permuted f32, or int16 + block scales and sums), grown on demand. */
+  private scratch = { capacity: 0, x: 0, x16: 0, xd: 0, xt: 0 };
+  private scratchFor(elements: number): { x: number; x16: number; xd: number; xt: number } {
     if (elements > this.scratch.capacity) {
       this.scratch = {
         capacity: elements, x: this.alloc(elements * 4, 'scratch'),
-        x16: this.alloc(elements * 2, 'scratch'), xd: this.alloc(elements / 8, 'scratch'),
+        x16: this.alloc(elements * 2, 'scratch'), xd: this.alloc(elements / 8, 'scratch'), xt: this.alloc(elements / 8, 'scratch'),
       };
     }
     return this.scratch;

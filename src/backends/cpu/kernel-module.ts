@@ -24,8 +24,10 @@ export interface MatvecKernels {
   matvecQ8_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   /** Same for a Q4_0 matrix. */
   matvecQ4_0(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
-  /** Same for Q4_K and Q6_K matrices (k a multiple of 256; kquants.ts). */
-  matvecQ4_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  /** xt [rows, k/32] = xd · Σ of each x16 block: what Q4_K's mins multiply (kquants.ts). */
+  blockSumsQ8(x16: number, xd: number, xt: number, k: number, r0: number, r1: number): void;
+  /** Same for Q4_K (with xt from blockSumsQ8) and Q6_K matrices (k a multiple of 256; kquants.ts). */
+  matvecQ4_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, r0: number, r1: number): void;
   matvecQ6_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   // Several tokens: x [nTok, k] (or x16 [nTok, k] int16, xd [nTok, k/32]) → out [nTok, n], rows [r0, r1).
   matmulF32(w: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
@@ -34,7 +36,7 @@ export interface MatvecKernels {
   matmulBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
-  matmulQ4_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ4_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulQ6_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Matrix-matrix (gemm.ts): weight tiles unpacked into the thread's scratch, then reused by every
   // token; bit-identical to the matvec kernels of the same dtype.
@@ -47,6 +49,8 @@ export interface MatvecKernels {
   gemmBF16(w: number, xp: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ8_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ4_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ6_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).
   /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
   attention(params: number, r0: number, r1: number): void;

@@ -62,3 +62,41 @@
 @inline export function pairStep(s: v128, even: v128, odd: v128, xe: v128, xo: v128): v128 {
   return f32x4.add(f32x4.add(s, f32x4.mul(even, xe)), f32x4.mul(odd, xo));
 }
+
+// ggml K-quant block fields (layouts in src/quant/q4_k.ts and q6_k.ts), for the matvec and gemm
+// kernels alike.
+
+/**
+ * A Q4_K super-block's eight 6-bit scales and eight 6-bit mins from the 12 packed bytes at p (16
+ * are read; the quants follow), as u8 lanes [sc0..sc3, m0..m3, sc4..sc7, m4..m7]: for j < 4 the
+ * low 6 bits of bytes j and j + 4; for j ≥ 4 the nibbles of byte j + 4 under the top 2 bits of
+ * bytes j − 4 (sc) and j (m).
+ */
+@inline export function q4kScalesMins(p: usize): v128 {
+  const v = v128.load(p);
+  const a = i8x16.shuffle(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+  const lo = v128.and(v, i8x16.splat(0x0f)), hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+  const nibbles = i8x16.shuffle(lo, hi, 0, 0, 0, 0, 0, 0, 0, 0, 8, 9, 10, 11, 24, 25, 26, 27);
+  const upper = v128.or(nibbles, v128.and(i16x8.shr_u(a, 2), i8x16.splat(0x30)));
+  return i8x16.shuffle(v128.and(a, i8x16.splat(63)), upper, 0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+
+/** The mins of q4kScalesMins' lanes as f32x4: m0..m3 (lanes 4–7), or m4..m7 (lanes 12–15) when `upper`. */
+@inline export function q4kMinsF32(v: v128, upper: bool): v128 {
+  const z = i8x16.splat(0);
+  return f32x4.convert_i32x4_u(upper
+    ? i8x16.shuffle(v, z, 12, 16, 16, 16, 13, 16, 16, 16, 14, 16, 16, 16, 15, 16, 16, 16)
+    : i8x16.shuffle(v, z, 4, 16, 16, 16, 5, 16, 16, 16, 6, 16, 16, 16, 7, 16, 16, 16));
+}
+
+/**
+ * Sixteen Q6_K values q − 32 (−32..31) of quarter `quarter` (0..3) of a half: the low nibbles of
+ * ql (quarters 0, 1) or its high nibbles (2, 3), with bit pair `quarter` of qh as bits 4–5. The
+ * shifts are 16-bit (one instruction each on x86, even by a variable amount; 8-bit shifts are
+ * emulated), and the masks drop the bits that cross a byte.
+ */
+@inline export function q6Values(ql: v128, qh: v128, quarter: i32): v128 {
+  const low = v128.and(i16x8.shr_u(ql, (quarter >> 1) << 2), i8x16.splat(0x0f));
+  const high = i16x8.shl(v128.and(i16x8.shr_u(qh, quarter << 1), i8x16.splat(0x03)), 4);
+  return i8x16.sub(v128.or(low, high), i8x16.splat(32));
+}

@@ -7,7 +7,7 @@
 // Every output follows the same arithmetic as the matvec kernel of its dtype (the canonical f32
 // dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
 // through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
-import { bf16Even, bf16Odd, f16Even, f16Odd, finiteF16At, hsum } from './common';
+import { bf16Even, bf16Odd, f16Even, f16Odd, finiteF16At, hsum, q4kMinsF32, q4kScalesMins, q6Values } from './common';
 import { scratch, scratchBytes } from './scratch';
 
 /** Rows per tile: as many as fit 64 KiB (measured best on 2048×5632, 128 tokens: the tile and a token pair stay close to the core), a multiple of 4, at least 4. */
@@ -255,4 +255,108 @@ export function gemmQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n:
 
 export function gemmQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
   gemmBlocks(w, x16, xd, out, k, n, nTok, r0, r1, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quant tiles, for gemmTileQ: Q4_K rows as [k] int16 values q with [k/32] f32 scales d·sc_j (its
+// sub-blocks are the x blocks of 32), then [k/32] f32 mins dmin·m_j for the min term; Q6_K rows,
+// whose sub-blocks of 16 have scales of their own, as sc·(q − 32) (at most 128·32 in magnitude)
+// with the super-block's d as every block's scale. Each is matvecQ4_K's / matvecQ6_K's arithmetic.
+
+/** i16x8 lanes of the u8 (or i8, signed) half of v, times the integer scale s. */
+@inline function scaledLow(v: v128, s: i32, signed: bool): v128 {
+  return i16x8.mul(signed ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_low_i8x16_u(v), i16x8.splat(<i16>s));
+}
+@inline function scaledHigh(v: v128, s: i32, signed: bool): v128 {
+  return i16x8.mul(signed ? i16x8.extend_high_i8x16_s(v) : i16x8.extend_high_i8x16_u(v), i16x8.splat(<i16>s));
+}
+
+/** Row `a` of a Q4_K matrix (k/256 super-blocks of 144 bytes) unpacked at dst: values q, d·sc per block, dmin·m per block. */
+function unpackQ4_K(a: usize, dst: usize, k: i32): void {
+  const nb = k >> 5;
+  const scales = dst + (<usize>k << 1), mins = scales + (<usize>nb << 2);
+  for (let sb = 0; sb < (k >> 8); sb++) {
+    const blk = a + <usize>sb * 144;
+    const d = finiteF16At(blk), dmin = f32x4.splat(finiteF16At(blk + 2));
+    const sm = q4kScalesMins(blk + 4);
+    for (let c = 0; c < 4; c++) {
+      const q0 = v128.load(blk + 16 + (<usize>c << 5)), q1 = v128.load(blk + 16 + (<usize>c << 5), 16);
+      const o = dst + (<usize>sb << 9) + (<usize>c << 7); // sub-block 2c at element 64c, 2c + 1 right after
+      storeNibbles(o, v128.and(q0, i8x16.splat(0x0f)), v128.and(q1, i8x16.splat(0x0f)));
+      storeNibbles(o + 64, v128.and(i16x8.shr_u(q0, 4), i8x16.splat(0x0f)), v128.and(i16x8.shr_u(q1, 4), i8x16.splat(0x0f)));
+    }
+    const sc = scales + (<usize>sb << 5);
+    store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 0)); store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 1), 4);
+    store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 2), 8); store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 3), 12);
+    store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 8), 16); store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 9), 20);
+    store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 10), 24); store<f32>(sc, d * <f32>i8x16.extract_lane_u(sm, 11), 28);
+    v128.store(mins + (<usize>sb << 5), f32x4.mul(dmin, q4kMinsF32(sm, false)));
+    v128.store(mins + (<usize>sb << 5), f32x4.mul(dmin, q4kMinsF32(sm, true)), 16);
+  }
+}
+
+/** 32 unsigned nibble values (two u8x16) as int16 at o. */
+@inline function storeNibbles(o: usize, lo: v128, hi: v128): void {
+  v128.store(o, i16x8.extend_low_i8x16_u(lo)); v128.store(o, i16x8.extend_high_i8x16_u(lo), 16);
+  v128.store(o, i16x8.extend_low_i8x16_u(hi), 32); v128.store(o, i16x8.extend_high_i8x16_u(hi), 48);
+}
+
+/** Row `a` of a Q6_K matrix (k/256 super-blocks of 210 bytes) unpacked at dst: values, then d per block. */
+function unpackQ6_K(a: usize, dst: usize, k: i32): void {
+  const scales = dst + (<usize>k << 1);
+  for (let sb = 0; sb < (k >> 8); sb++) {
+    const blk = a + <usize>sb * 210;
+    const d = finiteF16At(blk + 208);
+    for (let j = 0; j < 8; j++) { // as matvecQ6_K
+      const half = j >> 2, quarter = j & 3;
+      const ql = blk + (<usize>half << 6) + (<usize>(quarter & 1) << 5), qh = blk + 128 + (<usize>half << 5);
+      const b = (sb << 3) + j;
+      unpackQ6Block(dst + (<usize>b << 6), q6Values(v128.load(ql), v128.load(qh), quarter), q6Values(v128.load(ql, 16), v128.load(qh, 16), quarter), blk + 192 + (<usize>j << 1));
+      store<f32>(scales + (<usize>b << 2), d);
+    }
+  }
+}
+
+/** 32 Q6_K values (two i8x16) times their sub-block scales (int8 at sc, sc + 1), as int16 at o. */
+@inline function unpackQ6Block(o: usize, v0: v128, v1: v128, sc: usize): void {
+  const sa = <i32>load<i8>(sc), sb = <i32>load<i8>(sc, 1);
+  v128.store(o, scaledLow(v0, sa, true)); v128.store(o, scaledHigh(v0, sa, true), 16);
+  v128.store(o, scaledLow(v1, sb, true), 32); v128.store(o, scaledHigh(v1, sb, true), 48);
+}
+
+/** Q4_K weights [n, k] (k a multiple of 256); xt as blockSumsQ8 leaves it ([nTok, k/32]). */
+export function gemmQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const src = <usize>(k >> 8) * 144, ws = (<usize>k << 1) + (<usize>nb << 3);
+  const mins = (<usize>k << 1) + (<usize>nb << 2);
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) unpackQ4_K(w + <usize>(rb + r) * src, scratch + <usize>r * ws, k);
+    const o = out + (<usize>rb << 2);
+    gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, o, n);
+    // The min term, as matvecQ4_K: Σ over four blocks at a time of (dmin·m)·xt, lanes summed last.
+    for (let t = 0; t < nTok; t++) {
+      const xtt = xt + (<usize>t * <usize>nb << 2), ot = o + (<usize>t * <usize>n << 2);
+      for (let r = 0; r < rows; r++) {
+        const m = scratch + <usize>r * ws + mins;
+        let minv = f32x4.splat(0);
+        for (let b = 0; b < nb; b += 4) minv = f32x4.add(minv, f32x4.mul(v128.load(m + (<usize>b << 2)), v128.load(xtt + (<usize>b << 2))));
+        const p = ot + (<usize>r << 2);
+        store<f32>(p, load<f32>(p) - hsum(minv));
+      }
+    }
+  }
+}
+
+/** Q6_K weights [n, k] (k a multiple of 256). */
+export function gemmQ6_K(w: usize, x16: usize, xd: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
+  const nb = k >> 5;
+  const src = <usize>(k >> 8) * 210, ws = (<usize>k << 1) + (<usize>nb << 2);
+  const tile = tileRows(ws);
+  for (let rb = r0; rb < r1; rb += tile) {
+    const rows = min(tile, r1 - rb);
+    for (let r = 0; r < rows; r++) unpackQ6_K(w + <usize>(rb + r) * src, scratch + <usize>r * ws, k);
+    gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, out + (<usize>rb << 2), n);
+  }
 }
