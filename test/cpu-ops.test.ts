@@ -7,6 +7,7 @@ import type { Activations, AttentionParams, Backend, BatchLayout } from '../src/
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
+import { encodeF16 } from '../src/quant/f16.js';
 
 const rng = new Rng(99);
 
@@ -126,6 +127,45 @@ test('rmsNorm, add and rope equal the reference: odd widths, many rows, both RoP
       return be.read(b);
     };
     assertClose(await again(cpu), await again(ref), 1e-5, 'rope, next batch');
+  } finally {
+    cpu.dispose();
+  }
+});
+
+// f16 subnormals are moved out of the matrix at load (multiplying subnormals is slow on Intel) and
+// added back as sparse products: results stay those of the exact values, on every kernel path.
+test('F16 weights with subnormal values: matmul (decode and prefill) and embed equal the reference', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    const [n, k] = [37, 64];
+    const values = random(n * k);
+    // A fifth of the values subnormal (|w| < 2^-14), both signs, some rows without any.
+    for (let i = 0; i < values.length; i++) if (i % 5 === 0 && Math.floor(i / k) % 7 !== 3) values[i] = (i % 2 ? -1 : 1) * (i % 1000) * 2 ** -24;
+    const bytes = encodeF16(values);
+    const info = { name: 'w', dtype: 'F16' as const, shape: [n, k], byteLength: bytes.length };
+    const wc = cpu.loadWeight(info, bytes.slice()), wr = ref.loadWeight(info, bytes.slice());
+    for (const tokens of [1, 2, 5]) {
+      const x = random(tokens * k);
+      x[3] = 40000; // |x| ≥ 2^16 for one token: the exact f16 kernel instead of the scaled one
+      const out = async (be: Backend, w: typeof wc) => {
+        const o = be.createActivations(tokens, n);
+        be.matmul(o, activations(be, tokens, k, x), w);
+        return be.read(o);
+      };
+      assertClose(await out(cpu, wc), await out(ref, wr), 1e-5, `${tokens} tokens`);
+      if (tokens > 1) {
+        // Each token alone (matvec) gives what the batch gave it (gemm), bit for bit.
+        const batch = await out(cpu, wc);
+        for (let t = 0; t < tokens; t++) {
+          const o = cpu.createActivations(1, n);
+          cpu.matmul(o, activations(cpu, 1, k, x.slice(t * k, (t + 1) * k)), wc);
+          assert.deepEqual(await cpu.read(o), batch.subarray(t * n, (t + 1) * n), `token ${t}`);
+        }
+      }
+    }
+    const rows = Int32Array.of(0, 3, 36, 10);
+    const embedded = async (be: Backend, w: typeof wc) => { const o = be.createActivations(rows.length, k); be.embed(o, w, rows); return be.read(o); };
+    assert.deepEqual(await embedded(cpu, wc), await embedded(ref, wr));
   } finally {
     cpu.dispose();
   }

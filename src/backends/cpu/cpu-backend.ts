@@ -88,6 +88,8 @@ class CpuWeight implements Weight {
     readonly offset: number,
     /** F16 with inf or NaN values: only the exact-conversion kernels may read it. */
     readonly f16Specials = false,
+    /** F16 whose subnormal values were moved out (splitF16Subnormals): home offsets of the sparse rows. */
+    readonly subnormals?: { rowStart: number; entries: number },
   ) {}
 }
 
@@ -207,8 +209,32 @@ export class CpuBackend implements Backend {
     }
     const { shard, offset } = this.placeWeight(data.length, info.name);
     shard.bytes(offset, data.length).set(data);
-    const specials = info.dtype === 'F16' && shard.kernels.countF16Specials(offset, count) > 0;
-    return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, specials);
+    if (info.dtype !== 'F16') return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset);
+    const specials = shard.kernels.countF16Specials(offset, count) > 0;
+    const nnz = shard.kernels.countF16Subnormals(offset, count);
+    const subnormals = nnz > 0 ? this.splitSubnormals(shard, offset, info.shape as [number, number], nnz, info.name) : undefined;
+    return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, specials, subnormals);
+  }
+
+  /**
+   * Moves the `nnz` subnormal values of the F16 matrix at `offset` of `shard` into sparse rows at
+   * home (see splitF16Subnormals: multiplying subnormals is slow on Intel cores; exact either way).
+   */
+  private splitSubnormals(shard: Shard, offset: number, [n, k]: [number, number], nnz: number, name: string): { rowStart: number; entries: number } {
+    const bytes = { rowStart: 4 * (n + 1), entries: 8 * nnz };
+    const home = { rowStart: this.alloc(bytes.rowStart, `${name} (subnormal values)`), entries: this.alloc(bytes.entries, `${name} (subnormal values)`) };
+    if (shard === this.home) {
+      shard.kernels.splitF16Subnormals(offset, n, k, home.rowStart, home.entries);
+      return home;
+    }
+    // Away from home the kernel writes into that memory's io area, and the lists are copied home.
+    const total = bytes.rowStart + Math.ceil(bytes.entries / 16) * 16 + 16;
+    if (shard.io.capacity < total) shard.io = { capacity: total, offset: shard.alloc(total, 'matmul input and output') };
+    const rowStart = shard.io.offset, entries = rowStart + Math.ceil(bytes.rowStart / 16) * 16;
+    shard.kernels.splitF16Subnormals(offset, n, k, rowStart, entries);
+    this.home.bytes(home.rowStart, bytes.rowStart).set(shard.bytes(rowStart, bytes.rowStart));
+    this.home.bytes(home.entries, bytes.entries).set(shard.bytes(entries, bytes.entries));
+    return home;
   }
 
   createActivations(rows: number, cols: number): Activations {
@@ -243,7 +269,15 @@ export class CpuBackend implements Backend {
     for (let i = 0; i < tokens.length; i++) {
       const bytes = this.shards[t.shard]!.bytes(t.offset + tokens[i]! * rowBytes, rowBytes);
       dequantize(t.dtype, bytes, dim, o.subarray(i * dim, (i + 1) * dim));
+      if (t.subnormals) this.restoreSubnormals(t.subnormals, tokens[i]!, o.subarray(i * dim, (i + 1) * dim));
     }
+  }
+
+  /** Puts row `r`'s subnormal values (moved out at load) back into its dequantized copy. */
+  private restoreSubnormals(sparse: { rowStart: number; entries: number }, r: number, row: Float32Array): void {
+    const starts = new Int32Array(this.home.memory.buffer, sparse.rowStart + 4 * r, 2);
+    const view = new DataView(this.home.memory.buffer, sparse.entries);
+    for (let e = starts[0]!; e < starts[1]!; e++) row[view.getInt32(8 * e, true)] = view.getFloat32(8 * e + 4, true);
   }
 
   /**
@@ -298,6 +332,7 @@ export class CpuBackend implements Backend {
     } else {
       this.runAway(this.shards[wa.shard]!, kernel, wa.offset, input, o.offset, k, n, t);
     }
+    if (wa.subnormals) this.pool.run('addSparseRows', [wa.subnormals.rowStart, wa.subnormals.entries, xa.offset, o.offset, k, n, t], n);
     if (bias) {
       const ov = this.view(out), b = this.f32(wt(bias).offset, n);
       for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;

@@ -18,6 +18,12 @@ export interface MatvecKernels {
   permuteX(x: number, xp: number, count: number, scale: number): number;
   /** How many of count f16 values are inf or NaN. */
   countF16Specials(w: number, count: number): number;
+  /** How many of count f16 values are subnormal. */
+  countF16Subnormals(w: number, count: number): number;
+  /** Moves the subnormals of an f16 matrix [n, k] to sparse rows (rowStart [n+1] i32, entries [nnz] of (col i32, value f32)), zeroing them. */
+  splitF16Subnormals(w: number, n: number, k: number, rowStart: number, entries: number): void;
+  /** out[t, r] += Σ value·x[t, col] over the sparse entries of rows [r0, r1). */
+  addSparseRows(rowStart: number, entries: number, x: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   /** Quantizes rows [r0, r1) of x [rows, k] to 8-bit blocks of 32, stored as int16 (x16 [rows, k], xd [rows, k/32] f32 scales). */
   quantizeRowsQ8(x: number, x16: number, xd: number, k: number, r0: number, r1: number): void;
   /** Same as matvecF32 for a Q8_0 matrix, with x quantized by quantizeRowsQ8. */
