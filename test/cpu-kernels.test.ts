@@ -85,14 +85,17 @@ test('matvecF16 and matvecF16Scaled equal the reference matmul, including subnor
   const kernels = await loadMatvecKernels(memory);
   for (const [n, k] of [[1, 8], [6, 40], [17, 128]] as const) {
     const values = random(n * k);
-    values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; values[4] = -65504; values[5] = 6.1e-5; // subnormal, max, -0, min normal
+    values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; values[4] = -65504; values[5] = 6.1e-5; // subnormals, max, -0, min, the largest subnormal
     const wBytes = encodeF16(values), x = random(k);
     x[1] = 30000; x[2] = -1e-30; // large (still < 2^16) and tiny activations
     const heap = new Uint8Array(memory.buffer);
     const wOff = 0, xOff = wBytes.length + 64, xsOff = xOff + k * 4, outOff = xsOff + k * 4, outScaled = outOff + n * 4;
     heap.set(wBytes, wOff);
     heap.set(new Uint8Array(permuted(x).buffer), xOff);
-    assert.equal(kernels.countF16Specials(wOff, n * k), 0);
+    const halves = new Uint16Array(wBytes.buffer, wBytes.byteOffset, n * k);
+    const subnormals = halves.filter((h) => (h & 0x7c00) === 0 && (h & 0x3ff) !== 0).length;
+    assert.ok(subnormals >= 3);
+    assert.equal(kernels.countF16Kinds(wOff, n * k), BigInt(subnormals) << 32n, 'no inf or NaN; the subnormals counted');
     kernels.matvecF16(wOff, xOff, outOff, k, 0, n);
     const exact = new Float32Array(memory.buffer, outOff, n).slice();
     assertClose(exact, await referenceMatvec('F16', wBytes, n, k, x), 1e-5);
@@ -104,7 +107,7 @@ test('matvecF16 and matvecF16Scaled equal the reference matmul, including subnor
   // inf and NaN weights propagate as in f32 arithmetic (the exact kernel; they are counted at load).
   const special = encodeF16(Float32Array.from([Infinity, 0, 0, 0, 0, 0, 0, 0, NaN, 0, 0, 0, 0, 0, 0, 0]));
   new Uint8Array(memory.buffer).set(special, 0);
-  assert.equal(kernels.countF16Specials(0, 16), 2);
+  assert.equal(kernels.countF16Kinds(0, 16), 2n, 'inf and NaN; no subnormals');
   new Float32Array(memory.buffer, 64, 8).fill(1);
   kernels.matvecF16(0, 64, 128, 8, 0, 2);
   const out = new Float32Array(memory.buffer, 128, 2);

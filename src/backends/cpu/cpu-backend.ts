@@ -210,8 +210,8 @@ export class CpuBackend implements Backend {
     const { shard, offset } = this.placeWeight(data.length, info.name);
     shard.bytes(offset, data.length).set(data);
     if (info.dtype !== 'F16') return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset);
-    const specials = shard.kernels.countF16Specials(offset, count) > 0;
-    const nnz = shard.kernels.countF16Subnormals(offset, count);
+    const kinds = shard.kernels.countF16Kinds(offset, count);
+    const specials = (kinds & 0xffffffffn) > 0n, nnz = Number(kinds >> 32n);
     const subnormals = nnz > 0 ? this.splitSubnormals(shard, offset, info.shape as [number, number], nnz, info.name) : undefined;
     return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset, specials, subnormals);
   }

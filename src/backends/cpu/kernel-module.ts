@@ -16,10 +16,8 @@ export interface MatvecKernels {
   matvecBF16(w: number, xp: number, out: number, k: number, r0: number, r1: number): void;
   /** xp = x permuted per 8 ([x0 x2 x4 x6 x1 x3 x5 x7]) times scale; returns max |x| (count a multiple of 8). */
   permuteX(x: number, xp: number, count: number, scale: number): number;
-  /** How many of count f16 values are inf or NaN. */
-  countF16Specials(w: number, count: number): number;
-  /** How many of count f16 values are subnormal. */
-  countF16Subnormals(w: number, count: number): number;
+  /** How many of count f16 values are inf or NaN (low 32 bits) and how many subnormal (high 32 bits). */
+  countF16Kinds(w: number, count: number): bigint;
   /** Moves the subnormals of an f16 matrix [n, k] to sparse rows (rowStart [n+1] i32, entries [nnz] of (col i32, value f32)), zeroing them. */
   splitF16Subnormals(w: number, n: number, k: number, rowStart: number, entries: number): void;
   /** out[t, r] += Σ value·x[t, col] over the sparse entries of rows [r0, r1). */

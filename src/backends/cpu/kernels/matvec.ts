@@ -182,24 +182,12 @@ export function permuteX(x: usize, xp: usize, count: i32, scale: f32): f32 {
   return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
 }
 
-/** How many of `count` f16 values at w are inf or NaN (all-ones exponent). */
-export function countF16Specials(w: usize, count: i32): i32 {
-  const expMask = i16x8.splat(0x7c00);
-  let n = 0;
-  let i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const special = i16x8.eq(v128.and(v128.load(w + (<usize>i << 1)), expMask), expMask);
-    if (v128.any_true(special)) n += popcnt(i16x8.bitmask(special));
-  }
-  for (; i < count; i++) if ((load<u16>(w + (<usize>i << 1)) & 0x7c00) == 0x7c00) n++;
-  return n;
-}
-
 // f16 subnormals (|w| < 2^-14) are kept out of the f16 matrices the kernels read: as f32 they
-// are subnormal too, and every multiply with a subnormal operand costs a microcode assist on
-// Intel cores (~0.25% of the values of a trained layer made matvecF16Scaled 1.7× slower). At load
-// they move, exactly, to a sparse list per row (splitF16Subnormals), and addSparseRows adds their
-// products after the dense kernel: out = dense dot + Σ sparse products, on every path.
+// are subnormal too (matvecF16Scaled) or pass through a subnormal product (f16Even), and every
+// multiply with a subnormal operand costs a microcode assist on Intel cores (~0.25% of the values
+// of a trained layer made matvecF16Scaled 1.7× slower). At load they move, exactly, to a sparse
+// list per row (splitF16Subnormals), and addSparseRows adds their products after the dense
+// kernel: out = dense dot + Σ sparse products, on every path (matvec, gemm, exact or scaled).
 
 /** Lanes (of 8 f16 values) that hold a subnormal: zero exponent, non-zero mantissa. */
 @inline function f16SubnormalLanes(v: v128): v128 {
@@ -207,25 +195,34 @@ export function countF16Specials(w: usize, count: i32): i32 {
   return v128.andnot(zeroExp, i16x8.eq(v128.and(v, i16x8.splat(0x03ff)), i16x8.splat(0)));
 }
 
-/** How many of `count` f16 values at w are subnormal. */
-export function countF16Subnormals(w: usize, count: i32): i32 {
-  let n = 0;
+/**
+ * One pass over `count` f16 values at w: how many are inf or NaN (all-ones exponent; the fast f16
+ * kernel must not read them) and how many are subnormal, as specials | subnormals << 32.
+ */
+export function countF16Kinds(w: usize, count: i32): u64 {
+  const expMask = i16x8.splat(0x7c00);
+  let specials: u64 = 0, subnormals: u64 = 0;
   let i = 0;
   for (; i + 8 <= count; i += 8) {
-    const sub = f16SubnormalLanes(v128.load(w + (<usize>i << 1)));
-    if (v128.any_true(sub)) n += popcnt(i16x8.bitmask(sub));
+    const v = v128.load(w + (<usize>i << 1));
+    const special = i16x8.eq(v128.and(v, expMask), expMask), sub = f16SubnormalLanes(v);
+    if (v128.any_true(v128.or(special, sub))) {
+      specials += <u64>popcnt(i16x8.bitmask(special));
+      subnormals += <u64>popcnt(i16x8.bitmask(sub));
+    }
   }
   for (; i < count; i++) {
     const h = <u32>load<u16>(w + (<usize>i << 1));
-    if ((h & 0x7c00) == 0 && (h & 0x03ff) != 0) n++;
+    if ((h & 0x7c00) == 0x7c00) specials++;
+    else if ((h & 0x7c00) == 0 && (h & 0x03ff) != 0) subnormals++;
   }
-  return n;
+  return specials | (subnormals << 32);
 }
 
 /**
  * Moves the subnormal values of an f16 matrix [n, k] at w (k a multiple of 8) into a sparse list
  * and zeroes them in place: rowStart [n + 1] i32 (row r's entries are [rowStart[r], rowStart[r+1])),
- * entries [nnz] of (column i32, value f32, exact). The caller sized entries by countF16Subnormals.
+ * entries [nnz] of (column i32, value f32, exact). The caller sized entries by countF16Kinds.
  */
 export function splitF16Subnormals(w: usize, n: i32, k: i32, rowStart: usize, entries: usize): void {
   let nnz = 0;
@@ -249,20 +246,22 @@ export function splitF16Subnormals(w: usize, n: i32, k: i32, rowStart: usize, en
   store<i32>(rowStart + (<usize>n << 2), nnz);
 }
 
-/** out[t, r] += Σ value·x[t, column] over row r's sparse entries, for rows [r0, r1) and tokens [0, nTok). */
+/**
+ * out[t, r] += Σ value·x[t, column] over row r's sparse entries, for rows [r0, r1) and tokens
+ * [0, nTok). Token by token, so each access to x stays within one cached row.
+ */
 export function addSparseRows(rowStart: usize, entries: usize, x: usize, out: usize, k: i32, n: i32, nTok: i32, r0: i32, r1: i32): void {
-  for (let r = r0; r < r1; r++) {
-    const first = load<i32>(rowStart + (<usize>r << 2)), last = load<i32>(rowStart + (<usize>r << 2), 4);
-    if (first == last) continue;
-    for (let t = 0; t < nTok; t++) {
-      const xt = x + (<usize>t * <usize>k << 2);
+  for (let t = 0; t < nTok; t++) {
+    const xt = x + (<usize>t * <usize>k << 2), ot = out + (<usize>t * <usize>n << 2);
+    for (let r = r0; r < r1; r++) {
+      const first = load<i32>(rowStart + (<usize>r << 2)), last = load<i32>(rowStart + (<usize>r << 2), 4);
+      if (first == last) continue;
       let s: f32 = 0;
       for (let e = first; e < last; e++) {
         const p = entries + (<usize>e << 3);
         s += load<f32>(p, 4) * load<f32>(xt + (<usize>load<i32>(p) << 2));
       }
-      const o = out + ((<usize>t * <usize>n + <usize>r) << 2);
-      store<f32>(o, load<f32>(o) + s);
+      store<f32>(ot + (<usize>r << 2), load<f32>(ot + (<usize>r << 2)) + s);
     }
   }
 }
@@ -302,6 +301,11 @@ export function quantizeRowsQ8(x: usize, x16: usize, xd: usize, k: i32, r0: i32,
   );
 }
 
+/** A Q8_0 block's 32 int8 values at p against the x16 block at x: loads that widen to 16 bits as they read. */
+@inline function q8Dot(p: usize, x: usize): v128 {
+  return dot32(v128.load8x8_s(p), v128.load8x8_s(p, 8), v128.load8x8_s(p, 16), v128.load8x8_s(p, 24), x);
+}
+
 /**
  * out[r] = Σ_blocks dw · dx · Σ wq · xq for rows [r0, r1) of a Q8_0 matrix [n, k] (blocks of 34
  * bytes: f16 scale + 32 int8), with x quantized by quantizeRowsQ8 (int16 values),
@@ -320,10 +324,7 @@ export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       const ba = a + <usize>b * 34, bc = c + <usize>b * 34;
       const xb = x16 + (<usize>b << 6);
       const dx = load<f32>(xd + (<usize>b << 2));
-      let lo = v128.load(ba, 2), hi = v128.load(ba, 18);
-      const sa = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
-      lo = v128.load(bc, 2); hi = v128.load(bc, 18);
-      const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      const sa = q8Dot(ba + 2, xb), sc = q8Dot(bc + 2, xb);
       accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(finiteF16At(ba) * dx)));
       accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(finiteF16At(bc) * dx)));
     }
@@ -335,8 +336,7 @@ export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
     let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const blk = a + <usize>b * 34;
-      const lo = v128.load(blk, 2), hi = v128.load(blk, 18);
-      const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
+      const s = q8Dot(blk + 2, x16 + (<usize>b << 6));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(finiteF16At(blk) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
@@ -344,11 +344,16 @@ export function matvecQ8_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
 }
 
 /** A Q4_0 block's 32 values (nibble − 8) as four i16x8, in element order. */
-@inline function q4Lo(packed: v128): v128 {
-  return i8x16.sub(v128.and(packed, i8x16.splat(0x0f)), i8x16.splat(8));
-}
-@inline function q4Hi(packed: v128): v128 {
-  return i8x16.sub(i8x16.shr_u(packed, 4), i8x16.splat(8));
+/**
+ * A Q4_0 block's 16 bytes of nibbles at p (element j low, j + 16 high; value = nibble − 8) against
+ * the x16 block at x. Each 8 bytes load zero-extended into 16-bit lanes, where the low nibble is a
+ * mask and the high one a shift away (no 8-bit shifts, which x86 lacks, and no widening step).
+ */
+@inline function q4Dot(p: usize, x: usize): v128 {
+  const a = v128.load8x8_u(p), b = v128.load8x8_u(p, 8);
+  const low = i16x8.splat(0x0f), eight = i16x8.splat(8);
+  return dot32(i16x8.sub(v128.and(a, low), eight), i16x8.sub(v128.and(b, low), eight),
+    i16x8.sub(i16x8.shr_u(a, 4), eight), i16x8.sub(i16x8.shr_u(b, 4), eight), x);
 }
 
 /**
@@ -366,12 +371,7 @@ export function matvecQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
       const ba = a + <usize>b * 18, bc = c + <usize>b * 18;
       const xb = x16 + (<usize>b << 6);
       const dx = load<f32>(xd + (<usize>b << 2));
-      let p = v128.load(ba, 2);
-      let lo = q4Lo(p), hi = q4Hi(p);
-      const sa = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
-      p = v128.load(bc, 2);
-      lo = q4Lo(p); hi = q4Hi(p);
-      const sc = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
+      const sa = q4Dot(ba + 2, xb), sc = q4Dot(bc + 2, xb);
       accA = f32x4.add(accA, f32x4.mul(f32x4.convert_i32x4_s(sa), f32x4.splat(finiteF16At(ba) * dx)));
       accC = f32x4.add(accC, f32x4.mul(f32x4.convert_i32x4_s(sc), f32x4.splat(finiteF16At(bc) * dx)));
     }
@@ -383,9 +383,7 @@ export function matvecQ4_0(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
     let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const blk = a + <usize>b * 18;
-      const p = v128.load(blk, 2);
-      const lo = q4Lo(p), hi = q4Hi(p);
-      const s = dot32(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo), i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), x16 + (<usize>b << 6));
+      const s = q4Dot(blk + 2, x16 + (<usize>b << 6));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(finiteF16At(blk) * load<f32>(xd + (<usize>b << 2)))));
     }
     store<f32>(out + (<usize>r << 2), hsum(acc));
