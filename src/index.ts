@@ -1,9 +1,9 @@
 // The library API.
-import { Model, type LoadModelOptions } from './engine/model.js';
+import { Model, QueueFullError, type LoadModelOptions } from './engine/model.js';
 
-export { Model };
+export { Model, QueueFullError };
 export type {
-  BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, Timings,
+  BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, SchedulerStats, Timings,
 } from './engine/model.js';
 export type { SamplingOptions } from './engine/sampler.js';
 export type { ModelSpec } from './model/spec.js';

@@ -8,9 +8,8 @@ import { LlamaGraph } from '../model/arch/llama.js';
 import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenModelOptions } from '../model/load.js';
 import { parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
-import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
-import { Sampler, resolveSampling, type SamplingOptions } from './sampler.js';
-import { StopMatcher } from './stop-strings.js';
+import { resolveSampling, type SamplingOptions } from './sampler.js';
+import { Scheduler, type GenerationChunk, type SchedulerStats } from './scheduler.js';
 import { LOAD_QUANT_TYPES, isLoadQuant, type LoadQuant } from '../quant/quantize-on-load.js';
 
 export type BackendName = 'reference' | 'cpu';
@@ -24,8 +23,17 @@ export interface LoadModelOptions extends OpenModelOptions {
   quant?: LoadQuant;
   /** Tokens of context to allocate KV cache for. Default min(model's context length, 4096). */
   contextLength?: number;
-  /** Tokens per prefill chunk. Default 512. */
+  /** Most tokens one forward call takes (the prompt is read in chunks of this). Default 512. */
   batchSize?: number;
+  /**
+   * Sequences that generate together (continuous batching: concurrent generate() calls share each
+   * forward pass). Each has its own `contextLength` of KV cache. Default 1.
+   */
+  parallel?: number;
+  /** Calls that may wait for a free sequence slot; beyond this generate() throws QueueFullError. Default: no limit. */
+  maxQueue?: number;
+  /** Prompt tokens one step reads while other sequences are generating. Default 64. */
+  prefillChunk?: number;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -40,26 +48,8 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
-
-export interface Timings {
-  /** Prompt evaluation: tokens and milliseconds (tokens reused from the cache not counted). */
-  promptTokens: number;
-  promptMs: number;
-  generatedTokens: number;
-  generateMs: number;
-}
-
-export interface GenerationChunk {
-  /** Newly generated text (may be empty while a multi-byte character or stop string is pending). */
-  text: string;
-  /** Token ids behind this chunk. */
-  tokens: number[];
-  /** Set on the last chunk only. */
-  finishReason?: FinishReason;
-  usage?: { promptTokens: number; completionTokens: number };
-  timings?: Timings;
-}
+export type { FinishReason, GenerationChunk, SchedulerStats, Timings } from './scheduler.js';
+export { QueueFullError } from './scheduler.js';
 
 export interface ModelInfo {
   path: string;
@@ -70,23 +60,15 @@ export interface ModelInfo {
   contextLength: number;
   tokenizer: string;
   chatTemplate: boolean;
+  /** Sequences that can generate at once. */
+  parallel: number;
 }
 
 export class Model {
-  private readonly graph: LlamaGraph;
-  private readonly cache: KVCache;
+  private readonly scheduler: Scheduler;
+  /** Positions of KV cache per sequence. */
   readonly contextLength: number;
-  /** Tokens whose keys and values sit in slot 0 of the cache, for prompt-prefix reuse. */
-  private cached: number[] = [];
-  /** Per-chunk inputs of a forward call, [batchSize] each, allocated once. */
-  private readonly batchTokens: Int32Array;
-  private readonly batchPositions: Int32Array;
-  private readonly batchSeqs: Int32Array;
-  private readonly lastRow = new Int32Array(1);
-  /** [vocabSize] next-token logits of the running generation, reused for every token. */
-  private readonly logitsBuffer: Float32Array;
-  /** Generations run one at a time (continuous batching belongs to the server's scheduler). */
-  private queue: Promise<void> = Promise.resolve();
+  readonly parallel: number;
   private disposed = false;
 
   private constructor(
@@ -95,14 +77,15 @@ export class Model {
     weights: Awaited<ReturnType<typeof loadWeights>>, options: LoadModelOptions,
   ) {
     this.contextLength = options.contextLength ?? Math.min(spec.contextLength, 4096);
-    const batchSize = Math.min(options.batchSize ?? 512, this.contextLength);
-    this.graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: 1 });
-    this.batchTokens = new Int32Array(batchSize);
-    this.batchPositions = new Int32Array(batchSize);
-    this.batchSeqs = new Int32Array(batchSize); // one sequence, slot 0
-    this.logitsBuffer = new Float32Array(spec.vocabSize);
-    this.cache = backend.createKVCache({
-      nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: this.contextLength,
+    this.parallel = options.parallel ?? 1;
+    const batchSize = Math.max(Math.min(options.batchSize ?? 512, this.contextLength * this.parallel), this.parallel);
+    const graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: this.parallel });
+    const cache: KVCache = backend.createKVCache({
+      nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: this.parallel, ctxLen: this.contextLength,
+    });
+    this.scheduler = new Scheduler(graph, cache, tokenizer, {
+      slots: this.parallel, contextLength: this.contextLength,
+      maxQueue: options.maxQueue ?? Infinity, prefillChunk: options.prefillChunk ?? 64,
     });
   }
 
@@ -127,8 +110,13 @@ export class Model {
     return {
       ...this.meta, backend: this.backend.name, spec: this.spec, parameters: parameterCount(this.spec),
       contextLength: this.contextLength, tokenizer: this.tokenizer.kind,
-      chatTemplate: this.tokenizer.chatTemplate !== undefined,
+      chatTemplate: this.tokenizer.chatTemplate !== undefined, parallel: this.parallel,
     };
+  }
+
+  /** What the scheduler is doing: sequences running and waiting, KV cache in use. */
+  stats(): SchedulerStats {
+    return this.scheduler.stats();
   }
 
   tokenize(text: string, options: { addSpecial?: boolean } = {}): number[] {
@@ -146,15 +134,33 @@ export class Model {
 
   /** Streams the continuation of `prompt`. */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncIterable<GenerationChunk> {
-    const ids = typeof prompt === 'string'
-      ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true })
-      : [...prompt];
-    return this.run(ids, options);
+    return this.deferred(() => this.start(this.promptTokens(prompt, options), options));
   }
 
   /** Applies the model's chat template to `messages` and streams the assistant's reply. */
   chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): AsyncIterable<GenerationChunk> {
-    return this.run(this.chatPromptTokens(messages), options);
+    return this.deferred(() => this.start(this.chatPromptTokens(messages), options));
+  }
+
+  /**
+   * generate() for callers that must know at once whether the request was taken (a server that
+   * answers 429 or 400 before it starts a stream): checks everything and joins the scheduler now,
+   * throwing RangeError for bad input and QueueFullError when every slot and the queue are taken.
+   */
+  start(prompt: readonly number[], options: GenerateOptions = {}): AsyncIterableIterator<GenerationChunk> {
+    if (this.disposed) throw new Error('the model has been disposed');
+    const sampling = resolveSampling(options);
+    const maxTokens = options.maxTokens ?? Infinity;
+    if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 0))) {
+      throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
+    }
+    this.checkPrompt(prompt);
+    return this.scheduler.submit({ prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal });
+  }
+
+  /** The prompt's token ids: text is encoded (with BOS unless addSpecial is false), ids are taken as they are. */
+  promptTokens(prompt: string | readonly number[], options: { addSpecial?: boolean } = {}): number[] {
+    return typeof prompt === 'string' ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true }) : [...prompt];
   }
 
   /** The tokens of a chat prompt: the template's text, with BOS added if the template left it out. */
@@ -171,46 +177,34 @@ export class Model {
    * a model against another engine, and for perplexity.
    */
   async logits(tokens: readonly number[]): Promise<Float32Array> {
+    if (this.disposed) throw new Error('the model has been disposed');
     this.checkPrompt(tokens);
-    const release = await this.acquire();
-    try {
-      return (await this.prefill(tokens)).logits;
-    } finally {
-      release();
-    }
+    let out: Float32Array | undefined;
+    const stream = this.scheduler.submit({
+      prompt: tokens, sampling: resolveSampling({ temperature: 0, seed: 0 }), maxTokens: 0, stop: [],
+      onLogits: (l) => { out = l; },
+    });
+    for await (const chunk of stream) void chunk;
+    if (!out) throw new Error('logits: the evaluation ended without logits');
+    return out;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.scheduler.close();
     this.backend.dispose();
   }
 
-  private async *run(prompt: number[], options: GenerateOptions): AsyncGenerator<GenerationChunk> {
-    if (this.disposed) throw new Error('the model has been disposed');
-    const sampling = resolveSampling(options);
-    const maxTokens = options.maxTokens ?? Infinity;
-    if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 0))) {
-      throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
-    }
-    this.checkPrompt(prompt);
-
-    // Hold the model until this generator finishes or is abandoned.
-    const release = await this.acquire();
-    try {
-      yield* this.generateLocked(prompt, sampling, maxTokens, options);
-    } finally {
-      release();
-    }
-  }
-
-  /** Waits for the model to be free; returns the function that frees it again. */
-  private async acquire(): Promise<() => void> {
-    let release!: () => void;
-    const turn = this.queue;
-    this.queue = new Promise<void>((r) => (release = r));
-    await turn;
-    return release;
+  /** An iterable whose checks and submission happen when iteration starts (errors reject the first next()). */
+  private deferred(begin: () => AsyncIterableIterator<GenerationChunk>): AsyncIterable<GenerationChunk> {
+    return { [Symbol.asyncIterator]: () => {
+      let inner: AsyncIterableIterator<GenerationChunk> | undefined;
+      return {
+        next: async () => (inner ??= begin()).next(),
+        return: async () => (inner ? inner.return!() : { value: undefined, done: true }),
+      };
+    } };
   }
 
   private checkPrompt(prompt: readonly number[]): void {
@@ -224,94 +218,8 @@ export class Model {
       }
     }
   }
-
-  private async *generateLocked(
-    prompt: number[], sampling: ReturnType<typeof resolveSampling>, maxTokens: number, options: GenerateOptions,
-  ): AsyncGenerator<GenerationChunk> {
-    const sampler = new Sampler(sampling, this.spec.vocabSize);
-    const decoder = new IncrementalDecoder(this.tokenizer, { context: prompt });
-    const stops = new StopMatcher(options.stop ?? []);
-    const eos = new Set(this.tokenizer.eosIds);
-    const history = [...prompt];
-    const t0 = performance.now();
-
-    const prefilled = await this.prefill(prompt, this.logitsBuffer);
-    let logits = prefilled.logits;
-    const reuse = prefilled.reused;
-    const promptMs = performance.now() - t0;
-    const tGen = performance.now();
-
-    let generated = 0;
-    let finishReason: FinishReason = 'length';
-    while (true) {
-      if (options.signal?.aborted) { finishReason = 'abort'; break; }
-      if (generated >= maxTokens) { finishReason = 'length'; break; }
-      if (history.length >= this.contextLength) { finishReason = 'length'; break; }
-      const token = sampler.sample(logits, history);
-      generated++;
-      history.push(token);
-      if (eos.has(token)) { finishReason = 'stop'; break; }
-      const piece = stops.push(decoder.push(token));
-      if (piece.stopped) {
-        finishReason = 'stop';
-        if (piece.text) yield { text: piece.text, tokens: [token] };
-        break;
-      }
-      yield { text: piece.text, tokens: [token] };
-      if (generated >= maxTokens || history.length >= this.contextLength) continue; // no need to run it
-      logits = await this.evaluate(history, history.length - 1, this.logitsBuffer);
-      this.cached.push(token);
-    }
-    const tail = finishReason === 'stop' ? '' : stops.push(decoder.flush()).text + stops.flush();
-    yield {
-      text: tail,
-      tokens: [],
-      finishReason,
-      usage: { promptTokens: prompt.length, completionTokens: generated },
-      timings: {
-        promptTokens: prompt.length - reuse, promptMs,
-        generatedTokens: generated, generateMs: performance.now() - tGen,
-      },
-    };
-  }
-
-  /**
-   * Evaluates a prompt, reusing the longest prefix already in the cache; returns the last token's
-   * logits and how many tokens were reused.
-   */
-  private async prefill(tokens: readonly number[], into?: Float32Array): Promise<{ logits: Float32Array; reused: number }> {
-    let reused = commonPrefix(this.cached, tokens);
-    if (reused === tokens.length) reused--; // the last token must run again for its logits
-    this.cached = tokens.slice(0, reused);
-    const logits = await this.evaluate(tokens, reused, into);
-    this.cached = [...tokens];
-    return { logits, reused };
-  }
-
-  /** Runs tokens[from..] through the model in slot 0; returns the logits of the last one. */
-  private async evaluate(tokens: readonly number[], from: number, into?: Float32Array): Promise<Float32Array> {
-    const chunk = this.graph.limits.maxBatchTokens;
-    let logits: Float32Array | undefined;
-    for (let start = from; start < tokens.length; start += chunk) {
-      const end = Math.min(tokens.length, start + chunk);
-      const n = end - start;
-      const ids = this.batchTokens.subarray(0, n), positions = this.batchPositions.subarray(0, n);
-      for (let i = 0; i < n; i++) { ids[i] = tokens[start + i]!; positions[i] = start + i; }
-      const batch = { positions, seqs: this.batchSeqs.subarray(0, n) };
-      // Only the very last token's logits are needed; earlier chunks still ask for one row.
-      this.lastRow[0] = n - 1;
-      logits = await this.graph.forward(ids, batch, this.lastRow, this.cache, into);
-    }
-    if (!logits) throw new Error('evaluate: nothing to evaluate');
-    return logits;
-  }
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
 
 async function createBackend(name: BackendName, threads: number): Promise<Backend> {
   switch (name) {
@@ -333,5 +241,14 @@ function checkLoadOptions(o: LoadModelOptions): void {
   }
   if (o.batchSize !== undefined && !(Number.isInteger(o.batchSize) && o.batchSize > 0 && o.batchSize <= 1 << 16)) {
     throw new RangeError(`batchSize must be an integer in 1..${1 << 16}, got ${o.batchSize}`);
+  }
+  if (o.parallel !== undefined && !(Number.isInteger(o.parallel) && o.parallel >= 1 && o.parallel <= 256)) {
+    throw new RangeError(`parallel must be an integer in 1..256, got ${o.parallel}`);
+  }
+  if (o.maxQueue !== undefined && !(o.maxQueue === Infinity || (Number.isInteger(o.maxQueue) && o.maxQueue >= 0))) {
+    throw new RangeError(`maxQueue must be an integer >= 0, got ${o.maxQueue}`);
+  }
+  if (o.prefillChunk !== undefined && !(Number.isInteger(o.prefillChunk) && o.prefillChunk >= 1)) {
+    throw new RangeError(`prefillChunk must be an integer >= 1, got ${o.prefillChunk}`);
   }
 }

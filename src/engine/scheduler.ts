@@ -1,0 +1,367 @@
+// Continuous batching. Every active sequence of a model advances in one batched forward per
+// step: decoding sequences contribute their last token, sequences still reading their prompt
+// contribute a chunk of it. New requests join between steps; a request that finds every slot
+// taken waits in a bounded queue, and beyond that is refused (QueueFullError).
+//
+// The KV cache has one slot per concurrent sequence. A finished sequence leaves its tokens in its
+// slot, and a new request takes the free slot that shares the longest prefix with its prompt, so
+// the next turn of a chat recomputes only what is new (the prefix cache).
+//
+// Results never depend on the company a sequence keeps: every kernel computes each token's row
+// the same way whatever else is in the batch (tested bit for bit), so a greedy request gives the
+// same tokens alone or beside others, whatever the chunking of its prompt.
+import type { KVCache } from '../backends/backend.js';
+import type { LlamaGraph } from '../model/arch/llama.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
+import { AsyncQueue } from './async-queue.js';
+import { Sampler, type SamplingOptions } from './sampler.js';
+import { StopMatcher } from './stop-strings.js';
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface Timings {
+  /** Prompt evaluation: tokens and milliseconds (tokens reused from the cache not counted). */
+  promptTokens: number;
+  promptMs: number;
+  generatedTokens: number;
+  generateMs: number;
+  /** Milliseconds the request waited for a free slot. */
+  queueMs: number;
+}
+
+export interface GenerationChunk {
+  /** Newly generated text (may be empty while a multi-byte character or stop string is pending). */
+  text: string;
+  /** Token ids behind this chunk. */
+  tokens: number[];
+  /** Set on the last chunk only. */
+  finishReason?: FinishReason;
+  usage?: { promptTokens: number; completionTokens: number };
+  timings?: Timings;
+}
+
+export interface SequenceRequest {
+  prompt: readonly number[];
+  sampling: Required<SamplingOptions>;
+  /** Most tokens to generate (Infinity: until the context is full). */
+  maxTokens: number;
+  stop: readonly string[];
+  signal?: AbortSignal;
+  /** Instead of generating: receives the prompt's last logits (a copy), then the stream ends. */
+  onLogits?: (logits: Float32Array) => void;
+}
+
+/** Thrown by submit() when every slot is busy and the wait queue is full. */
+export class QueueFullError extends Error {
+  constructor(readonly slots: number, readonly queued: number) {
+    super(`the model is busy: ${slots} sequences running and ${queued} waiting`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export interface SchedulerOptions {
+  /** KV-cache slots = most sequences decoding together. */
+  slots: number;
+  /** Positions per slot (prompt + generated tokens of one sequence). */
+  contextLength: number;
+  /** Requests that may wait for a slot; more are refused. */
+  maxQueue: number;
+  /**
+   * Most prompt tokens one step takes while other sequences are decoding: a long prompt is read
+   * in chunks so running streams keep flowing. Alone, a prompt goes in chunks of the graph's
+   * batch limit.
+   */
+  prefillChunk: number;
+}
+
+export interface SchedulerStats {
+  slots: number;
+  /** Sequences holding a slot (reading their prompt or generating). */
+  active: number;
+  /** Requests waiting for a slot. */
+  queued: number;
+  /** Positions of the KV cache holding live sequences' tokens. */
+  kvTokens: number;
+}
+
+/** A slot of the KV cache and what it holds. */
+interface Slot {
+  /** The tokens whose keys and values are in the slot, in order. */
+  tokens: number[];
+  busy: boolean;
+  lastUsed: number;
+}
+
+class Sequence {
+  readonly history: number[];
+  /** How many tokens of `history` have keys and values in the slot. */
+  evaluated = 0;
+  generated = 0;
+  readonly sampler: Sampler;
+  readonly decoder: IncrementalDecoder;
+  readonly stops: StopMatcher;
+  readonly queue: AsyncQueue<GenerationChunk>;
+  cancelled = false;
+  slot = -1;
+  reused = 0;
+  readonly submitted = performance.now();
+  admitted = 0;
+  firstToken = 0;
+
+  constructor(readonly req: SequenceRequest, tokenizer: Tokenizer, vocabSize: number) {
+    this.history = [...req.prompt];
+    this.sampler = new Sampler(req.sampling, vocabSize);
+    this.decoder = new IncrementalDecoder(tokenizer, { context: req.prompt });
+    this.stops = new StopMatcher(req.stop);
+    this.queue = new AsyncQueue(() => { this.cancelled = true; });
+  }
+
+  /** Still reading the prompt. */
+  get prefilling(): boolean {
+    return this.evaluated < this.req.prompt.length;
+  }
+}
+
+export class Scheduler {
+  private readonly slots: Slot[];
+  private readonly waiting: Sequence[] = [];
+  private readonly active: Sequence[] = [];
+  private readonly eos: Set<number>;
+  /** Per forward call, allocated once: token ids, positions, slots, rows wanting logits. */
+  private readonly tokens: Int32Array;
+  private readonly positions: Int32Array;
+  private readonly seqs: Int32Array;
+  private readonly outputRows: Int32Array;
+  /** [slots, vocabSize] logits of one step. */
+  private readonly logits: Float32Array;
+  private running = false;
+  private closed = false;
+  private clock = 0;
+
+  constructor(
+    private readonly graph: LlamaGraph, private readonly cache: KVCache,
+    private readonly tokenizer: Tokenizer, private readonly opts: SchedulerOptions,
+  ) {
+    if (graph.limits.maxOutputs < opts.slots) throw new RangeError('scheduler: the graph returns fewer logits rows than there are slots');
+    if (graph.limits.maxBatchTokens < opts.slots) throw new RangeError('scheduler: the graph batch is smaller than the number of slots');
+    this.slots = Array.from({ length: opts.slots }, () => ({ tokens: [], busy: false, lastUsed: 0 }));
+    this.eos = new Set(tokenizer.eosIds);
+    const B = graph.limits.maxBatchTokens;
+    this.tokens = new Int32Array(B);
+    this.positions = new Int32Array(B);
+    this.seqs = new Int32Array(B);
+    this.outputRows = new Int32Array(opts.slots);
+    this.logits = new Float32Array(opts.slots * graph.spec.vocabSize);
+  }
+
+  /** Starts a sequence; its chunks stream from the returned iterator. Throws QueueFullError when full. */
+  submit(req: SequenceRequest): AsyncIterableIterator<GenerationChunk> {
+    if (this.closed) throw new Error('the model has been disposed');
+    if (this.waiting.length >= this.opts.maxQueue && !this.slots.some((s) => !s.busy)) {
+      throw new QueueFullError(this.opts.slots, this.waiting.length);
+    }
+    const seq = new Sequence(req, this.tokenizer, this.graph.spec.vocabSize);
+    this.waiting.push(seq);
+    this.kick();
+    return seq.queue;
+  }
+
+  stats(): SchedulerStats {
+    return {
+      slots: this.slots.length, active: this.active.length, queued: this.waiting.length,
+      kvTokens: this.active.reduce((n, s) => n + s.evaluated, 0),
+    };
+  }
+
+  /** Ends every sequence with an error and refuses new ones. */
+  close(): void {
+    this.closed = true;
+    for (const s of [...this.active, ...this.waiting]) s.queue.fail(new Error('the model has been disposed'));
+    this.active.length = 0;
+    this.waiting.length = 0;
+  }
+
+  private kick(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        this.dropCancelled();
+        this.admit();
+        if (this.active.length === 0 || this.closed) break;
+        try {
+          await this.step();
+        } catch (e) {
+          // A failed forward leaves the slots' contents unknown: end every active sequence.
+          for (const s of this.active) { s.queue.fail(e); this.release(s, true); }
+          this.active.length = 0;
+        }
+        // Let I/O in (new requests, disconnects) between steps.
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.running = false;
+    }
+    if (!this.closed && (this.waiting.length > 0 || this.active.length > 0)) this.kick();
+  }
+
+  /** Sequences whose reader left or whose signal fired end here, freeing their slots. */
+  private dropCancelled(): void {
+    for (const list of [this.waiting, this.active]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const s = list[i]!;
+        if (s.cancelled) {
+          list.splice(i, 1);
+          this.release(s);
+        } else if (s.req.signal?.aborted) {
+          list.splice(i, 1);
+          this.finish(s, 'abort');
+        }
+      }
+    }
+  }
+
+  /** Gives free slots to waiting requests, first come first served. */
+  private admit(): void {
+    while (this.waiting.length > 0) {
+      const free = this.slots.map((s, i) => i).filter((i) => !this.slots[i]!.busy);
+      if (free.length === 0) return;
+      const seq = this.waiting.shift()!;
+      // The free slot sharing the longest prefix with the prompt, if it shares at least half of it
+      // (as llama.cpp's server judges slot similarity); otherwise the least recently used one, so
+      // a short common start (BOS, a template header) does not evict a longer conversation.
+      let best = free[0]!, bestShared = -1;
+      for (const i of free) {
+        const shared = commonPrefix(this.slots[i]!.tokens, seq.req.prompt);
+        if (shared > bestShared) { best = i; bestShared = shared; }
+      }
+      if (bestShared < seq.req.prompt.length / 2) {
+        best = free.reduce((a, b) => (this.slots[b]!.lastUsed < this.slots[a]!.lastUsed ? b : a));
+        bestShared = commonPrefix(this.slots[best]!.tokens, seq.req.prompt);
+      }
+      const slot = this.slots[best]!;
+      // The prompt's last token always runs again: its logits start the generation.
+      const reused = Math.min(bestShared, seq.req.prompt.length - 1);
+      slot.busy = true;
+      slot.tokens.length = reused;
+      seq.slot = best;
+      seq.evaluated = reused;
+      seq.reused = reused;
+      seq.admitted = performance.now();
+      this.active.push(seq);
+    }
+  }
+
+  /** One batched forward over every active sequence, then a token for each that needs one. */
+  private async step(): Promise<void> {
+    const B = this.graph.limits.maxBatchTokens;
+    let n = 0, nOut = 0;
+    const outputs: Sequence[] = [];
+    /** How many tokens each sequence puts in this batch. */
+    const placed: [Sequence, number][] = [];
+    // Decoding sequences first: one token each (the last one sampled).
+    for (const s of this.active) {
+      if (s.prefilling) continue;
+      this.place(n, s.history[s.evaluated]!, s.evaluated, s.slot);
+      this.outputRows[nOut++] = n++;
+      outputs.push(s);
+      placed.push([s, 1]);
+    }
+    // Then prompt chunks, oldest request first, within what is left of the batch.
+    let budget = Math.min(B - n, n > 0 ? this.opts.prefillChunk : B);
+    for (const s of this.active) {
+      if (!s.prefilling || budget <= 0) continue;
+      const take = Math.min(s.req.prompt.length - s.evaluated, budget);
+      for (let i = 0; i < take; i++) this.place(n++, s.history[s.evaluated + i]!, s.evaluated + i, s.slot);
+      budget -= take;
+      placed.push([s, take]);
+      if (s.evaluated + take === s.req.prompt.length) {
+        this.outputRows[nOut++] = n - 1;
+        outputs.push(s);
+      }
+    }
+    const logits = await this.graph.forward(
+      this.tokens.subarray(0, n), { positions: this.positions.subarray(0, n), seqs: this.seqs.subarray(0, n) },
+      this.outputRows.subarray(0, nOut), this.cache, this.logits,
+    );
+    // The slots now hold these tokens too.
+    for (const [s, count] of placed) {
+      const slot = this.slots[s.slot]!;
+      for (let i = 0; i < count; i++) slot.tokens.push(s.history[s.evaluated + i]!);
+      s.evaluated += count;
+    }
+    const vocab = this.graph.spec.vocabSize;
+    outputs.forEach((s, i) => this.advance(s, logits.subarray(i * vocab, (i + 1) * vocab)));
+  }
+
+  private place(i: number, token: number, position: number, slot: number): void {
+    this.tokens[i] = token;
+    this.positions[i] = position;
+    this.seqs[i] = slot;
+  }
+
+  /** A sequence got logits: sample its next token and stream it, or finish. */
+  private advance(s: Sequence, logits: Float32Array): void {
+    if (s.firstToken === 0) s.firstToken = performance.now();
+    if (s.req.onLogits) {
+      s.req.onLogits(logits.slice());
+      this.finish(s, 'length');
+      return;
+    }
+    if (s.cancelled) return;
+    if (s.req.signal?.aborted) { this.finish(s, 'abort'); return; }
+    if (s.generated >= s.req.maxTokens) { this.finish(s, 'length'); return; }
+    const token = s.sampler.sample(logits, s.history);
+    s.generated++;
+    s.history.push(token);
+    if (this.eos.has(token)) { this.finish(s, 'stop'); return; }
+    const piece = s.stops.push(s.decoder.push(token));
+    if (piece.stopped) {
+      if (piece.text) s.queue.push({ text: piece.text, tokens: [token] });
+      this.finish(s, 'stop');
+      return;
+    }
+    s.queue.push({ text: piece.text, tokens: [token] });
+    if (s.generated >= s.req.maxTokens || s.history.length >= this.opts.contextLength) this.finish(s, 'length');
+  }
+
+  /** Streams the last chunk (with usage and timings) and frees the slot. */
+  private finish(s: Sequence, reason: FinishReason): void {
+    const i = this.active.indexOf(s);
+    if (i >= 0) this.active.splice(i, 1);
+    const tail = reason === 'stop' ? '' : s.stops.push(s.decoder.flush()).text + s.stops.flush();
+    const now = performance.now();
+    const admitted = s.admitted || now, first = s.firstToken || now;
+    s.queue.push({
+      text: tail, tokens: [], finishReason: reason,
+      usage: { promptTokens: s.req.prompt.length, completionTokens: s.generated },
+      timings: {
+        promptTokens: s.req.prompt.length - s.reused, promptMs: first - admitted,
+        generatedTokens: s.generated, generateMs: now - first, queueMs: admitted - s.submitted,
+      },
+    });
+    s.queue.end();
+    this.release(s);
+  }
+
+  /** Frees a sequence's slot; its tokens stay there for prefix reuse unless `forget`. */
+  private release(s: Sequence, forget = false): void {
+    if (s.slot < 0) return;
+    const slot = this.slots[s.slot]!;
+    slot.busy = false;
+    slot.lastUsed = ++this.clock;
+    if (forget) slot.tokens.length = 0;
+    s.slot = -1;
+  }
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}

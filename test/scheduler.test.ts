@@ -1,0 +1,120 @@
+// Continuous batching (src/engine/scheduler.ts) on a random-weight model and the cpu backend:
+// concurrent sequences decode together in shared forward passes and each gives exactly what it
+// gives alone; readers that leave free their slots; the wait queue is bounded; a slot's prefix
+// is reused by the next request that shares it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadModel, QueueFullError, type Model } from '../src/index.js';
+import { fixturesSkip as skip } from './helpers/fixtures.js';
+import { randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
+import { collect } from './helpers/generation.js';
+
+let dir: string;
+// Untied: with the output tied to the embedding, a random model mostly repeats its last token, blind to
+// positions and context, and could not tell a misplaced token from a right one.
+const spec = randomSpec({ arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-scheduler-'));
+  if (!skip) await writeHFModel(path.join(dir, 'm'), spec, randomWeights(spec, 4));
+});
+after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+const load = (opts: Parameters<typeof loadModel>[1] = {}) => loadModel(path.join(dir, 'm'), { contextLength: 96, threads: 2, ...opts });
+
+/** Requests of different prompt lengths and samplers: greedy, seeded, with and without stop strings. */
+const requests = [
+  { prompt: 'Once upon a time', opts: { temperature: 0, maxTokens: 20 } },
+  { prompt: 'The quick brown fox jumps over the lazy dog and keeps running far away', opts: { temperature: 0.9, seed: 7, maxTokens: 15 } },
+  { prompt: 'Hi', opts: { temperature: 0, maxTokens: 30, repeatPenalty: 1.2 } },
+  { prompt: 'A long story begins with a single word, then another, then many more words follow', opts: { temperature: 1.1, seed: 2, topK: 0, minP: 0, maxTokens: 12 } },
+  { prompt: 'x', opts: { temperature: 0, maxTokens: 8 } },
+  { prompt: 'Numbers: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13', opts: { temperature: 0.7, seed: 99, maxTokens: 25 } },
+];
+
+test('concurrent sequences batched together each equal their run alone', { skip }, async () => {
+  const alone = await load({ parallel: 1 });
+  const together = await load({ parallel: 3, prefillChunk: 5 }); // small chunks: prompts interleave with decoding
+  try {
+    const expected: Awaited<ReturnType<typeof collect>>[] = [];
+    for (const r of requests) expected.push(await collect(alone.generate(r.prompt, r.opts)));
+    // Six requests on three slots: three wait, and join as slots free up.
+    const got = await Promise.all(requests.map((r) => collect(together.generate(r.prompt, r.opts))));
+    got.forEach((g, i) => {
+      assert.deepEqual(g.tokens, expected[i]!.tokens, `request ${i}`);
+      assert.equal(g.text, expected[i]!.text);
+      assert.deepEqual(g.last.usage, expected[i]!.last.usage);
+    });
+    assert.deepEqual(together.stats(), { slots: 3, active: 0, queued: 0, kvTokens: 0 });
+  } finally {
+    alone.dispose();
+    together.dispose();
+  }
+});
+
+test('a reader that leaves, or an aborted request, frees its slot; the others finish unchanged', { skip }, async () => {
+  const m = await load({ parallel: 2 });
+  try {
+    const r = requests[0]!;
+    const expected = await collect(m.generate(r.prompt, r.opts));
+    const ctrl = new AbortController();
+    const leaving = (async () => {
+      let n = 0;
+      for await (const c of m.generate('Hello there', { temperature: 0, maxTokens: 40 })) if (c.tokens.length && ++n === 3) break;
+      return n;
+    })();
+    const aborted = collect(m.generate('Goodbye', { temperature: 0, maxTokens: 40, signal: ctrl.signal }));
+    setTimeout(() => ctrl.abort(), 5);
+    const staying = collect(m.generate(r.prompt, r.opts)); // waits for a slot, then runs beside the others
+    assert.equal(await leaving, 3);
+    assert.equal((await aborted).last.finishReason, 'abort');
+    assert.deepEqual((await staying).tokens, expected.tokens);
+    await new Promise((res) => setTimeout(res, 20));
+    assert.deepEqual(m.stats(), { slots: 2, active: 0, queued: 0, kvTokens: 0 });
+  } finally {
+    m.dispose();
+  }
+});
+
+test('beyond the slots and the queue, start() refuses at once with QueueFullError', { skip }, async () => {
+  const m = await load({ parallel: 1, maxQueue: 1 });
+  try {
+    const ids = m.tokenize('Hello');
+    const running = collect(m.start(ids, { temperature: 0, maxTokens: 10 }));
+    const queued = collect(m.start(ids, { temperature: 0, maxTokens: 10 }));
+    // The first holds the slot only once the loop admits it; until then both wait in line.
+    await new Promise((res) => setImmediate(res));
+    assert.throws(() => m.start(ids, { maxTokens: 10 }), (e: unknown) => e instanceof QueueFullError && /busy/.test(e.message));
+    const [a, b] = await Promise.all([running, queued]);
+    assert.deepEqual(a.tokens, b.tokens);
+    assert.ok(b.last.timings!.queueMs > 0, 'the second waited for the slot');
+    assert.throws(() => m.start([], {}), /the prompt is empty/);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('the next turn of a chat reuses the slot that holds its prefix', { skip }, async () => {
+  const m: Model = await load({ parallel: 2 });
+  try {
+    const first = await collect(m.generate('User: hello\nAssistant:', { temperature: 0, maxTokens: 6 }));
+    await collect(m.generate('Something else entirely', { temperature: 0, maxTokens: 6 })); // takes the other slot
+    const turn2 = m.tokenize('User: hello\nAssistant:').concat(first.tokens, m.tokenize('User: more', { addSpecial: false }));
+    const next = await collect(m.generate(turn2, { temperature: 0, maxTokens: 4 }));
+    // Only what the first turn did not evaluate is computed: the new user text and its last sampled token.
+    const fresh = next.last.timings!.promptTokens;
+    assert.ok(fresh <= m.tokenize('User: more', { addSpecial: false }).length + 1, `${fresh} prompt tokens evaluated of ${turn2.length}`);
+    // And the result is that of a fresh evaluation.
+    const cold = await load({ parallel: 1 });
+    try {
+      assert.deepEqual((await collect(cold.generate(turn2, { temperature: 0, maxTokens: 4 }))).tokens, next.tokens);
+    } finally {
+      cold.dispose();
+    }
+  } finally {
+    m.dispose();
+  }
+});
