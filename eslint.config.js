@@ -10,6 +10,16 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The web chat page runs in the browser.
+    files: ['src/ui/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly', localStorage: 'readonly', fetch: 'readonly', performance: 'readonly',
+        AbortController: 'readonly', TextDecoderStream: 'readonly', Option: 'readonly',
+      },
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],

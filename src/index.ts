@@ -3,7 +3,7 @@ import { Model, QueueFullError, type LoadModelOptions } from './engine/model.js'
 
 export { Model, QueueFullError };
 export type {
-  BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, SchedulerStats, Timings,
+  BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, SchedulerStats, Timings, TokenLogprob,
 } from './engine/model.js';
 export type { SamplingOptions } from './engine/sampler.js';
 export type { ModelSpec } from './model/spec.js';

@@ -25,3 +25,19 @@ export function floatArg(min: number, max = Infinity) {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** A size: bytes, or a number with K/M/G/T (powers of 1024; "GiB", "GB" and "G" alike). */
+export function bytesArg(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a size such as 8G, 512MiB or 1073741824, got "${value}"`);
+  const scale = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Math.floor(Number(m[1]) * scale);
+}
+
+/** A duration: seconds, or a number with ms/s/m/h; negative = forever (Infinity). Returns ms. */
+export function durationArg(value: string): number {
+  const m = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration such as 30s, 5m, 1h or -1 (forever), got "${value}"`);
+  const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return ms < 0 ? Infinity : ms;
+}

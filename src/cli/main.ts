@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · info. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · serve · info · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
 import { chatCommand } from './chat.js';
 import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
-import { collect, floatArg, intArg } from './args.js';
+import { serveCommand } from './serve.js';
+import { DEFAULTS } from '../server/server.js';
+import { bytesArg, collect, durationArg, floatArg, intArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
 import { SYNTHETIC_DTYPES, SYNTHETIC_PRESETS } from '../bench/synthetic.js';
 
@@ -51,6 +53,24 @@ withModelOptions(program.command('chat')
   .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
   .option('--system <text>', 'system message'))
   .action(chatCommand);
+
+program.command('serve')
+  .description('serve the models in the models folder: OpenAI /v1, Ollama /api, Prometheus /metrics, web chat at /')
+  .option('--host <host>', 'address to listen on', DEFAULTS.host)
+  .option('--port <n>', 'port', intArg(0, 65535), DEFAULTS.port)
+  .option('--models-dir <dir>', 'folder of .gguf files and Hugging Face folders (env MINERVA_MODELS)', DEFAULTS.modelsDir)
+  .option('--api-key <key>', 'require "Authorization: Bearer <key>" (env MINERVA_API_KEY)')
+  .option('--cors-origin <origins>', 'allow browser requests from these origins ("*" or a comma-separated list)')
+  .option('--parallel <n>', 'sequences per model that generate together', intArg(1, 256), DEFAULTS.parallel)
+  .option('--max-queue <n>', 'requests per model that may wait for a sequence slot (then 429)', intArg(0, 1 << 20), DEFAULTS.maxQueue)
+  .option('--max-memory <size>', 'bytes all loaded models may hold (e.g. 8G; default 3/4 of RAM)', bytesArg, DEFAULTS.maxMemory)
+  .option('--keep-alive <duration>', 'how long an idle model stays loaded (e.g. 5m; -1 = forever)', durationArg, DEFAULTS.keepAliveMs)
+  .option('--ctx-size <n>', 'context per sequence (default: min(model, 4096))', intArg(16, 1 << 20))
+  .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
+  .addOption(new Option('--backend <name>', 'compute backend').choices(['reference', 'cpu']).default('cpu'))
+  .option('--request-timeout <duration>', 'longest a generation may run', durationArg, DEFAULTS.requestTimeoutMs)
+  .option('--quiet', 'no request log')
+  .action(serveCommand);
 
 program.command('info')
   .description('show a model\'s architecture, size, dtypes and tokenizer (reads headers only)')

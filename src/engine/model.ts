@@ -46,9 +46,11 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecial?: boolean;
   /** Stops generation early; the last chunk then has finishReason "abort". */
   signal?: AbortSignal;
+  /** Report each generated token's log-probability and this many most likely alternatives (0–20). */
+  logprobs?: number;
 }
 
-export type { FinishReason, GenerationChunk, SchedulerStats, Timings } from './scheduler.js';
+export type { FinishReason, GenerationChunk, SchedulerStats, Timings, TokenLogprob } from './scheduler.js';
 export { QueueFullError } from './scheduler.js';
 
 export interface ModelInfo {
@@ -155,7 +157,11 @@ export class Model {
       throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
     }
     this.checkPrompt(prompt);
-    return this.scheduler.submit({ prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal });
+    const logprobs = options.logprobs;
+    if (logprobs !== undefined && !(Number.isInteger(logprobs) && logprobs >= 0 && logprobs <= 20)) {
+      throw new RangeError(`logprobs must be an integer in 0..20, got ${logprobs}`);
+    }
+    return this.scheduler.submit({ prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal, logprobs });
   }
 
   /** The prompt's token ids: text is encoded (with BOS unless addSpecial is false), ids are taken as they are. */

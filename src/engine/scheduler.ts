@@ -39,6 +39,16 @@ export interface GenerationChunk {
   finishReason?: FinishReason;
   usage?: { promptTokens: number; completionTokens: number };
   timings?: Timings;
+  /** With SequenceRequest.logprobs: per token of `tokens`, its log-probability and the most likely alternatives. */
+  logprobs?: TokenLogprob[];
+}
+
+export interface TokenLogprob {
+  token: number;
+  /** Natural log of the token's probability under the model (after repetition penalties, before temperature). */
+  logprob: number;
+  /** The `logprobs` most likely tokens at that step, best first. */
+  top: { token: number; logprob: number }[];
 }
 
 export interface SequenceRequest {
@@ -50,6 +60,8 @@ export interface SequenceRequest {
   signal?: AbortSignal;
   /** Instead of generating: receives the prompt's last logits (a copy), then the stream ends. */
   onLogits?: (logits: Float32Array) => void;
+  /** Report each token's log-probability and this many top alternatives (0–20). */
+  logprobs?: number;
 }
 
 /** Thrown by submit() when every slot is busy and the wait queue is full. */
@@ -321,12 +333,14 @@ export class Scheduler {
     s.history.push(token);
     if (this.eos.has(token)) { this.finish(s, 'stop'); return; }
     const piece = s.stops.push(s.decoder.push(token));
+    const chunk: GenerationChunk = { text: piece.text, tokens: [token] };
+    if (s.req.logprobs !== undefined) chunk.logprobs = [tokenLogprob(logits, token, s.req.logprobs)];
     if (piece.stopped) {
-      if (piece.text) s.queue.push({ text: piece.text, tokens: [token] });
+      if (piece.text) s.queue.push(chunk);
       this.finish(s, 'stop');
       return;
     }
-    s.queue.push({ text: piece.text, tokens: [token] });
+    s.queue.push(chunk);
     if (s.generated >= s.req.maxTokens || s.history.length >= this.opts.contextLength) this.finish(s, 'length');
   }
 
@@ -358,6 +372,28 @@ export class Scheduler {
     if (forget) slot.tokens.length = 0;
     s.slot = -1;
   }
+}
+
+/** log-softmax of `logits` at `token`, and the `top` most likely tokens. */
+function tokenLogprob(logits: Float32Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const logZ = max + Math.log(sum);
+  // The best `top` by insertion into a short sorted list (top is at most 20).
+  const best: { token: number; logprob: number }[] = [];
+  if (top > 0) {
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i]!;
+      if (best.length === top && v <= best[top - 1]!.logprob) continue;
+      let j = best.length < top ? best.length : top - 1;
+      if (best.length < top) best.push({ token: i, logprob: v });
+      while (j > 0 && best[j - 1]!.logprob < v) { best[j] = best[j - 1]!; j--; }
+      best[j] = { token: i, logprob: v };
+    }
+  }
+  return { token, logprob: logits[token]! - logZ, top: best.map((b) => ({ token: b.token, logprob: b.logprob - logZ })) };
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {

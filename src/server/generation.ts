@@ -1,0 +1,91 @@
+// One generation request as both APIs run it: take the model from the registry (loading it if
+// needed), build the prompt, join the model's scheduler, and stream chunks while recording
+// metrics; the model is released (its keep-alive starts) when the stream ends or is abandoned.
+import type { GenerateOptions, GenerationChunk, LoadModelOptions, Model } from '../index.js';
+import { QueueFullError } from '../engine/scheduler.js';
+import type { ServerMetrics } from './metrics.js';
+import type { LoadedModel, ModelRegistry } from './registry.js';
+import { BadRequest } from './params.js';
+
+export interface ServerContext {
+  registry: ModelRegistry;
+  metrics: ServerMetrics;
+  /** Longest a generation may run, in ms; then it ends as if aborted. */
+  requestTimeoutMs: number;
+}
+
+export interface GenerationJob {
+  loaded: LoadedModel;
+  /** Prompt token ids. */
+  prompt: number[];
+  chunks: AsyncIterable<GenerationChunk>;
+  /** Ends the generation (a client that went away); the stream then ends with finishReason "abort". */
+  abort(): void;
+  /** Frees everything without reading the stream (safe to call more than once). */
+  close(): void;
+  /** When the model was taken from the registry, and how long loading it took (ms). */
+  started: number;
+  loadMs: number;
+}
+
+export interface GenerationRequest {
+  model: string;
+  /** The prompt's ids, from the loaded model (its tokenizer, its chat template). */
+  prompt: (m: Model) => number[];
+  options: GenerateOptions;
+  keepAliveMs?: number;
+  load?: LoadModelOptions;
+}
+
+/**
+ * Starts a generation, or throws before anything is streamed: UnknownModelError,
+ * InsufficientMemoryError, QueueFullError, BadRequest (bad prompt, no chat template, bad options).
+ */
+export async function startGeneration(ctx: ServerContext, req: GenerationRequest): Promise<GenerationJob> {
+  const started = performance.now();
+  const { loaded, release } = await ctx.registry.acquire(req.model, req.keepAliveMs, req.load);
+  const loadMs = performance.now() - started;
+  const controller = new AbortController();
+  const timeout = setTimeout(() => controller.abort(), ctx.requestTimeoutMs);
+  timeout.unref();
+  let finished = false;
+  const done = () => { if (finished) return; finished = true; clearTimeout(timeout); release(); };
+  let prompt: number[], stream: AsyncIterableIterator<GenerationChunk>;
+  try {
+    try {
+      prompt = req.prompt(loaded.model);
+    } catch (e) {
+      throw new BadRequest((e as Error).message);
+    }
+    stream = loaded.model.start(prompt, { ...req.options, signal: controller.signal });
+  } catch (e) {
+    done();
+    if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ model: loaded.entry.name });
+    if (e instanceof RangeError) throw new BadRequest(e.message);
+    throw e;
+  }
+  const name = loaded.entry.name;
+  ctx.metrics.promptTokens.inc({ model: name }, prompt.length);
+  async function* measured(): AsyncGenerator<GenerationChunk> {
+    let last = 0;
+    try {
+      for await (const chunk of stream) {
+        if (chunk.tokens.length > 0) {
+          const now = performance.now();
+          if (last === 0) ctx.metrics.timeToFirstToken.observe({ model: name }, (now - started) / 1000);
+          else ctx.metrics.timePerToken.observe({ model: name }, (now - last) / 1000);
+          last = now;
+          ctx.metrics.generatedTokens.inc({ model: name }, chunk.tokens.length);
+        }
+        yield chunk;
+      }
+    } finally {
+      await stream.return?.();
+      done();
+    }
+  }
+  return {
+    loaded, prompt, chunks: measured(), abort: () => controller.abort(), started, loadMs,
+    close: () => { void stream.return?.(); done(); },
+  };
+}

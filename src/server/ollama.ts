@@ -1,0 +1,207 @@
+// Ollama's API (/api): tags, show, ps, version, generate and chat, streamed as NDJSON (one JSON
+// object per line) or answered whole, with Ollama's options (temperature, top_k, top_p, min_p,
+// num_predict, num_ctx, seed, stop, penalties) and keep_alive. Errors: {"error": "message"}.
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { GenerateOptions, GenerationChunk } from '../index.js';
+import { startGeneration, type GenerationJob, type ServerContext } from './generation.js';
+import type { ModelEntry } from './registry.js';
+import { BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, optString, requireString } from './params.js';
+import { openStream } from './streaming.js';
+import { VERSION } from './version.js';
+
+export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/api/version', async () => ({ version: VERSION }));
+
+  app.get('/api/tags', async () => ({ models: (await ctx.registry.list()).map((e) => ({ ...tagFields(e), modified_at: e.modified.toISOString() })) }));
+
+  app.get('/api/ps', async () => ({
+    models: ctx.registry.running().map((l) => ({
+      ...tagFields(l.entry), size: l.bytes, size_vram: 0,
+      expires_at: new Date(Number.isFinite(l.expiresAt) ? l.expiresAt : Date.UTC(9999, 0)).toISOString(),
+    })),
+  }));
+
+  app.post('/api/show', async (req) => {
+    const body = objectBody(req.body);
+    const name = optString(body, 'model') ?? requireString(body, 'name');
+    const e = await ctx.registry.find(name);
+    const loaded = ctx.registry.running().find((l) => l.entry.path === e.path);
+    return {
+      modelfile: '', parameters: '', template: loaded?.model.tokenizer.chatTemplate ?? '',
+      details: details(e),
+      model_info: {
+        'general.architecture': e.architecture, 'general.parameter_count': e.parameters,
+        [`${e.architecture}.context_length`]: e.contextLength,
+      },
+      capabilities: ['completion'],
+      modified_at: e.modified.toISOString(),
+    };
+  });
+
+  app.post('/api/generate', async (req, reply) => {
+    const body = objectBody(req.body);
+    const model = requireString(body, 'model');
+    const prompt = optString(body, 'prompt') ?? '';
+    const system = optString(body, 'system');
+    const raw = optBool(body, 'raw') ?? false;
+    if (optString(body, 'template') !== undefined) throw new BadRequest('template is not supported (the model\'s own chat template is used)', 'template');
+    const context = tokenArray(body, 'context');
+    const common = commonOptions(body);
+    if (prompt === '' && !context) return preload(ctx, model, common.keepAliveMs, common.load, '/api/generate');
+    const job = await startGeneration(ctx, {
+      model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
+      prompt: (m) => {
+        const previous = context ?? [];
+        // Like Ollama: the model's chat template around the prompt, unless raw (or no template).
+        if (!raw && m.tokenizer.chatTemplate !== undefined && previous.length === 0) {
+          return m.chatPromptTokens([...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: prompt }]);
+        }
+        return [...previous, ...m.promptTokens(prompt, { addSpecial: previous.length === 0 })];
+      },
+    });
+    const line = (text: string, extra: object = {}) => ({ model: job.loaded.entry.name, created_at: new Date().toISOString(), response: text, done: false, ...extra });
+    return respond(job, req, reply, common.stream, line, (final, all) => ({ context: [...job.prompt, ...all.tokens], ...final }));
+  });
+
+  app.post('/api/chat', async (req, reply) => {
+    const body = objectBody(req.body);
+    const model = requireString(body, 'model');
+    const common = commonOptions(body);
+    if (body.messages === undefined || (Array.isArray(body.messages) && body.messages.length === 0)) {
+      return preload(ctx, model, common.keepAliveMs, common.load, '/api/chat');
+    }
+    if (body.tools !== undefined && body.tools !== null) throw new BadRequest('tools are not supported', 'tools');
+    const messages = chatMessages(body);
+    const job = await startGeneration(ctx, {
+      model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load, prompt: (m) => m.chatPromptTokens(messages),
+    });
+    const line = (text: string, extra: object = {}) => ({
+      model: job.loaded.entry.name, created_at: new Date().toISOString(), message: { role: 'assistant', content: text }, done: false, ...extra,
+    });
+    return respond(job, req, reply, common.stream, line, (final) => final);
+  });
+}
+
+type Line = (text: string, extra?: object) => object;
+
+/** Streams NDJSON lines, or gathers the whole text into one answer; the last line carries the stats. */
+async function respond(
+  job: GenerationJob, req: Parameters<typeof openStream>[0], reply: Parameters<typeof openStream>[1], stream: boolean,
+  line: Line, finalExtra: (final: object, all: { tokens: number[] }) => object,
+): Promise<unknown> {
+  const tokens: number[] = [];
+  let text = '';
+  const out = stream ? openStream(req, reply, 'application/x-ndjson', () => job.abort()) : undefined;
+  const onClose = () => { if (!reply.raw.writableEnded) job.abort(); };
+  if (!out) reply.raw.on('close', onClose);
+  let last: GenerationChunk | undefined;
+  try {
+    for await (const c of job.chunks) {
+      tokens.push(...c.tokens);
+      last = c;
+      if (out) {
+        if (out.closed) { job.abort(); continue; }
+        if (c.text) out.write(JSON.stringify(line(c.text)) + '\n');
+      } else {
+        text += c.text;
+      }
+    }
+  } finally {
+    reply.raw.off('close', onClose);
+    job.close();
+  }
+  const t = last!.timings!, ns = (ms: number) => Math.round(ms * 1e6);
+  const final = finalExtra({
+    done: true, done_reason: last!.finishReason === 'stop' ? 'stop' : 'length',
+    total_duration: ns(performance.now() - job.started), load_duration: ns(job.loadMs),
+    prompt_eval_count: last!.usage!.promptTokens, prompt_eval_duration: ns(t.promptMs),
+    eval_count: last!.usage!.completionTokens, eval_duration: ns(t.generateMs),
+  }, { tokens });
+  if (out) {
+    out.end(JSON.stringify(line('', final)) + '\n');
+    return reply;
+  }
+  return line(text, final);
+}
+
+/** An empty prompt (or no messages) loads the model and answers at once; keep_alive 0 unloads it. */
+async function preload(ctx: ServerContext, model: string, keepAliveMs: number | undefined, load: GenerateLoad, route: string): Promise<object> {
+  const { loaded, release } = await ctx.registry.acquire(model, keepAliveMs, load);
+  release();
+  const base = { model: loaded.entry.name, created_at: new Date().toISOString(), done: true, done_reason: keepAliveMs === 0 ? 'unload' : 'load' };
+  return route === '/api/chat' ? { ...base, message: { role: 'assistant', content: '' } } : { ...base, response: '' };
+}
+
+type GenerateLoad = { contextLength?: number };
+
+function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; keepAliveMs: number | undefined; load: GenerateLoad } {
+  const format = body.format;
+  if (format !== undefined && format !== null && format !== '') throw new BadRequest('format (structured output) is not supported yet', 'format');
+  const o = optObject(body, 'options') ?? {};
+  const numPredict = optInt(o, 'num_predict', -2, 1 << 20, 'options.num_predict');
+  const numCtx = optInt(o, 'num_ctx', 16, 1 << 20, 'options.num_ctx');
+  const seed = optInt(o, 'seed', -1, 2 ** 32 - 1, 'options.seed'); // -1: random, as in Ollama
+  return {
+    stream: optBool(body, 'stream') ?? true,
+    keepAliveMs: keepAlive(body.keep_alive),
+    load: numCtx === undefined ? {} : { contextLength: numCtx },
+    options: {
+      maxTokens: numPredict === undefined || numPredict < 0 ? undefined : numPredict, // -1: no limit, -2: fill the context
+      temperature: optNumber(o, 'temperature', 0, 100, 'options.temperature'),
+      topK: optInt(o, 'top_k', 0, 1 << 20, 'options.top_k'),
+      topP: optNumber(o, 'top_p', Number.MIN_VALUE, 1, 'options.top_p'),
+      minP: optNumber(o, 'min_p', 0, 1, 'options.min_p'),
+      seed: seed === -1 ? undefined : seed,
+      stop: optStops(o, 'stop', 'options.stop'),
+      repeatPenalty: optNumber(o, 'repeat_penalty', Number.MIN_VALUE, 100, 'options.repeat_penalty'),
+      repeatLastN: optInt(o, 'repeat_last_n', -1, 1 << 20, 'options.repeat_last_n'),
+      presencePenalty: optNumber(o, 'presence_penalty', -100, 100, 'options.presence_penalty'),
+      frequencyPenalty: optNumber(o, 'frequency_penalty', -100, 100, 'options.frequency_penalty'),
+    },
+  };
+}
+
+/** keep_alive: seconds as a number, or a Go-style duration ("5m", "30s", "1h", "-1"); negative = forever. */
+export function keepAlive(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  let ms: number;
+  if (typeof v === 'number' && Number.isFinite(v)) ms = v * 1000;
+  else if (typeof v === 'string') {
+    const m = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+    if (!m) throw new BadRequest(`keep_alive must be a number of seconds or a duration like "5m", got ${JSON.stringify(v)}`, 'keep_alive');
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+    ms = Number(m[1]) * unit;
+  } else throw new BadRequest('keep_alive must be a number of seconds or a duration string', 'keep_alive');
+  return ms < 0 ? Infinity : ms;
+}
+
+function tokenArray(body: Record<string, unknown>, key: string): number[] | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((t) => Number.isInteger(t) && t >= 0) || v.length > 1 << 20) {
+    throw new BadRequest(`${key} must be an array of token ids`, key);
+  }
+  return v.length === 0 ? undefined : v as number[];
+}
+
+function details(e: ModelEntry) {
+  return {
+    parent_model: '', format: e.format, family: e.architecture, families: [e.architecture],
+    parameter_size: parameterSize(e.parameters), quantization_level: e.quantization,
+  };
+}
+
+function tagFields(e: ModelEntry) {
+  return { name: `${e.name}:latest`, model: `${e.name}:latest`, size: e.size, digest: digest(e), details: details(e) };
+}
+
+/** "1.1B", "494.0M", as Ollama shows parameter counts. */
+function parameterSize(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : `${(n / 1e6).toFixed(1)}M`;
+}
+
+/** A stable stand-in for Ollama's content digest: sha256 of path, size and mtime (hashing the content would read every byte). */
+function digest(e: ModelEntry): string {
+  return createHash('sha256').update(`${e.path}\0${e.size}\0${e.modified.getTime()}`).digest('hex');
+}

@@ -1,0 +1,256 @@
+// The models a server offers: GGUF files and Hugging Face folders found in the models folder,
+// described from their headers, loaded on first use, kept loaded within a memory budget (least
+// recently used unloaded first) and unloaded when their keep-alive runs out.
+//
+// A model is named by what the folder listing shows (a GGUF file's name without ".gguf", a
+// folder's name), and a request's name is only ever looked up among those entries, never joined
+// onto a path: a name like "../../etc/passwd" matches nothing.
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { loadModel, type LoadModelOptions, type Model } from '../index.js';
+import { openModelFiles } from '../model/load.js';
+import { parameterCount, type ModelSpec } from '../model/spec.js';
+
+export interface ModelEntry {
+  /** The name requests use ("tinyllama"; "tinyllama:latest" is accepted too). */
+  name: string;
+  path: string;
+  format: 'gguf' | 'safetensors';
+  /** Bytes of weights on disk. */
+  size: number;
+  modified: Date;
+  architecture: string;
+  parameters: number;
+  /** The most common weight type of its matrices ("Q4_0", "F16", …). */
+  quantization: string;
+  contextLength: number;
+}
+
+export interface LoadedModel {
+  entry: ModelEntry;
+  model: Model;
+  /** Bytes it holds: weights plus KV cache. */
+  bytes: number;
+  /** When it unloads if unused (Infinity: never). */
+  expiresAt: number;
+  lastUsed: number;
+  /** Requests using it now; a model in use is never unloaded. */
+  users: number;
+}
+
+export class UnknownModelError extends Error {
+  constructor(readonly model: string) {
+    super(`model "${model}" not found; GET /v1/models or /api/tags lists the models in the models folder`);
+    this.name = 'UnknownModelError';
+  }
+}
+
+export class InsufficientMemoryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InsufficientMemoryError';
+  }
+}
+
+export interface RegistryOptions {
+  /** The models folder. */
+  dir: string;
+  /** Most bytes (weights + KV caches) of all loaded models together. */
+  maxMemory: number;
+  /** How long a model stays loaded after its last use, in ms (Infinity: forever). */
+  keepAliveMs: number;
+  /** How models load: backend, threads, parallel sequences, context length, queue. */
+  load: LoadModelOptions;
+}
+
+/** Ollama's "name:latest" names the same model as "name". */
+export function baseName(name: string): string {
+  return name.endsWith(':latest') ? name.slice(0, -':latest'.length) : name;
+}
+
+export class ModelRegistry {
+  /** Described entries by path, kept while the file's size and mtime stay the same. */
+  private readonly described = new Map<string, { key: string; entry: ModelEntry }>();
+  private readonly loaded = new Map<string, LoadedModel>();
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private timer: NodeJS.Timeout | undefined;
+  private clock = 0;
+
+  constructor(readonly options: RegistryOptions) {}
+
+  /** The models in the folder, from their headers (each described once until it changes). */
+  async list(): Promise<ModelEntry[]> {
+    let dirents;
+    try {
+      dirents = await readdir(this.options.dir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const entries: ModelEntry[] = [];
+    for (const d of dirents.sort((a, b) => a.name.localeCompare(b.name))) {
+      if (d.name.startsWith('.')) continue;
+      const full = path.join(this.options.dir, d.name);
+      const st = await stat(full).catch(() => undefined);
+      if (!st) continue;
+      let name: string;
+      if (st.isFile() && d.name.endsWith('.gguf')) name = d.name.slice(0, -'.gguf'.length);
+      else if (st.isDirectory() && (await stat(path.join(full, 'config.json')).catch(() => undefined))?.isFile()) name = d.name;
+      else continue;
+      const entry = await this.describe(name, full, st.mtime, st.isDirectory() ? undefined : st.size).catch(() => undefined);
+      if (entry) entries.push(entry); // unreadable files are left out of the list (loading one names the problem)
+    }
+    return entries;
+  }
+
+  /** The entry a request's model name refers to. */
+  async find(name: string): Promise<ModelEntry> {
+    const wanted = baseName(name);
+    const entry = (await this.list()).find((e) => e.name === wanted);
+    if (!entry) throw new UnknownModelError(name);
+    return entry;
+  }
+
+  /**
+   * The model loaded and counted as in use until `release` is called; loads it first if needed
+   * (concurrent requests for a model that is loading wait for the one load). `keepAliveMs`
+   * overrides the default for this use (Ollama's keep_alive; 0 = unload when released).
+   */
+  async acquire(name: string, keepAliveMs = this.options.keepAliveMs, load: LoadModelOptions = {}): Promise<{ loaded: LoadedModel; release: () => void }> {
+    const entry = await this.find(name);
+    let loaded = this.loaded.get(entry.path);
+    if (loaded && load.contextLength !== undefined && load.contextLength !== loaded.model.contextLength && loaded.users === 0) {
+      this.unload(loaded); // another context length was asked for: reload (as Ollama does for num_ctx)
+      loaded = undefined;
+    }
+    if (!loaded) {
+      let pending = this.loading.get(entry.path);
+      if (!pending) {
+        pending = this.load(entry, load).finally(() => this.loading.delete(entry.path));
+        this.loading.set(entry.path, pending);
+      }
+      loaded = await pending;
+    }
+    const l = loaded;
+    l.users++;
+    l.lastUsed = ++this.clock;
+    l.expiresAt = Infinity;
+    let released = false;
+    return {
+      loaded: l,
+      release: () => {
+        if (released) return;
+        released = true;
+        l.users--;
+        if (l.users === 0) {
+          l.expiresAt = keepAliveMs === Infinity ? Infinity : Date.now() + keepAliveMs;
+          if (keepAliveMs <= 0) this.unload(l);
+          else this.schedule();
+        }
+      },
+    };
+  }
+
+  /** Loaded models, most recently used first. */
+  running(): LoadedModel[] {
+    return [...this.loaded.values()].sort((a, b) => b.lastUsed - a.lastUsed);
+  }
+
+  /** Bytes held by loaded models. */
+  memoryInUse(): number {
+    let n = 0;
+    for (const l of this.loaded.values()) n += l.bytes;
+    return n;
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    for (const l of [...this.loaded.values()]) this.unload(l);
+  }
+
+  private async load(entry: ModelEntry, overrides: LoadModelOptions): Promise<LoadedModel> {
+    const opts = { ...this.options.load, ...overrides };
+    const need = await this.estimateBytes(entry, opts);
+    if (need > this.options.maxMemory) {
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} (weights and KV cache) and the memory limit is ${gib(this.options.maxMemory)} (--max-memory)`);
+    }
+    // Unload idle models, least recently used first, until this one fits.
+    for (const l of [...this.loaded.values()].sort((a, b) => a.lastUsed - b.lastUsed)) {
+      if (this.memoryInUse() + need <= this.options.maxMemory) break;
+      if (l.users === 0) this.unload(l);
+    }
+    if (this.memoryInUse() + need > this.options.maxMemory) {
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use hold ${gib(this.memoryInUse())} of the ${gib(this.options.maxMemory)} limit; try again when they are idle`);
+    }
+    const model = await loadModel(entry.path, opts);
+    const loaded: LoadedModel = { entry, model, bytes: need, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
+    this.loaded.set(entry.path, loaded);
+    return loaded;
+  }
+
+  private unload(l: LoadedModel): void {
+    if (this.loaded.get(l.entry.path) !== l) return;
+    this.loaded.delete(l.entry.path);
+    l.model.dispose();
+  }
+
+  /** Wakes at the next expiry and unloads what has expired. */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    const next = Math.min(...[...this.loaded.values()].filter((l) => l.users === 0).map((l) => l.expiresAt));
+    if (!Number.isFinite(next)) return;
+    this.timer = setTimeout(() => {
+      const now = Date.now();
+      for (const l of [...this.loaded.values()]) if (l.users === 0 && l.expiresAt <= now) this.unload(l);
+      this.schedule();
+    }, Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  /** Weights (after any load-time quantization, approximated by the stored size) plus the KV caches. */
+  private async estimateBytes(entry: ModelEntry, opts: LoadModelOptions): Promise<number> {
+    const files = await openModelFiles(entry.path);
+    try {
+      const s = files.spec;
+      const ctx = opts.contextLength ?? Math.min(s.contextLength, 4096);
+      return entry.size + kvBytes(s, ctx, opts.parallel ?? 1);
+    } finally {
+      await files.close();
+    }
+  }
+
+  private async describe(name: string, full: string, mtime: Date, fileSize: number | undefined): Promise<ModelEntry> {
+    const key = `${mtime.getTime()}:${fileSize ?? 'dir'}`;
+    const cached = this.described.get(full);
+    if (cached && cached.key === key) return cached.entry;
+    const files = await openModelFiles(full);
+    try {
+      const counts = new Map<string, number>();
+      let bytes = 0;
+      for (const t of files.tensors.values()) {
+        bytes += t.byteLength;
+        if (t.shape.length > 1) counts.set(t.dtype, (counts.get(t.dtype) ?? 0) + t.byteLength);
+      }
+      const quantization = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F32';
+      // (The tokenizer is not read: a tokenizer.json alone can take longer to parse than every header.)
+      const entry: ModelEntry = {
+        name, path: full, format: files.format === 'gguf' ? 'gguf' : 'safetensors', size: fileSize ?? bytes, modified: mtime,
+        architecture: files.spec.modelType, parameters: parameterCount(files.spec), quantization,
+        contextLength: files.spec.contextLength,
+      };
+      this.described.set(full, { key, entry });
+      return entry;
+    } finally {
+      await files.close();
+    }
+  }
+}
+
+/** Keys and values, f32, for `slots` sequences of `ctx` positions. */
+export function kvBytes(s: ModelSpec, ctx: number, slots: number): number {
+  return 2 * s.nLayers * slots * ctx * s.nKVHeads * s.headDim * 4;
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}

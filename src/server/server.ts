@@ -1,0 +1,176 @@
+// `minerva serve`: a Fastify server with OpenAI's /v1 and Ollama's /api over the models in the
+// models folder, /health, /ready, Prometheus /metrics, and the web chat at /.
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import cors from '@fastify/cors';
+import type { BackendName } from '../index.js';
+import { QueueFullError } from '../engine/scheduler.js';
+import { compileKernels } from '../backends/cpu/kernel-module.js';
+import { ServerMetrics } from './metrics.js';
+import { InsufficientMemoryError, ModelRegistry, UnknownModelError } from './registry.js';
+import { registerOpenAI } from './openai.js';
+import { registerOllama } from './ollama.js';
+import { BadRequest } from './params.js';
+import type { ServerContext } from './generation.js';
+import { VERSION } from './version.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  modelsDir: string;
+  /** Requests to /v1, /api and /metrics must carry "Authorization: Bearer <apiKey>". */
+  apiKey?: string;
+  /** Access-Control-Allow-Origin: "*" or a comma-separated list of origins. */
+  corsOrigin?: string;
+  /** Sequences per model that generate together. */
+  parallel: number;
+  /** Requests per model that may wait for a slot before 429. */
+  maxQueue: number;
+  /** Bytes all loaded models may hold together. */
+  maxMemory: number;
+  /** How long an idle model stays loaded, ms (Infinity: forever). */
+  keepAliveMs: number;
+  /** Context per sequence (default: min(model's, 4096)). */
+  contextLength?: number;
+  threads?: number;
+  backend?: BackendName;
+  /** Longest a generation may run, ms. */
+  requestTimeoutMs: number;
+  /** Largest request body, bytes. */
+  bodyLimit: number;
+  /** Fastify's logger (pino): true, false, or its options. */
+  logger: boolean | object;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 11434,
+  modelsDir: process.env.MINERVA_MODELS ?? path.join(os.homedir(), '.minerva', 'models'),
+  parallel: 4,
+  maxQueue: 32,
+  maxMemory: Math.floor(os.totalmem() * 0.75),
+  keepAliveMs: 5 * 60_000,
+  requestTimeoutMs: 10 * 60_000,
+  bodyLimit: 4 << 20,
+} as const;
+
+export interface MinervaServer {
+  app: FastifyInstance;
+  registry: ModelRegistry;
+  metrics: ServerMetrics;
+  /** Starts listening; resolves to the address. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const UI_DIR = new URL('../../../src/ui/', import.meta.url);
+
+export async function createServer(o: ServeOptions): Promise<MinervaServer> {
+  const registry = new ModelRegistry({
+    dir: o.modelsDir, maxMemory: o.maxMemory, keepAliveMs: o.keepAliveMs,
+    load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
+  });
+  const metrics = new ServerMetrics(registry);
+  const ctx: ServerContext = { registry, metrics, requestTimeoutMs: o.requestTimeoutMs };
+  const app = Fastify({ logger: o.logger, bodyLimit: o.bodyLimit });
+  let ready = false;
+  // Bodies are JSON whatever the Content-Type says: Ollama's documented `curl -d '{…}'` sends
+  // application/x-www-form-urlencoded.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, body === '' ? undefined : JSON.parse(body as string));
+    } catch (e) {
+      done(Object.assign(new Error(`the request body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
+
+  if (o.corsOrigin) {
+    await app.register(cors, { origin: o.corsOrigin === '*' ? true : o.corsOrigin.split(',').map((s) => s.trim()) });
+  }
+
+  app.addHook('onRequest', async (req, reply) => {
+    // Counted when the response ends, streamed or not.
+    reply.raw.once('finish', () => metrics.requests.inc({
+      route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.raw.statusCode),
+    }));
+    if (o.apiKey && needsKey(req.url) && !keyMatches(req.headers.authorization, o.apiKey)) {
+      return sendError(req, reply, 401, 'invalid or missing API key (send "Authorization: Bearer <key>")', 'authentication_error', 'invalid_api_key');
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    if (err instanceof BadRequest) return sendError(req, reply, 400, err.message, 'invalid_request_error', null, err.param);
+    if (err instanceof UnknownModelError) return sendError(req, reply, 404, err.message, 'invalid_request_error', 'model_not_found', 'model');
+    if (err instanceof QueueFullError) {
+      reply.header('retry-after', '1');
+      return sendError(req, reply, 429, `${err.message}; retry shortly`, 'server_busy', 'rate_limit_exceeded');
+    }
+    if (err instanceof InsufficientMemoryError) return sendError(req, reply, 503, err.message, 'server_error', 'insufficient_memory');
+    if ('statusCode' in err && err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      const message = err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
+        ? `the request body is not valid JSON: ${err.message}` : err.message;
+      return sendError(req, reply, err.statusCode, message, 'invalid_request_error', err.code ?? null);
+    }
+    req.log.error(err);
+    return sendError(req, reply, 500, err.message || 'internal error', 'server_error', null);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`, 'invalid_request_error', 'not_found'));
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => (ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' })));
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  const ui = (file: string, type: string) => {
+    const body = readFileSync(new URL(file, UI_DIR));
+    return async (_req: FastifyRequest, reply: FastifyReply) => reply.type(type).header('cache-control', 'no-cache').send(body);
+  };
+  app.get('/', ui('index.html', 'text/html; charset=utf-8'));
+  app.get('/ui/app.js', ui('app.js', 'text/javascript; charset=utf-8'));
+  app.get('/ui/style.css', ui('style.css', 'text/css; charset=utf-8'));
+  app.get('/ui/config.json', async () => ({ modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey) }));
+
+  registerOpenAI(app, ctx);
+  registerOllama(app, ctx);
+
+  return {
+    app, registry, metrics,
+    async listen() {
+      const address = await app.listen({ host: o.host, port: o.port });
+      // Ready once the kernels compile and the models folder can be read.
+      if ((o.backend ?? 'cpu') === 'cpu') await compileKernels();
+      await registry.list();
+      ready = true;
+      return address;
+    },
+    async close() {
+      registry.dispose();
+      await app.close();
+    },
+  };
+}
+
+function needsKey(url: string): boolean {
+  return url.startsWith('/v1/') || url.startsWith('/api/') || url.startsWith('/metrics');
+}
+
+function keyMatches(header: string | undefined, key: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(key);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/** An error in the shape of the API the request was for: OpenAI's under /v1, Ollama's elsewhere. */
+function sendError(
+  req: FastifyRequest, reply: FastifyReply, status: number, message: string, type: string, code: string | null, param?: string,
+): FastifyReply {
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.end();
+    return reply;
+  }
+  reply.code(status);
+  if (req.url.startsWith('/v1/')) return reply.send({ error: { message, type, param: param ?? null, code } });
+  return reply.send({ error: message });
+}

@@ -1,0 +1,4 @@
+// Minerva's version, from package.json (reported by /api/version and the UI).
+import { readFileSync } from 'node:fs';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
