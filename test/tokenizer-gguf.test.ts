@@ -1,11 +1,10 @@
 // Tokenizers from GGUF vocabulary metadata: SentencePiece ("llama") and byte-level BPE ("gpt2").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormatError } from '../src/formats/tensor.js';
-import { TokenType, deriveSpmMerges, tokenizerFromGGUF } from '../src/tokenizer/index.js';
-import { FIXTURES, fixturesSkip as skip, readLlama2Encodings, readVocabTests, readGGUFMetadata } from './helpers/fixtures.js';
+import { deriveSpmMerges, tokenizerFromGGUF } from '../src/tokenizer/index.js';
+import { FIXTURES, fixturesSkip as skip, llama3VocabMetadata, readLlama2Encodings, readVocabTests, readGGUFMetadata } from './helpers/fixtures.js';
 import { assertVocabTests } from './helpers/vocab-tests.js';
 
 const spmGGUF = path.join(FIXTURES, 'llama.cpp-vocab-tests/ggml-vocab-llama-spm.gguf');
@@ -39,34 +38,8 @@ test('GGUF llama-spm vocab reproduces llama2.c test.c encodings (with BOS)', { s
   for (const c of await readLlama2Encodings()) assert.deepEqual(tok.encode(c.text), c.expected_ids, JSON.stringify(c.text));
 });
 
-/** Llama-3's 256 control tokens after its 128000 regular ones. */
-function llama3Specials(): string[] {
-  const named = ['<|begin_of_text|>', '<|end_of_text|>', '<|reserved_special_token_0|>', '<|reserved_special_token_1|>',
-    '<|finetune_right_pad_id|>', '<|reserved_special_token_2|>', '<|start_header_id|>', '<|end_header_id|>',
-    '<|eom_id|>', '<|eot_id|>', '<|python_tag|>'];
-  return Array.from({ length: 256 }, (_, i) => named[i] ?? `<|reserved_special_token_${i - 8}|>`);
-}
-
 test('a gpt2-style vocab built from Llama-3.2 encoder.json + vocab.bpe reproduces every llama-bpe vocab test', { skip }, async () => {
-  const dir = path.join(FIXTURES, 'bpe/llama3.2');
-  const encoder = JSON.parse(await readFile(path.join(dir, 'encoder.json'), 'utf8')) as Record<string, number>;
-  const tokens: string[] = [];
-  for (const [text, id] of Object.entries(encoder)) tokens[id] = text;
-  assert.equal(tokens.length, 128000);
-  const types: number[] = tokens.map(() => TokenType.normal);
-  for (const s of llama3Specials()) { tokens.push(s); types.push(TokenType.control); }
-  const merges = (await readFile(path.join(dir, 'vocab.bpe'), 'utf8')).split('\n').filter((line) => line.length > 0);
-  const meta = new Map<string, unknown>([
-    ['tokenizer.ggml.model', 'gpt2'],
-    ['tokenizer.ggml.pre', 'llama-bpe'],
-    ['tokenizer.ggml.tokens', tokens],
-    ['tokenizer.ggml.token_type', Int32Array.from(types)],
-    ['tokenizer.ggml.merges', merges],
-    ['tokenizer.ggml.bos_token_id', 128000],
-    ['tokenizer.ggml.eos_token_id', 128009n],
-    ['tokenizer.ggml.eom_token_id', 128008],
-    ['tokenizer.chat_template', '{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{% endfor %}'],
-  ]);
+  const meta = await llama3VocabMetadata();
   const tok = tokenizerFromGGUF(meta, 'llama3.gguf');
   assert.equal(tok.vocabSize, 128256);
   assert.equal(tok.bosId, 128000);

@@ -9,6 +9,7 @@ import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenM
 import { parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import { resolveSampling, type SamplingOptions } from './sampler.js';
+import type { Grammar } from './grammar.js';
 import { Scheduler, type GenerationChunk, type SchedulerStats } from './scheduler.js';
 import { LOAD_QUANT_TYPES, isLoadQuant, type LoadQuant } from '../quant/quantize-on-load.js';
 
@@ -48,6 +49,11 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Report each generated token's log-probability and this many most likely alternatives (0–20). */
   logprobs?: number;
+  /**
+   * Only generate text this grammar admits (structured output: see json-schema-grammar.ts); the
+   * generation ends when the grammar is complete.
+   */
+  grammar?: Grammar;
 }
 
 export type { FinishReason, GenerationChunk, SchedulerStats, Timings, TokenLogprob } from './scheduler.js';
@@ -161,7 +167,9 @@ export class Model {
     if (logprobs !== undefined && !(Number.isInteger(logprobs) && logprobs >= 0 && logprobs <= 20)) {
       throw new RangeError(`logprobs must be an integer in 0..20, got ${logprobs}`);
     }
-    return this.scheduler.submit({ prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal, logprobs });
+    return this.scheduler.submit({
+      prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal, logprobs, grammar: options.grammar,
+    });
   }
 
   /** The prompt's token ids: text is encoded (with BOS unless addSpecial is false), ids are taken as they are. */

@@ -90,6 +90,8 @@ export class Sampler {
     // Candidates sorted by logit, best first (only the top k when top-k is on).
     let count = this.sortedCandidates(logits, o.topK > 0 ? Math.min(o.topK, n) : n);
     const ids = this.ids, vals = this.vals;
+    // Tokens masked out (constrained decoding) are never candidates, even through rounding below.
+    while (count > 1 && vals[count - 1] === -Infinity) count--;
 
     // Softmax (at temperature 1) for top-p and min-p, as llama.cpp does.
     const max = vals[0]!;

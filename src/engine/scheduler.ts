@@ -17,6 +17,8 @@ import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { AsyncQueue } from './async-queue.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop-strings.js';
+import type { Grammar } from './grammar.js';
+import { GrammarConstraint } from './token-constraint.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -62,6 +64,8 @@ export interface SequenceRequest {
   onLogits?: (logits: Float32Array) => void;
   /** Report each token's log-probability and this many top alternatives (0–20). */
   logprobs?: number;
+  /** Only generate text this grammar admits; the sequence stops when the grammar is complete. */
+  grammar?: Grammar;
 }
 
 /** Thrown by submit() when every slot is busy and the wait queue is full. */
@@ -114,6 +118,9 @@ class Sequence {
   readonly decoder: IncrementalDecoder;
   readonly stops: StopMatcher;
   readonly queue: AsyncQueue<GenerationChunk>;
+  /** With a grammar: what may come next, and [vocab] scratch logits to sample from. */
+  readonly constraint: GrammarConstraint | undefined;
+  readonly work: Float32Array | undefined;
   cancelled = false;
   slot = -1;
   reused = 0;
@@ -126,6 +133,10 @@ class Sequence {
     this.sampler = new Sampler(req.sampling, vocabSize);
     this.decoder = new IncrementalDecoder(tokenizer, { context: req.prompt });
     this.stops = new StopMatcher(req.stop);
+    if (req.grammar) {
+      this.constraint = new GrammarConstraint(req.grammar, tokenizer, tokenizer.eosIds);
+      this.work = new Float32Array(vocabSize);
+    }
     this.queue = new AsyncQueue(() => { this.cancelled = true; });
   }
 
@@ -328,10 +339,32 @@ export class Scheduler {
     if (s.cancelled) return;
     if (s.req.signal?.aborted) { this.finish(s, 'abort'); return; }
     if (s.generated >= s.req.maxTokens) { this.finish(s, 'length'); return; }
-    const token = s.sampler.sample(logits, s.history);
+    let token: number;
+    if (s.constraint) {
+      const c = s.constraint, work = s.work!;
+      // Sample freely first; only a refused token pays for masking the whole vocabulary.
+      work.set(logits);
+      token = s.sampler.sample(work, s.history);
+      if (!c.allows(token)) {
+        work.set(logits);
+        if (c.mask(work) === 0) {
+          s.queue.fail(new Error('constrained decoding: no token of the vocabulary can continue the required format'));
+          this.release(s, true);
+          const i = this.active.indexOf(s);
+          if (i >= 0) this.active.splice(i, 1);
+          return;
+        }
+        token = s.sampler.sample(work, s.history);
+      }
+      c.accept(token);
+      logits = work;
+    } else {
+      token = s.sampler.sample(logits, s.history);
+    }
     s.generated++;
     s.history.push(token);
-    if (this.eos.has(token)) { this.finish(s, 'stop'); return; }
+    // Text held back (a partial character, a possible start of a stop string) is output after all.
+    if (this.eos.has(token)) { this.finish(s, 'stop', true); return; }
     const piece = s.stops.push(s.decoder.push(token));
     const chunk: GenerationChunk = { text: piece.text, tokens: [token] };
     if (s.req.logprobs !== undefined) chunk.logprobs = [tokenLogprob(logits, token, s.req.logprobs)];
@@ -341,14 +374,16 @@ export class Scheduler {
       return;
     }
     s.queue.push(chunk);
+    // A complete grammar stops like an end-of-sequence token, keeping all the text.
+    if (s.constraint?.finished) { this.finish(s, 'stop', true); return; }
     if (s.generated >= s.req.maxTokens || s.history.length >= this.opts.contextLength) this.finish(s, 'length');
   }
 
   /** Streams the last chunk (with usage and timings) and frees the slot. */
-  private finish(s: Sequence, reason: FinishReason): void {
+  private finish(s: Sequence, reason: FinishReason, flush = reason !== 'stop'): void {
     const i = this.active.indexOf(s);
     if (i >= 0) this.active.splice(i, 1);
-    const tail = reason === 'stop' ? '' : s.stops.push(s.decoder.flush()).text + s.stops.flush();
+    const tail = flush ? s.stops.push(s.decoder.flush()).text + s.stops.flush() : '';
     const now = performance.now();
     const admitted = s.admitted || now, first = s.firstToken || now;
     s.queue.push({

@@ -8,6 +8,7 @@ import { startGeneration, type GenerationJob, type ServerContext } from './gener
 import type { ModelEntry } from './registry.js';
 import { BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, optString, requireString } from './params.js';
 import { openStream } from './streaming.js';
+import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
 
 export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
@@ -136,8 +137,7 @@ async function preload(ctx: ServerContext, model: string, keepAliveMs: number | 
 type GenerateLoad = { contextLength?: number };
 
 function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; keepAliveMs: number | undefined; load: GenerateLoad } {
-  const format = body.format;
-  if (format !== undefined && format !== null && format !== '') throw new BadRequest('format (structured output) is not supported yet', 'format');
+  const grammar = ollamaFormat(body.format);
   const o = optObject(body, 'options') ?? {};
   const numPredict = optInt(o, 'num_predict', -2, 1 << 20, 'options.num_predict');
   const numCtx = optInt(o, 'num_ctx', 16, 1 << 20, 'options.num_ctx');
@@ -158,6 +158,7 @@ function commonOptions(body: Record<string, unknown>): { options: GenerateOption
       repeatLastN: optInt(o, 'repeat_last_n', -1, 1 << 20, 'options.repeat_last_n'),
       presencePenalty: optNumber(o, 'presence_penalty', -100, 100, 'options.presence_penalty'),
       frequencyPenalty: optNumber(o, 'frequency_penalty', -100, 100, 'options.frequency_penalty'),
+      grammar,
     },
   };
 }

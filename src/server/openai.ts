@@ -10,6 +10,7 @@ import {
   BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, requireString,
 } from './params.js';
 import { openStream } from './streaming.js';
+import { openaiResponseFormat } from './structured-output.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
 
@@ -146,10 +147,7 @@ function finishReason(r: FinishReason): 'stop' | 'length' {
 function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; includeUsage: boolean } {
   const n = optInt(body, 'n', 1, 128);
   if (n !== undefined && n !== 1) throw new BadRequest('n must be 1 (one choice per request)', 'n');
-  const format = optObject(body, 'response_format');
-  if (format && format.type !== 'text') {
-    throw new BadRequest(`response_format ${JSON.stringify(format.type)} is not supported yet (only "text")`, 'response_format');
-  }
+  const grammar = openaiResponseFormat(optObject(body, 'response_format'));
   const maxTokens = optInt(body, 'max_completion_tokens', 0, MAX_TOKENS_LIMIT) ?? optInt(body, 'max_tokens', 0, MAX_TOKENS_LIMIT);
   const seed = optInt(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const topP = optNumber(body, 'top_p', 0, 1);
@@ -170,6 +168,7 @@ function commonOptions(body: Record<string, unknown>): { options: GenerateOption
       repeatPenalty: optNumber(body, 'repeat_penalty', Number.MIN_VALUE, 10),
       seed: seed === undefined ? undefined : ((seed % 2 ** 32) + 2 ** 32) % 2 ** 32,
       stop: optStops(body, 'stop'),
+      grammar,
     },
   };
 }

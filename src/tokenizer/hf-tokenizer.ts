@@ -4,6 +4,7 @@
 import { Tokenizer as LibTokenizer } from '@huggingface/tokenizers';
 import { FormatError } from '../formats/tensor.js';
 import { renderChatTemplate } from './chat-template.js';
+import { pieceBytesDecoder } from './token-bytes.js';
 import type {
   ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer,
 } from './tokenizer.js';
@@ -77,6 +78,10 @@ export class HFTokenizer implements Tokenizer {
   private readonly suffixIds: readonly number[];
   private readonly bosText: string;
   private readonly eosText: string;
+  /** Vocabulary entry → bytes, from the decoder; undefined when the decoder is of an unknown kind. */
+  private readonly pieceBytes: ((piece: string) => Uint8Array) | undefined;
+  /** Added tokens that are not special: their content is plain text, not a vocabulary piece. */
+  private readonly addedText: ReadonlyMap<number, string>;
 
   constructor(options: HFTokenizerOptions) {
     const { json, source } = options;
@@ -107,6 +112,8 @@ export class HFTokenizer implements Tokenizer {
     const special = new Set<number>();
     for (const t of json.added_tokens) if (t.special) special.add(t.id);
     this.special = special;
+    this.addedText = new Map(json.added_tokens.filter((t) => !t.special).map((t) => [t.id, t.content]));
+    this.pieceBytes = pieceBytesDecoder(json.decoder);
 
     const checkId = (id: number | undefined, what: string): void => {
       if (id !== undefined && (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)) {
@@ -157,6 +164,16 @@ export class HFTokenizer implements Tokenizer {
 
   isSpecial(id: number): boolean {
     return this.special.has(id);
+  }
+
+  tokenBytes(id: number): Uint8Array | undefined {
+    if (this.special.has(id)) return undefined;
+    const added = this.addedText.get(id);
+    if (added !== undefined) return new Uint8Array(Buffer.from(added, 'utf8'));
+    const piece = this.tokenText(id);
+    // A decoder this project does not know: the token decoded alone (right for whole characters).
+    if (this.pieceBytes === undefined) return new Uint8Array(Buffer.from(this.decode([id], { skipSpecial: false }), 'utf8'));
+    return this.pieceBytes(piece);
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {

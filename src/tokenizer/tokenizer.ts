@@ -43,6 +43,11 @@ export interface Tokenizer {
   /** The vocabulary entry for one id as stored (e.g. "▁the", "<0x0A>", "Ġthe"). */
   tokenText(id: number): string;
   isSpecial(id: number): boolean;
+  /**
+   * The bytes token `id` adds to the generated text (a byte token like <0xE2> is one byte, "▁the"
+   * is " the"); undefined for special tokens, which write no text. For constrained decoding.
+   */
+  tokenBytes(id: number): Uint8Array | undefined;
   /** Renders messages with the chat template; throws an Error naming the problem if there is none. */
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
 }

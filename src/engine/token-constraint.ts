@@ -1,0 +1,146 @@
+// Constrained decoding: a grammar decides which tokens may come next.
+//
+// The scheduler samples as usual and asks `allows(token)` — one walk of the token's bytes through
+// the grammar, cheap. Only when the sampled token is refused does it call `mask(logits)`, which
+// sets every token the grammar cannot continue with to -Infinity, and samples again (llama.cpp's
+// grammar sampler works the same way). A mask walks the whole vocabulary, so it is made cheap
+// twice over: tokens are visited in byte order, so a prefix shared by many tokens is walked once
+// and a dead prefix rejects all the tokens after it in one step; and masks are remembered by
+// parser state, since structural positions ("after {", "after a key") recur.
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { Grammar, GrammarState } from './grammar.js';
+
+/** Each token's bytes, and the tokens in byte order, computed once per tokenizer. */
+interface TokenTable {
+  /** [vocab] bytes per id; undefined for special tokens and tokens that write nothing. */
+  bytes: (Uint8Array | undefined)[];
+  /** Ids with bytes, sorted by their bytes. */
+  sorted: Int32Array;
+  /** [sorted.length] bytes each sorted token shares with the one before it. */
+  shared: Uint16Array;
+}
+
+const tables = new WeakMap<Tokenizer, TokenTable>();
+
+function tokenTable(tokenizer: Tokenizer): TokenTable {
+  let t = tables.get(tokenizer);
+  if (t) return t;
+  const bytes: (Uint8Array | undefined)[] = [];
+  const ids: number[] = [];
+  for (let id = 0; id < tokenizer.vocabSize; id++) {
+    const b = tokenizer.tokenBytes(id);
+    // A token that writes nothing would let generation run on forever without advancing.
+    bytes.push(b !== undefined && b.length > 0 ? b : undefined);
+    if (bytes[id] !== undefined) ids.push(id);
+  }
+  ids.sort((a, b) => Buffer.compare(bytes[a]!, bytes[b]!) || a - b);
+  const shared = new Uint16Array(ids.length);
+  for (let i = 1; i < ids.length; i++) {
+    const x = bytes[ids[i - 1]!]!, y = bytes[ids[i]!]!;
+    let n = 0;
+    while (n < x.length && n < y.length && x[n] === y[n] && n < 0xffff) n++;
+    shared[i] = n;
+  }
+  t = { bytes, sorted: Int32Array.from(ids), shared };
+  tables.set(tokenizer, t);
+  return t;
+}
+
+/** Masks remembered per constraint (each a bitset over the vocabulary). */
+const MASK_CACHE_ENTRIES = 64;
+
+export class GrammarConstraint {
+  private state: GrammarState;
+  private readonly table: TokenTable;
+  private readonly eos: ReadonlySet<number>;
+  private readonly masks = new Map<string, Uint32Array>();
+  /** Scratch for mask(): the state after each prefix length of the current token. */
+  private readonly prefixStates: GrammarState[] = [];
+
+  constructor(private readonly grammar: Grammar, tokenizer: Tokenizer, eosIds: Iterable<number>) {
+    this.state = grammar.initial;
+    this.table = tokenTable(tokenizer);
+    this.eos = new Set(eosIds);
+  }
+
+  /** The grammar is complete and nothing more can follow: generation should end. */
+  get finished(): boolean {
+    return this.state.stacks.length === 0;
+  }
+
+  /** Whether `token` may come next (an end-of-sequence token: whether the text may end here). */
+  allows(token: number): boolean {
+    if (this.eos.has(token)) return this.state.accepting;
+    const bytes = this.table.bytes[token];
+    return bytes !== undefined && this.grammar.advanceBytes(this.state, bytes) !== undefined;
+  }
+
+  /** Moves past `token`, which allows() must have accepted. */
+  accept(token: number): void {
+    if (this.eos.has(token)) return;
+    const next = this.grammar.advanceBytes(this.state, this.table.bytes[token] ?? new Uint8Array());
+    if (next === undefined) throw new Error(`constrained decoding: token ${token} does not continue the grammar`);
+    this.state = next;
+  }
+
+  /**
+   * Sets the logits of every token that cannot come next to -Infinity.
+   * @param logits [vocab]
+   * @returns how many tokens remain
+   */
+  mask(logits: Float32Array): number {
+    const bits = this.allowedBits(logits.length);
+    let allowed = 0;
+    for (let id = 0; id < logits.length; id++) {
+      if ((bits[id >> 5]! >>> (id & 31) & 1) === 1) allowed++;
+      else logits[id] = -Infinity;
+    }
+    return allowed;
+  }
+
+  private allowedBits(vocab: number): Uint32Array {
+    const key = stateKey(this.state);
+    const hit = this.masks.get(key);
+    if (hit) {
+      this.masks.delete(key);
+      this.masks.set(key, hit); // most recently used last
+      return hit;
+    }
+    const bits = new Uint32Array((vocab + 31) >> 5);
+    const { bytes, sorted, shared } = this.table;
+    const states = this.prefixStates;
+    states[0] = this.state;
+    // `alive`: prefix lengths of the previous token with states known to continue;
+    // `dead`: a prefix length known to lead nowhere (Infinity: none).
+    let alive = 0, dead = Infinity;
+    for (let i = 0; i < sorted.length; i++) {
+      const id = sorted[i]!, b = bytes[id]!;
+      const common = shared[i]!;
+      if (common >= dead) continue; // starts with a prefix already refused
+      dead = Infinity;
+      let d = Math.min(common, alive);
+      let ok = true;
+      while (d < b.length) {
+        const next = this.grammar.advance(states[d]!, b[d]!);
+        if (next.stacks.length === 0 && (!next.accepting || d + 1 < b.length)) {
+          // Byte d is refused, or the text is complete and the token goes on: either way every
+          // later token with these first d + 1 bytes (they all go on past them) is refused too.
+          ok = false;
+          dead = d + 1;
+          break;
+        }
+        states[++d] = next;
+      }
+      alive = d;
+      if (ok && id < vocab) bits[id >> 5]! |= 1 << (id & 31);
+    }
+    if (this.state.accepting) for (const id of this.eos) if (id < vocab) bits[id >> 5]! |= 1 << (id & 31);
+    this.masks.set(key, bits);
+    if (this.masks.size > MASK_CACHE_ENTRIES) this.masks.delete(this.masks.keys().next().value!);
+    return bits;
+  }
+}
+
+function stateKey(s: GrammarState): string {
+  return `${s.accepting ? 1 : 0}|${s.stacks.map((x) => x.key).join(';')}`;
+}
