@@ -46,6 +46,29 @@ test('minerva run --seed reproduces a sample', { skip }, async () => {
   assert.ok(a.stdout.length > 30);
 });
 
+test('minerva run --format: a trained model writes JSON valid against a schema file; a bad schema is refused', { skip }, async () => {
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 12 }, friends: { type: 'array', items: { enum: ['Lily', 'Tom', 'Ben'] }, maxItems: 3 } },
+    required: ['name', 'friends'],
+  };
+  const file = path.join(dir, 'schema.json');
+  await writeFile(file, JSON.stringify(schema));
+  const { stdout } = await cli(['run', STORIES, 'Once upon a time', '--tokenizer', TOK512, '--temperature', '0', '-n', '200', '--format', file]);
+  const value = JSON.parse(stdout) as { name: string; friends: string[] };
+  assert.ok(typeof value.name === 'string' && value.name.length <= 12 && Array.isArray(value.friends), stdout);
+  assert.ok(value.friends.every((f) => ['Lily', 'Tom', 'Ben'].includes(f)) && value.friends.length <= 3, stdout);
+  const any = await cli(['run', STORIES, 'Once', '--tokenizer', TOK512, '--seed', '3', '-n', '300', '--format', 'json']);
+  assert.ok(any.stdout.startsWith('{'), any.stdout);
+
+  await writeFile(file, JSON.stringify({ type: 'string', pattern: '^a' }));
+  await assert.rejects(cli(['run', STORIES, 'x', '--tokenizer', TOK512, '--format', file]), (e: { stderr: string; code: number }) => {
+    assert.equal(e.code, 1);
+    assert.match(e.stderr, /--format.*"pattern" is not supported/);
+    return true;
+  });
+});
+
 test('minerva info reports a GGUF and a Hugging Face model from their headers', { skip }, async () => {
   const gguf = JSON.parse((await cli(['info', path.join(dir, 'm.gguf'), '--json'])).stdout);
   assert.equal(gguf.format, 'gguf');

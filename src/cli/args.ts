@@ -1,5 +1,8 @@
 // Parsers for CLI option values: each rejects bad input with a message naming the option.
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
+import type { Grammar } from '../engine/grammar.js';
+import { SchemaError, jsonObjectGrammar, jsonSchemaGrammar } from '../engine/json-schema-grammar.js';
 
 export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -40,4 +43,21 @@ export function durationArg(value: string): number {
   if (!m) throw new InvalidArgumentError(`expected a duration such as 30s, 5m, 1h or -1 (forever), got "${value}"`);
   const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
   return ms < 0 ? Infinity : ms;
+}
+
+/** `--format json` (any JSON object) or `--format <schema.json>` (a JSON schema file): the grammar. */
+export function formatArg(value: string): Grammar {
+  if (value === 'json') return jsonObjectGrammar();
+  let schema: unknown;
+  try {
+    schema = JSON.parse(readFileSync(value, 'utf8'));
+  } catch (e) {
+    throw new InvalidArgumentError(`expected "json" or a JSON schema file; ${value}: ${(e as Error).message}`);
+  }
+  try {
+    return jsonSchemaGrammar(schema);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new InvalidArgumentError(`${value}: ${e.message}`);
+    throw e;
+  }
 }

@@ -2,6 +2,7 @@
 import type { GenerateOptions, LoadModelOptions } from '../engine/model.js';
 import type { BackendName } from '../engine/model.js';
 import type { LoadQuant } from '../quant/quantize-on-load.js';
+import type { Grammar } from '../engine/grammar.js';
 
 export interface ModelCliOptions {
   tokenizer?: string;
@@ -20,6 +21,8 @@ export interface ModelCliOptions {
   repeatLastN?: number;
   seed?: number;
   stop?: string[];
+  /** --format: the grammar output must follow. */
+  format?: Grammar;
   verbose?: boolean;
 }
 
@@ -31,6 +34,6 @@ export function generateOptions(o: ModelCliOptions): GenerateOptions {
   return {
     maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP,
     repeatPenalty: o.repeatPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
-    repeatLastN: o.repeatLastN, seed: o.seed, stop: o.stop,
+    repeatLastN: o.repeatLastN, seed: o.seed, stop: o.stop, grammar: o.format,
   };
 }

@@ -8,7 +8,7 @@ import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 import { DEFAULTS } from '../server/server.js';
-import { bytesArg, collect, durationArg, floatArg, intArg } from './args.js';
+import { bytesArg, collect, durationArg, floatArg, formatArg, intArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
 import { SYNTHETIC_DTYPES, SYNTHETIC_PRESETS } from '../bench/synthetic.js';
 
@@ -37,6 +37,7 @@ function withModelOptions(cmd: Command): Command {
     .option('--repeat-last-n <n>', 'how many recent tokens the penalties see; -1 = all', intArg(-1))
     .option('--seed <n>', 'PRNG seed: the same seed gives the same sample', intArg(0, 2 ** 32 - 1))
     .option('--stop <text>', 'stop before this text (repeatable)', collect)
+    .option('--format <json|schema.json>', 'only output JSON: any object ("json"), or valid against a JSON schema file', formatArg)
     .option('--verbose', 'print timings to stderr');
 }
 
