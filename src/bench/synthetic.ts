@@ -22,6 +22,12 @@ export const SYNTHETIC_PRESETS = {
     vocabSize: 128256, contextLength: 131072, ropeTheta: 500000,
     llama3Rope: { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 },
   },
+  // karpathy/tinyllamas stories110M (llama2.c's largest story model): a small model, where a
+  // token's cost is less the weights and more the per-step work around them.
+  'stories-110m': {
+    arch: 'llama', dim: 768, nLayers: 12, nHeads: 12, nKVHeads: 12, ffnDim: 2048, tied: true,
+    vocabSize: 32000, contextLength: 1024, ropeTheta: 10000,
+  },
 } as const satisfies Record<string, RandomModelShape>;
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
 

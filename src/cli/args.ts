@@ -1,6 +1,7 @@
 // Parsers for CLI option values: each rejects bad input with a message naming the option.
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
+import { parseConcurrencyList } from '../bench/concurrency.js';
 import type { Grammar } from '../engine/grammar.js';
 import { SchemaError, jsonObjectGrammar, jsonSchemaGrammar } from '../engine/json-schema-grammar.js';
 
@@ -60,4 +61,25 @@ export function formatArg(value: string): Grammar {
     if (e instanceof SchemaError) throw new InvalidArgumentError(`${value}: ${e.message}`);
     throw e;
   }
+}
+
+/** `--concurrency 1,4,8,16`. */
+export function concurrencyArg(value: string): number[] {
+  try {
+    return parseConcurrencyList(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^--concurrency: /, ''));
+  }
+}
+
+/** An http(s) URL. */
+export function urlArg(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`expected a URL such as http://127.0.0.1:11434, got "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`expected an http or https URL, got "${value}"`);
+  return url.toString();
 }

@@ -8,6 +8,7 @@ import type { BackendName } from '../engine/model.js';
 import { syntheticModel, SYNTHETIC_PRESETS, type SyntheticDType, type SyntheticPreset } from '../bench/synthetic.js';
 import type { LoadQuant } from '../quant/quantize-on-load.js';
 import { progressBar } from './progress.js';
+import { benchConcurrencyInProcess, benchConcurrencyServer, type LevelResult } from '../bench/concurrency.js';
 
 export interface BenchOptions {
   synthetic?: SyntheticPreset;
@@ -22,6 +23,12 @@ export interface BenchOptions {
   tokenizer?: string;
   json?: string;
   csv?: string;
+  /** --concurrency 1,4,8,16: streams at once per level, instead of the single-stream comparison. */
+  concurrency?: number[];
+  /** --url: measure a live server instead of loading the model here. */
+  url?: string;
+  modelName?: string;
+  apiKey?: string;
 }
 
 const METRICS = [
@@ -31,20 +38,18 @@ const METRICS = [
 
 export async function benchCommand(modelArg: string | undefined, o: BenchOptions): Promise<void> {
   if (o.vs !== undefined && o.vs !== 'llamacpp') throw new Error(`--vs ${o.vs}: only "llamacpp" is supported`);
-  if ((modelArg === undefined) === (o.synthetic === undefined)) throw new Error('give a model path or --synthetic <preset>, not both');
-  if (o.dtype !== undefined && o.synthetic === undefined) throw new Error('--dtype chooses the weight type of a --synthetic model');
-  let modelPath = modelArg!, llamaPath: string | undefined, label = modelArg!;
-  if (o.synthetic !== undefined) {
-    const dtype = o.dtype ?? 'f16';
-    const bar = progressBar(`generating ${o.synthetic} ${dtype}`);
-    const files = await syntheticModel(o.synthetic, SYNTHETIC_PRESETS[o.synthetic], dtype, { onProgress: bar.update });
-    bar.stop();
-    // Minerva runs the SafeTensors folder when there is one (running it directly is the point);
-    // llama.cpp always the GGUF of the same weights.
-    modelPath = files.hf ?? files.gguf;
-    llamaPath = files.gguf;
-    label = `synthetic ${o.synthetic} ${dtype} (${files.hf ? 'Minerva: SafeTensors, llama.cpp: GGUF' : 'GGUF'}; ${path.dirname(files.gguf)})`;
+  if (o.url !== undefined || o.modelName !== undefined || o.apiKey !== undefined) {
+    if (o.concurrency === undefined) throw new Error('--url, --model-name and --api-key go with --concurrency');
   }
+  if (o.concurrency !== undefined) {
+    if (o.vs !== undefined) throw new Error('--concurrency measures Minerva alone; leave out --vs');
+    if (o.url !== undefined) {
+      if (modelArg !== undefined || o.synthetic !== undefined) throw new Error('with --url the server\'s model is measured: give no model path or --synthetic (use --model-name)');
+      return concurrencyCommand(undefined, o);
+    }
+  }
+  const { modelPath, llamaPath, label } = await resolveModel(modelArg, o);
+  if (o.concurrency !== undefined) return concurrencyCommand({ modelPath, label }, o);
   const c: BenchCase = {
     model: modelPath, llamaModel: llamaPath, quant: o.quant, promptTokens: o.promptTokens, genTokens: o.genTokens,
     repeat: o.repeat, threads: o.threads ?? availableParallelism(), tokenizer: o.tokenizer,
@@ -90,4 +95,59 @@ function fmt(x: number): string {
 function printTable(rows: string[][]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
+}
+
+/** The model to run: a path as given, or a --synthetic model (generated once, then cached). */
+async function resolveModel(modelArg: string | undefined, o: BenchOptions): Promise<{ modelPath: string; llamaPath?: string; label: string }> {
+  if ((modelArg === undefined) === (o.synthetic === undefined)) throw new Error('give a model path or --synthetic <preset>, not both');
+  if (o.dtype !== undefined && o.synthetic === undefined) throw new Error('--dtype chooses the weight type of a --synthetic model');
+  let modelPath = modelArg!, llamaPath: string | undefined, label = modelArg!;
+  if (o.synthetic !== undefined) {
+    const dtype = o.dtype ?? 'f16';
+    const bar = progressBar(`generating ${o.synthetic} ${dtype}`);
+    const files = await syntheticModel(o.synthetic, SYNTHETIC_PRESETS[o.synthetic], dtype, { onProgress: bar.update });
+    bar.stop();
+    // Minerva runs the SafeTensors folder when there is one (running it directly is the point);
+    // llama.cpp always the GGUF of the same weights.
+    modelPath = files.hf ?? files.gguf;
+    llamaPath = files.gguf;
+    label = `synthetic ${o.synthetic} ${dtype} (${files.hf ? 'Minerva: SafeTensors, llama.cpp: GGUF' : 'GGUF'}; ${path.dirname(files.gguf)})`;
+  }
+  return { modelPath, llamaPath, label };
+}
+
+/** --concurrency: each level's streams at once, in-process or against --url. */
+async function concurrencyCommand(local: { modelPath: string; label: string } | undefined, o: BenchOptions): Promise<void> {
+  const levels = o.concurrency!;
+  const status = (n: number) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r${n} concurrent stream${n === 1 ? '' : 's'}…   `);
+  };
+  let results: LevelResult[], label: string;
+  const threads = o.threads ?? availableParallelism();
+  if (local) {
+    results = await benchConcurrencyInProcess({
+      model: local.modelPath, backend: o.backend, threads, quant: o.quant, tokenizer: o.tokenizer,
+      promptTokens: o.promptTokens, genTokens: o.genTokens, levels,
+    }, status);
+    label = `model ${local.label}${o.quant ? ` --quant ${o.quant}` : ''}, in-process, ${o.backend} backend, ${threads} threads`;
+  } else {
+    const r = await benchConcurrencyServer({
+      url: o.url!, model: o.modelName, apiKey: o.apiKey, promptTokens: o.promptTokens, genTokens: o.genTokens, levels,
+    }, status);
+    results = r.results;
+    label = `model ${r.model} at ${o.url}`;
+  }
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+  process.stdout.write(`${label}, ${o.promptTokens}-token prompt, ${o.genTokens} greedy tokens per stream\n`);
+  const single = results.find((r) => r.concurrency === 1)?.aggregateTps;
+  const header = ['streams', 'aggregate tok/s', 'per stream tok/s', 'first token ms (median)', 'first token ms (p95)', ...(single ? ['× 1 stream'] : [])];
+  printTable([header, ...results.map((r) => [
+    String(r.concurrency), fmt(r.aggregateTps), fmt(r.streamTps), fmt(r.ttftMedianMs), fmt(r.ttftP95Ms),
+    ...(single ? [`${(r.aggregateTps / single).toFixed(2)}×`] : []),
+  ])]);
+  if (o.json) await writeFile(o.json, JSON.stringify({ label, promptTokens: o.promptTokens, genTokens: o.genTokens, results }, null, 2));
+  if (o.csv) {
+    const keys = ['concurrency', 'tokens', 'wallMs', 'aggregateTps', 'streamTps', 'ttftMedianMs', 'ttftP95Ms'] as const;
+    await writeFile(o.csv, [keys.join(','), ...results.map((r) => keys.map((k) => r[k]).join(','))].join('\n') + '\n');
+  }
 }

@@ -8,7 +8,7 @@ import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 import { DEFAULTS } from '../server/server.js';
-import { bytesArg, collect, durationArg, floatArg, formatArg, intArg } from './args.js';
+import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
 import { SYNTHETIC_DTYPES, SYNTHETIC_PRESETS } from '../bench/synthetic.js';
 
@@ -96,6 +96,10 @@ program.command('bench')
   .option('--tokenizer <path>', 'tokenizer where the model has none')
   .option('--json <file>', 'write results as JSON')
   .option('--csv <file>', 'write per-run results as CSV')
+  .option('--concurrency <list>', 'streams at once, per level (e.g. 1,4,8,16): aggregate and per-stream tokens/s, time to first token', concurrencyArg)
+  .option('--url <url>', 'with --concurrency: measure a running server (OpenAI /v1/completions) instead of loading a model', urlArg)
+  .option('--model-name <name>', 'with --url: the model to ask for (default: the first the server lists)')
+  .option('--api-key <key>', 'with --url: bearer token for the server')
   .action(benchCommand);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

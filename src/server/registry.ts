@@ -75,6 +75,8 @@ export class ModelRegistry {
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private timer: NodeJS.Timeout | undefined;
   private clock = 0;
+  /** Bytes promised to models still loading: two loads at once must not both take the same room. */
+  private reserved = 0;
 
   constructor(readonly options: RegistryOptions) {}
 
@@ -175,14 +177,21 @@ export class ModelRegistry {
       throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} (weights and KV cache) and the memory limit is ${gib(this.options.maxMemory)} (--max-memory)`);
     }
     // Unload idle models, least recently used first, until this one fits.
+    const taken = () => this.memoryInUse() + this.reserved;
     for (const l of [...this.loaded.values()].sort((a, b) => a.lastUsed - b.lastUsed)) {
-      if (this.memoryInUse() + need <= this.options.maxMemory) break;
+      if (taken() + need <= this.options.maxMemory) break;
       if (l.users === 0) this.unload(l);
     }
-    if (this.memoryInUse() + need > this.options.maxMemory) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use hold ${gib(this.memoryInUse())} of the ${gib(this.options.maxMemory)} limit; try again when they are idle`);
+    if (taken() + need > this.options.maxMemory) {
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(this.options.maxMemory)} limit; try again when they are idle`);
     }
-    const model = await loadModel(entry.path, opts);
+    this.reserved += need;
+    let model: Model;
+    try {
+      model = await loadModel(entry.path, opts);
+    } finally {
+      this.reserved -= need;
+    }
     const loaded: LoadedModel = { entry, model, bytes: need, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
     this.loaded.set(entry.path, loaded);
     return loaded;
@@ -252,5 +261,5 @@ export function kvBytes(s: ModelSpec, ctx: number, slots: number): number {
 }
 
 function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -78,7 +78,9 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const app = Fastify({ logger: o.logger, bodyLimit: o.bodyLimit });
   let ready = false;
   // Bodies are JSON whatever the Content-Type says: Ollama's documented `curl -d '{…}'` sends
-  // application/x-www-form-urlencoded.
+  // application/x-www-form-urlencoded, and fetch() with a string body sends text/plain (whose
+  // built-in parser would hand the routes a string).
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     try {
       done(null, body === '' ? undefined : JSON.parse(body as string));
