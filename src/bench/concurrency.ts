@@ -125,6 +125,12 @@ export async function benchConcurrencyServer(c: ServerCase, onLevel?: (n: number
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (c.apiKey) headers.authorization = `Bearer ${c.apiKey}`;
   const model = c.model ?? await firstModel(base, headers);
+  // A warm-up request first: the first one loads the model, which is not what is measured.
+  const warm = await fetch(`${base}/v1/completions`, {
+    method: 'POST', headers, body: JSON.stringify({ model, prompt: serverPromptText(4), max_tokens: 2, temperature: 0 }),
+  });
+  if (!warm.ok) throw new Error(`${base}/v1/completions: HTTP ${warm.status} ${await warm.text()}`);
+  await warm.arrayBuffer();
   const results: LevelResult[] = [];
   let run = 0;
   for (const n of c.levels) {
