@@ -421,6 +421,7 @@ function tokenLogprob(logits: Float32Array, token: number, top: number): TokenLo
   if (top > 0) {
     for (let i = 0; i < logits.length; i++) {
       const v = logits[i]!;
+      if (v === -Infinity) continue; // masked out by a grammar: not an alternative
       if (best.length === top && v <= best[top - 1]!.logprob) continue;
       let j = best.length < top ? best.length : top - 1;
       if (best.length < top) best.push({ token: i, logprob: v });
