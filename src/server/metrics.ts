@@ -1,6 +1,6 @@
 // Prometheus metrics (prom-client), served at /metrics: requests by route and status, time to
-// first token and time per output token, tokens, and gauges read from the registry when scraped
-// (queue depth, active sequences, KV cache in use, loaded models, their memory).
+// first token and time per output token, tokens, model loads, and gauges read from the registry
+// when scraped (queue depth, active sequences, KV cache in use, loaded models, their memory).
 import client from 'prom-client';
 import type { ModelRegistry } from './registry.js';
 
@@ -23,6 +23,10 @@ export class ServerMetrics {
   });
   readonly promptTokens = new client.Counter({
     name: 'minerva_prompt_tokens_total', help: 'Prompt tokens received', labelNames: ['model'] as const, registers: [this.registry],
+  });
+  readonly modelLoads = new client.Counter({
+    name: 'minerva_model_loads_total', help: 'Models loaded into memory (a first use, or a use after being unloaded)',
+    labelNames: ['model'] as const, registers: [this.registry],
   });
   readonly rejected = new client.Counter({
     name: 'minerva_rejected_requests_total', help: 'Generation requests refused because every slot and the queue were full',

@@ -61,6 +61,8 @@ export interface RegistryOptions {
   keepAliveMs: number;
   /** How models load: backend, threads, parallel sequences, context length, queue. */
   load: LoadModelOptions;
+  /** Called each time a model has loaded (metrics). */
+  onLoad?: (entry: ModelEntry) => void;
 }
 
 /** Ollama's "name:latest" names the same model as "name". */
@@ -100,7 +102,7 @@ export class ModelRegistry {
       else if (st.isDirectory() && (await stat(path.join(full, 'config.json')).catch(() => undefined))?.isFile()) name = d.name;
       else continue;
       const entry = await this.describe(name, full, st.mtime, st.isDirectory() ? undefined : st.size).catch(() => undefined);
-      if (entry) entries.push(entry); // unreadable files are left out of the list (loading one names the problem)
+      if (entry) entries.push(entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name)
     }
     return entries;
   }
@@ -192,6 +194,7 @@ export class ModelRegistry {
     } finally {
       this.reserved -= need;
     }
+    this.options.onLoad?.(entry);
     const loaded: LoadedModel = { entry, model, bytes: need, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
     this.loaded.set(entry.path, loaded);
     return loaded;
@@ -212,7 +215,7 @@ export class ModelRegistry {
       const now = Date.now();
       for (const l of [...this.loaded.values()]) if (l.users === 0 && l.expiresAt <= now) this.unload(l);
       this.schedule();
-    }, Math.max(0, next - Date.now()));
+    }, Math.min(MAX_TIMEOUT_MS, Math.max(0, next - Date.now())));
     this.timer.unref();
   }
 
@@ -254,6 +257,9 @@ export class ModelRegistry {
     }
   }
 }
+
+/** setTimeout's longest delay; a longer one fires at once (keep_alive "720h" would spin). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Keys and values, f32, for `slots` sequences of `ctx` positions. */
 export function kvBytes(s: ModelSpec, ctx: number, slots: number): number {

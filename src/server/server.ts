@@ -72,6 +72,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const registry = new ModelRegistry({
     dir: o.modelsDir, maxMemory: o.maxMemory, keepAliveMs: o.keepAliveMs,
     load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
+    onLoad: (entry) => metrics.modelLoads.inc({ model: entry.name }),
   });
   const metrics = new ServerMetrics(registry);
   const ctx: ServerContext = { registry, metrics, requestTimeoutMs: o.requestTimeoutMs };
