@@ -65,6 +65,19 @@ export async function measureLevel(n: number, drive: StreamDriver): Promise<Leve
   };
 }
 
+/** Each level in turn; `drive(level, i, …)` runs stream i of the level-th level. */
+async function measureLevels(
+  levels: readonly number[], onLevel: ((n: number) => void) | undefined,
+  drive: (level: number, i: number, onTokens: (count: number) => void) => Promise<void>,
+): Promise<LevelResult[]> {
+  const results: LevelResult[] = [];
+  for (const [level, n] of levels.entries()) {
+    onLevel?.(n);
+    results.push(await measureLevel(n, (i, onTokens) => drive(level, i, onTokens)));
+  }
+  return results;
+}
+
 export interface InProcessCase {
   model: string;
   backend: BackendName;
@@ -88,21 +101,14 @@ export async function benchConcurrencyInProcess(c: InProcessCase, onLevel?: (n: 
     const base = benchPrompt(c.promptTokens, model.spec.vocabSize);
     // A warm-up generation first: the first forward passes compile kernels and fault pages in.
     for await (const _ of model.generate([...bos, ...base.slice(0, 4)], { temperature: 0, maxTokens: 4 })) { /* warm-up */ }
-    const results: LevelResult[] = [];
-    let run = 0;
-    for (const n of c.levels) {
-      onLevel?.(n);
-      const level = run++;
-      results.push(await measureLevel(n, async (i, onTokens) => {
-        // Every stream of every level starts differently: no prompt prefix is reused from the cache.
-        const prompt = [...bos, ...base];
-        prompt[bos.length] = 100 + (level * MAX_CONCURRENCY + i) % Math.max(1, Math.min(model.spec.vocabSize, 32000) - 200);
-        for await (const chunk of model.generate(prompt, { temperature: 0, maxTokens: c.genTokens })) {
-          if (chunk.tokens.length > 0) onTokens(chunk.tokens.length);
-        }
-      }));
-    }
-    return results;
+    return await measureLevels(c.levels, onLevel, async (level, i, onTokens) => {
+      // Every stream of every level starts differently: no prompt prefix is reused from the cache.
+      const prompt = [...bos, ...base];
+      prompt[bos.length] = 100 + (level * MAX_CONCURRENCY + i) % Math.max(1, Math.min(model.spec.vocabSize, 32000) - 200);
+      for await (const chunk of model.generate(prompt, { temperature: 0, maxTokens: c.genTokens })) {
+        if (chunk.tokens.length > 0) onTokens(chunk.tokens.length);
+      }
+    });
   } finally {
     model.dispose();
   }
@@ -131,23 +137,17 @@ export async function benchConcurrencyServer(c: ServerCase, onLevel?: (n: number
   });
   if (!warm.ok) throw new Error(`${base}/v1/completions: HTTP ${warm.status} ${await warm.text()}`);
   await warm.arrayBuffer();
-  const results: LevelResult[] = [];
-  let run = 0;
-  for (const n of c.levels) {
-    onLevel?.(n);
-    const level = run++;
-    results.push(await measureLevel(n, async (i, onTokens) => {
-      // Text, as clients send it (a server's vocabulary is unknown here): common words, about a
-      // token each; a distinct start per stream, so no prompt prefix is reused.
-      const prompt = `${level}.${i}: ${serverPromptText(c.promptTokens)}`;
-      const res = await fetch(`${base}/v1/completions`, {
-        method: 'POST', headers,
-        body: JSON.stringify({ model, prompt, max_tokens: c.genTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
-      });
-      if (!res.ok || !res.body) throw new Error(`${base}/v1/completions: HTTP ${res.status} ${await res.text()}`);
-      await readCompletionStream(res.body, onTokens);
-    }));
-  }
+  const results = await measureLevels(c.levels, onLevel, async (level, i, onTokens) => {
+    // Text, as clients send it (a server's vocabulary is unknown here): common words, about a
+    // token each; a distinct start per stream, so no prompt prefix is reused.
+    const prompt = `${level}.${i}: ${serverPromptText(c.promptTokens)}`;
+    const res = await fetch(`${base}/v1/completions`, {
+      method: 'POST', headers,
+      body: JSON.stringify({ model, prompt, max_tokens: c.genTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+    });
+    if (!res.ok || !res.body) throw new Error(`${base}/v1/completions: HTTP ${res.status} ${await res.text()}`);
+    await readCompletionStream(res.body, onTokens);
+  });
   return { model, results };
 }
 

@@ -54,6 +54,8 @@ export class GrammarConstraint {
   private readonly table: TokenTable;
   private readonly eos: ReadonlySet<number>;
   private readonly masks = new Map<string, Uint32Array>();
+  /** The state allows() reached for its last token, so accept() need not walk the bytes again. */
+  private checked: { token: number; state: GrammarState } | undefined;
   /** Scratch for mask(): the state after each prefix length of the current token. */
   private readonly prefixStates: GrammarState[] = [];
 
@@ -72,13 +74,16 @@ export class GrammarConstraint {
   allows(token: number): boolean {
     if (this.eos.has(token)) return this.state.accepting;
     const bytes = this.table.bytes[token];
-    return bytes !== undefined && this.grammar.advanceBytes(this.state, bytes) !== undefined;
+    const next = bytes === undefined ? undefined : this.grammar.advanceBytes(this.state, bytes);
+    if (next) this.checked = { token, state: next };
+    return next !== undefined;
   }
 
   /** Moves past `token`, which allows() must have accepted. */
   accept(token: number): void {
     if (this.eos.has(token)) return;
-    const next = this.grammar.advanceBytes(this.state, this.table.bytes[token] ?? new Uint8Array());
+    const next = this.checked?.token === token ? this.checked.state : this.grammar.advanceBytes(this.state, this.table.bytes[token] ?? new Uint8Array());
+    this.checked = undefined;
     if (next === undefined) throw new Error(`constrained decoding: token ${token} does not continue the grammar`);
     this.state = next;
   }
