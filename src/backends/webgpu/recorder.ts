@@ -1,0 +1,200 @@
+// Recording a forward pass: every op appends a dispatch to one compute pass of one command
+// encoder; nothing reaches the GPU until the host needs a result (read) or copyKV needs a copy
+// command. Per-dispatch sizes go into 256-byte slots of one uniform buffer (bound with a dynamic
+// offset, so a kernel's bind group is made once per set of buffers and reused for every token),
+// per-step data (token ids, positions, slots, rope angles) into an arena; both are written with
+// one writeBuffer each just before the single submit.
+import { BufferUsage, ShaderStage } from './gpu.js';
+
+/** A GPU buffer with an id (bind groups are cached by the ids of what they bind). */
+export class GpuBuffer {
+  private static nextId = 1;
+  readonly id = GpuBuffer.nextId++;
+  constructor(readonly buffer: GPUBuffer, readonly size: number) {}
+}
+
+export type BindingKind = 'read' | 'rw';
+
+/** A compute pipeline and the bindings it declares: 0 = uniform, 1 = arena (if used), 2.. = buffers. */
+export interface Kernel {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly usesArena: boolean;
+  /** Binding number and access of each buffer passed to dispatch(), in order. */
+  readonly buffers: readonly { binding: number; kind: BindingKind }[];
+}
+
+const SLOT_BYTES = 256;
+const SLOT_WORDS = SLOT_BYTES / 4;
+const SLOTS = 4096;
+const ARENA_WORDS = 1 << 18; // 1 MiB
+
+export interface RecorderStats {
+  dispatches: number;
+  submits: number;
+  /** Milliseconds of JS spent recording ops (host time per step, beside the GPU's). */
+  encodeMs: number;
+}
+
+export class Recorder {
+  private readonly params: GPUBuffer;
+  private readonly paramWords = new Uint32Array(SLOTS * SLOT_WORDS);
+  private slots = 0;
+  private arena: GpuBuffer;
+  private arenaWords = new Uint32Array(ARENA_WORDS);
+  private arenaFloats = new Float32Array(this.arenaWords.buffer);
+  private arenaUsed = 0;
+  /** Counts submits: arena offsets handed out are valid until it changes. */
+  generation = 0;
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0 };
+
+  constructor(private readonly device: GPUDevice, private readonly dummy: GpuBuffer) {
+    this.params = device.createBuffer({ size: SLOTS * SLOT_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: 'op parameters' });
+    this.arena = this.createArena(ARENA_WORDS);
+  }
+
+  private createArena(words: number): GpuBuffer {
+    const size = words * 4;
+    return new GpuBuffer(this.device.createBuffer({ size, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST, label: 'step arena' }), size);
+  }
+
+  /** A kernel from WGSL with its bindings; `buffers` lists (binding, access) of what dispatch() passes. */
+  kernel(name: string, code: string, buffers: readonly { binding: number; kind: BindingKind }[], usesArena: boolean): Kernel {
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: ShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } },
+    ];
+    if (usesArena) entries.push({ binding: 1, visibility: ShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
+    for (const b of buffers) {
+      entries.push({ binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind === 'rw' ? 'storage' : 'read-only-storage' } });
+    }
+    const key = JSON.stringify(entries);
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      layout = this.device.createBindGroupLayout({ entries, label: name });
+      this.layouts.set(key, layout);
+    }
+    const module = this.device.createShaderModule({ code, label: name });
+    const pipeline = this.device.createComputePipeline({
+      label: name, layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    return { name, pipeline, layout, usesArena, buffers };
+  }
+
+  /**
+   * Makes room for `dispatches` more dispatches without a submit in between (a submit resets the
+   * arena): ops call this before they put data in the arena.
+   */
+  ensureRoom(dispatches: number): void {
+    if (this.slots + dispatches > SLOTS) this.flush();
+  }
+
+  /**
+   * Copies `data` into this step's arena and returns its word offset, valid while `generation`
+   * stays the same (a put that does not fit submits what was recorded first).
+   */
+  put(data: ArrayLike<number>, kind: 'u32' | 'f32'): number {
+    const n = data.length;
+    if (this.arenaUsed + n > this.arenaWords.length) {
+      this.flush();
+      if (n > this.arenaWords.length) {
+        const words = Math.max(n, 2 * this.arenaWords.length);
+        this.arena.buffer.destroy();
+        this.arena = this.createArena(words);
+        this.arenaWords = new Uint32Array(words);
+        this.arenaFloats = new Float32Array(this.arenaWords.buffer);
+      }
+    }
+    const offset = this.arenaUsed;
+    if (kind === 'u32') this.arenaWords.set(data, offset);
+    else this.arenaFloats.set(data, offset);
+    this.arenaUsed += n;
+    return offset;
+  }
+
+  /**
+   * Appends one dispatch of `kernel` over `buffers` with uniform fields `fields` (u32, or f32
+   * given as their bits), on a grid of `grid` workgroups.
+   */
+  dispatch(kernel: Kernel, buffers: readonly GpuBuffer[], fields: readonly number[], grid: readonly [number, number, number]): void {
+    if (buffers.length !== kernel.buffers.length) throw new Error(`${kernel.name}: ${buffers.length} buffers for ${kernel.buffers.length} bindings`);
+    if (this.slots === SLOTS) this.flush();
+    const slot = this.slots++;
+    this.paramWords.set(fields, slot * SLOT_WORDS);
+    const pass = this.computePass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.bindGroup(kernel, buffers), [slot * SLOT_BYTES]);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.stats.dispatches++;
+  }
+
+  private bindGroup(kernel: Kernel, buffers: readonly GpuBuffer[]): GPUBindGroup {
+    const key = `${kernel.name}|${kernel.usesArena ? this.arena.id : 0}|${buffers.map((b) => b.id).join(',')}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.params, offset: 0, size: SLOT_BYTES } }];
+      if (kernel.usesArena) entries.push({ binding: 1, resource: { buffer: this.arena.buffer } });
+      kernel.buffers.forEach((b, i) => entries.push({ binding: b.binding, resource: { buffer: buffers[i]!.buffer } }));
+      group = this.device.createBindGroup({ layout: kernel.layout, entries, label: kernel.name });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Forgets bind groups that name `buffer` (before it is destroyed). */
+  forget(buffer: GpuBuffer): void {
+    for (const key of [...this.bindGroups.keys()]) {
+      if (key.split('|')[2]!.split(',').includes(String(buffer.id))) this.bindGroups.delete(key);
+    }
+  }
+
+  /** A dummy buffer for optional bindings (a matmul without bias). */
+  get none(): GpuBuffer {
+    return this.dummy;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /** Appends a buffer-to-buffer copy (after the dispatches recorded so far). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.pass?.end();
+    this.pass = undefined;
+    this.commandEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Uploads this step's parameters and arena and submits everything recorded. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.pass?.end();
+    this.pass = undefined;
+    const q = this.device.queue;
+    if (this.slots > 0) q.writeBuffer(this.params, 0, this.paramWords.buffer, 0, this.slots * SLOT_BYTES);
+    if (this.arenaUsed > 0) q.writeBuffer(this.arena.buffer, 0, this.arenaWords.buffer, 0, this.arenaUsed * 4);
+    q.submit([this.encoder.finish()]);
+    this.encoder = undefined;
+    this.slots = 0;
+    this.arenaUsed = 0;
+    this.generation++;
+    this.stats.submits++;
+  }
+
+  dispose(): void {
+    this.params.destroy();
+    this.arena.buffer.destroy();
+    this.bindGroups.clear();
+  }
+}

@@ -1,0 +1,192 @@
+// How each weight dtype is laid out in a GPU buffer, and the WGSL that reads it back.
+//
+// Shaders read storage buffers as array<u32>, so every block must start on a 4-byte boundary.
+// GGML's Q8_0 (34 bytes), Q4_0 (18) and Q6_K (210) blocks do not; they are repacked at upload into
+// two planes per buffer: the blocks' 4-byte-aligned bodies first, then their f16 scales packed two
+// to a word (`aux` is where that plane starts, in words). Q4_K (144 bytes) and the float types are
+// kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
+//
+// Every dtype provides the same WGSL function, which the matmul and embed kernels are built on:
+//   fn load8(row: u32, g: u32) -> W8   // elements 8g .. 8g+7 of `row`, as two vec4<f32>
+// reading `W: array<u32>` and the uniform fields `p.k` (elements per row) and `p.aux`.
+import type { DType } from '../../quant/dtype.js';
+import { DTYPE_LAYOUT } from '../../quant/dtype.js';
+
+/** The weight dtypes the webgpu backend computes with. */
+export const GPU_WEIGHT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'];
+
+/** Float types whose rows are padded with zeros to a multiple of 8 elements when they are not one. */
+const FLOATS: ReadonlySet<DType> = new Set(['F32', 'F16', 'BF16']);
+
+/** What the kernels need to know about a stored matrix part. */
+export interface GpuLayout {
+  /** Elements per row as stored (a multiple of 8; float rows padded with zeros). */
+  k: number;
+  /** Word offset of the f16 scale plane (planar types), else 0. */
+  aux: number;
+  /** Bytes of the buffer. */
+  bytes: number;
+}
+
+/** Elements per row the GPU stores for a row of `k` elements of `dtype`. */
+export function paddedRow(dtype: DType, k: number): number {
+  return FLOATS.has(dtype) ? Math.ceil(k / 8) * 8 : k;
+}
+
+/** Bytes one stored row of `k` elements takes on the GPU (both planes). */
+export function gpuRowBytes(dtype: DType, k: number): number {
+  const kp = paddedRow(dtype, k);
+  const { blockSize, blockBytes } = DTYPE_LAYOUT[dtype];
+  return (kp / blockSize) * blockBytes;
+}
+
+/** Planar types: bytes of a block's body (before the scale plane) and where its f16 scale sits. */
+const PLANAR: Partial<Record<DType, { body: number; scaleAt: number }>> = {
+  Q8_0: { body: 32, scaleAt: 0 }, // [d][32 × int8]   → body = the int8s
+  Q4_0: { body: 16, scaleAt: 0 }, // [d][16 bytes]    → body = the nibbles
+  Q6_K: { body: 208, scaleAt: 208 }, // [ql 128][qh 64][scales 16][d] → body = all but d
+};
+
+/**
+ * The GPU bytes of rows [r0, r1) of a matrix of `k` elements per row stored as `data` (the whole
+ * tensor, in its file layout).
+ */
+export function repack(dtype: DType, data: Uint8Array, k: number, r0: number, r1: number): { bytes: Uint8Array; layout: GpuLayout } {
+  const rows = r1 - r0;
+  const { blockSize, blockBytes } = DTYPE_LAYOUT[dtype];
+  const kp = paddedRow(dtype, k);
+  const planar = PLANAR[dtype];
+  if (!planar) {
+    const rowIn = (k / blockSize) * blockBytes, rowOut = (kp / blockSize) * blockBytes;
+    const total = Math.ceil((rows * rowOut) / 4) * 4;
+    if (rowIn === rowOut) {
+      const src = data.subarray(r0 * rowIn, r1 * rowIn);
+      const bytes = total === src.length ? src : new Uint8Array(total);
+      if (bytes !== src) bytes.set(src);
+      return { bytes, layout: { k: kp, aux: 0, bytes: total } };
+    }
+    const bytes = new Uint8Array(total); // padded float rows, zeros after each row
+    for (let r = 0; r < rows; r++) bytes.set(data.subarray((r0 + r) * rowIn, (r0 + r + 1) * rowIn), r * rowOut);
+    return { bytes, layout: { k: kp, aux: 0, bytes: total } };
+  }
+  const blocks = rows * (k / blockSize);
+  const bodyBytes = blocks * planar.body; // a multiple of 4: 16, 32 and 208 are
+  const total = bodyBytes + Math.ceil(blocks / 2) * 4;
+  const bytes = new Uint8Array(total);
+  const first = r0 * (k / blockSize);
+  const bodyStart = planar.scaleAt === 0 ? 2 : 0;
+  for (let b = 0; b < blocks; b++) {
+    const at = (first + b) * blockBytes;
+    bytes.set(data.subarray(at + bodyStart, at + bodyStart + planar.body), b * planar.body);
+    bytes[bodyBytes + 2 * b] = data[at + planar.scaleAt]!;
+    bytes[bodyBytes + 2 * b + 1] = data[at + planar.scaleAt + 1]!;
+  }
+  return { bytes, layout: { k: kp, aux: bodyBytes / 4, bytes: total } };
+}
+
+/** WGSL shared by every dtype: the W8 pair and byte helpers. */
+const COMMON = /* wgsl */ `
+struct W8 { a: vec4<f32>, b: vec4<f32> }
+fn byteOf(w: u32, j: u32) -> u32 { return (w >> (8u * j)) & 0xffu; }
+// Byte j of w as a signed int8.
+fn sbyteOf(w: u32, j: u32) -> f32 { return f32((bitcast<i32>(w) << (24u - 8u * j)) >> 24u); }
+// The f16 at half-word index h of the scale plane.
+fn scaleAt(h: u32) -> f32 {
+  let pair = unpack2x16float(W[p.aux + (h >> 1u)]);
+  return select(pair.x, pair.y, (h & 1u) == 1u);
+}
+`;
+
+/** load8 for each dtype (see the file comment). */
+const LOAD8: Record<string, string> = {
+  F32: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let i = row * p.k + 8u * g;
+  return W8(bitcast<vec4<f32>>(vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u])),
+            bitcast<vec4<f32>>(vec4<u32>(W[i + 4u], W[i + 5u], W[i + 6u], W[i + 7u])));
+}`,
+  F16: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let i = (row * p.k + 8u * g) >> 1u;
+  return W8(vec4<f32>(unpack2x16float(W[i]), unpack2x16float(W[i + 1u])),
+            vec4<f32>(unpack2x16float(W[i + 2u]), unpack2x16float(W[i + 3u])));
+}`,
+  BF16: /* wgsl */ `
+fn bf2(w: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+fn load8(row: u32, g: u32) -> W8 {
+  let i = (row * p.k + 8u * g) >> 1u;
+  return W8(vec4<f32>(bf2(W[i]), bf2(W[i + 1u])), vec4<f32>(bf2(W[i + 2u]), bf2(W[i + 3u])));
+}`,
+  // Block b = 4 groups; its 32 int8s are 8 words of the body plane.
+  Q8_0: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 5u) + (g >> 2u);
+  let d = scaleAt(blk);
+  let i = blk * 8u + (g & 3u) * 2u;
+  let w0 = W[i]; let w1 = W[i + 1u];
+  return W8(d * vec4<f32>(sbyteOf(w0, 0u), sbyteOf(w0, 1u), sbyteOf(w0, 2u), sbyteOf(w0, 3u)),
+            d * vec4<f32>(sbyteOf(w1, 0u), sbyteOf(w1, 1u), sbyteOf(w1, 2u), sbyteOf(w1, 3u)));
+}`,
+  // Byte j of a block holds element j (low nibble) and j + 16 (high nibble); x = d·(q − 8).
+  Q4_0: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 5u) + (g >> 2u);
+  let d = scaleAt(blk);
+  let s = g & 3u;                      // elements 8s .. 8s+7 of the block
+  let i = blk * 4u + (s & 1u) * 2u;    // bytes 8(s mod 2) .. +7
+  let shift = (s >> 1u) * 4u;          // high nibbles for the second half of the block
+  let w0 = W[i] >> shift; let w1 = W[i + 1u] >> shift;
+  let m = 0x0f0f0f0fu;
+  let q0 = w0 & m; let q1 = w1 & m;
+  return W8(d * (vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - 8.0),
+            d * (vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - 8.0));
+}`,
+  // Super-blocks of 256 in 36 words: d and dmin, 12 scale bytes, 128 nibble bytes (q4_k.ts).
+  Q4_K: /* wgsl */ `
+fn scaleByte(base: u32, i: u32) -> u32 { return byteOf(W[base + 1u + (i >> 2u)], i & 3u); }
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 8u) + (g >> 5u)) * 36u;
+  let dm = unpack2x16float(W[base]);
+  let e = 8u * (g & 31u);              // first element within the super-block
+  let j = e >> 5u;                     // sub-block of 32
+  var sc: u32; var mn: u32;
+  if (j < 4u) {
+    sc = scaleByte(base, j) & 63u; mn = scaleByte(base, j + 4u) & 63u;
+  } else {
+    sc = (scaleByte(base, j + 4u) & 15u) | ((scaleByte(base, j - 4u) >> 6u) << 4u);
+    mn = (scaleByte(base, j + 4u) >> 4u) | ((scaleByte(base, j) >> 6u) << 4u);
+  }
+  let d = dm.x * f32(sc); let mdm = dm.y * f32(mn);
+  let c = j >> 1u;                     // 64-element chunk
+  let i = base + 4u + 8u * c + ((e & 31u) >> 2u);
+  let shift = (j & 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  let q0 = (W[i] >> shift) & m; let q1 = (W[i + 1u] >> shift) & m;
+  return W8(d * vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - mdm,
+            d * vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - mdm);
+}`,
+  // Super-blocks of 256: a body of 52 words (ql 128 bytes, qh 64, int8 scales 16) and d in the scale plane (q6_k.ts).
+  Q6_K: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 8u) + (g >> 5u);
+  let base = blk * 52u;
+  let e = 8u * (g & 31u);
+  let half = e >> 7u; let l = e & 31u; let quarter = (e & 127u) >> 5u;
+  let li = base + 16u * half + 8u * (quarter & 1u) + (l >> 2u);   // ql byte 64·half + 32·(quarter&1) + l
+  let hi = base + 32u + 8u * half + (l >> 2u);                      // qh byte 32·half + l
+  let lshift = (quarter >> 1u) * 4u; let hshift = 2u * quarter;
+  let d = scaleAt(blk) * sbyteOf(W[base + 48u + (e >> 6u)], (e >> 4u) & 3u);
+  let m4 = 0x0f0f0f0fu; let m2 = 0x03030303u;
+  let q0 = ((W[li] >> lshift) & m4) | (((W[hi] >> hshift) & m2) << 4u);
+  let q1 = ((W[li + 1u] >> lshift) & m4) | (((W[hi + 1u] >> hshift) & m2) << 4u);
+  return W8(d * (vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - 32.0),
+            d * (vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - 32.0));
+}`,
+};
+
+/** The WGSL that reads weights of `dtype` (needs `W` and uniform `p` with fields k and aux declared first). */
+export function weightReader(dtype: DType): string {
+  const f = LOAD8[dtype];
+  if (!f) throw new RangeError(`webgpu backend: no kernel reads ${dtype} weights`);
+  return COMMON + f;
+}
