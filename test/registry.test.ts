@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InsufficientMemoryError, ModelRegistry, UnknownModelError, kvBytes, type RegistryOptions } from '../src/server/registry.js';
+import { InsufficientMemoryError, ModelRegistry, UnknownModelError, type RegistryOptions } from '../src/server/registry.js';
 import { createServer, DEFAULTS } from '../src/server/server.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
 import { SPEC } from './helpers/server.js';
+import { kvCacheBytes } from '../src/model/spec.js';
 import { randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 
 let dir: string;
@@ -61,7 +62,7 @@ test('the listing finds HF folders and GGUF files from their headers, skips what
   assert.deepEqual(names(r), [], 'listing loads no model');
   const { loaded, release } = await r.acquire('alpha');
   perModel = loaded.bytes;
-  assert.equal(perModel, list[0]!.size + kvBytes(loaded.model.spec, CTX, 1), 'weights plus KV cache');
+  assert.equal(perModel, list[0]!.size + kvCacheBytes(loaded.model.spec, CTX, 1), 'weights plus KV cache');
   release();
   r.dispose();
   // A folder that does not exist yet lists as empty.

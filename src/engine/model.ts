@@ -4,20 +4,30 @@ import type { Backend, KVCache } from '../backends/backend.js';
 import { availableParallelism } from 'node:os';
 import { ReferenceBackend } from '../backends/reference/reference-backend.js';
 import { CpuBackend } from '../backends/cpu/cpu-backend.js';
+import { autoBackend } from '../backends/webgpu/gpu.js';
 import { LlamaGraph } from '../model/arch/llama.js';
-import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenModelOptions } from '../model/load.js';
-import { parameterCount, type ModelSpec } from '../model/spec.js';
+import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenedModel, type OpenModelOptions } from '../model/load.js';
+import { WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
+import { kvCacheBytes, parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import { resolveSampling, type SamplingOptions } from './sampler.js';
 import type { Grammar } from './grammar.js';
 import { Scheduler, type GenerationChunk, type SchedulerStats } from './scheduler.js';
-import { LOAD_QUANT_TYPES, isLoadQuant, type LoadQuant } from '../quant/quantize-on-load.js';
+import { LOAD_QUANT_TYPES, isLoadQuant, keptBytes, type LoadQuant } from '../quant/quantize-on-load.js';
 
-export type BackendName = 'reference' | 'cpu';
+export type BackendName = 'auto' | 'webgpu' | 'cpu' | 'reference';
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'webgpu', 'cpu', 'reference'];
 
 export interface LoadModelOptions extends OpenModelOptions {
-  /** Default "cpu": wasm SIMD kernels on worker threads. "reference": plain TypeScript in f32, the executable specification. */
+  /**
+   * Default "auto": "webgpu" when a hardware GPU adapter exists, else "cpu". "webgpu": WGSL kernels
+   * through Dawn (a software adapter such as lavapipe is used only when asked for by this name).
+   * "cpu": wasm SIMD kernels on worker threads. "reference": plain TypeScript in f32, the
+   * executable specification.
+   */
   backend?: BackendName;
+  /** GPU bytes the webgpu backend may take; a model whose weights and KV cache need more is refused before it loads. */
+  maxGpuMemory?: number;
   /** Threads of the cpu backend. Default: available cores. */
   threads?: number;
   /** Quantize float weight matrices as they load: "q8_0", "q4_0" or "q4_k". Default: keep the stored types. */
@@ -101,8 +111,9 @@ export class Model {
     checkLoadOptions(options);
     const opened = await openModel(modelPath, options);
     try {
-      const backend = await createBackend(options.backend ?? 'cpu', options.threads ?? availableParallelism());
+      const backend = await createBackend(options.backend ?? 'auto', options.threads ?? availableParallelism());
       try {
+        if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
         const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
         return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
       } catch (e) {
@@ -235,12 +246,44 @@ export class Model {
 }
 
 
+/** The backend `name` resolves to here: "auto" becomes "webgpu" on a hardware GPU, else "cpu". */
+export async function resolveBackend(name: BackendName = 'auto'): Promise<Exclude<BackendName, 'auto'>> {
+  return name === 'auto' ? autoBackend() : name;
+}
+
 async function createBackend(name: BackendName, threads: number): Promise<Backend> {
-  switch (name) {
+  switch (await resolveBackend(name)) {
     case 'reference': return new ReferenceBackend();
     case 'cpu': return CpuBackend.create(threads);
-    default: throw new RangeError(`unknown backend "${String(name)}" (available: reference, cpu)`);
+    case 'webgpu': return WebGpuBackend.create({ allowSoftware: true });
+    default: throw new RangeError(`unknown backend "${String(name)}" (available: ${BACKEND_NAMES.join(', ')})`);
   }
+}
+
+/**
+ * Refuses, before any weight is uploaded, a model whose weights (as they will be kept) and KV cache
+ * do not fit the GPU budget: the adapter does not say how much memory it has, so the budget is
+ * `maxGpuMemory` when given.
+ */
+function checkGpuFits(backend: WebGpuBackend, opened: OpenedModel, o: LoadModelOptions): void {
+  if (o.maxGpuMemory === undefined) return;
+  const need = modelBytes(opened, o);
+  if (need > o.maxGpuMemory) {
+    throw new RangeError(`${opened.path} needs ${gib(need)} of GPU memory (weights and KV cache); `
+      + `the budget is ${gib(o.maxGpuMemory)} (--max-gpu-memory) on ${backend.adapter.description}`);
+  }
+}
+
+/** Bytes a model takes once loaded under `o`: weights as kept (after --quant) plus the KV cache. */
+export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: Pick<LoadModelOptions, 'quant' | 'contextLength' | 'parallel'>): number {
+  let weights = 0;
+  for (const t of opened.tensors.values()) weights += keptBytes(t, o.quant);
+  const s = opened.spec;
+  return weights + kvCacheBytes(s, o.contextLength ?? Math.min(s.contextLength, 4096), o.parallel ?? 1);
+}
+
+function gib(bytes: number): string {
+  return bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
 function checkLoadOptions(o: LoadModelOptions): void {
@@ -249,6 +292,12 @@ function checkLoadOptions(o: LoadModelOptions): void {
   }
   if (o.contextLength !== undefined && !(Number.isInteger(o.contextLength) && o.contextLength > 0 && o.contextLength <= 1 << 20)) {
     throw new RangeError(`contextLength must be an integer in 1..${1 << 20}, got ${o.contextLength}`);
+  }
+  if (o.backend !== undefined && !BACKEND_NAMES.includes(o.backend)) {
+    throw new RangeError(`backend must be one of ${BACKEND_NAMES.join(', ')}, got ${String(o.backend)}`);
+  }
+  if (o.maxGpuMemory !== undefined && !(Number.isFinite(o.maxGpuMemory) && o.maxGpuMemory > 0)) {
+    throw new RangeError(`maxGpuMemory must be a positive number of bytes, got ${o.maxGpuMemory}`);
   }
   if (o.threads !== undefined && !(Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= 256)) {
     throw new RangeError(`threads must be an integer in 1..256, got ${o.threads}`);

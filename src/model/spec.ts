@@ -87,3 +87,8 @@ export function parameterCount(spec: ModelSpec): number {
   const perLayer = q + kv + o + bias + 3 * dim * ffnDim + 2 * dim;
   return vocabSize * dim * (spec.tiedEmbeddings ? 1 : 2) + nLayers * perLayer + dim;
 }
+
+/** Bytes of the KV cache (keys and values, f32) for `slots` sequences of `ctx` positions. */
+export function kvCacheBytes(s: ModelSpec, ctx: number, slots: number): number {
+  return 2 * s.nLayers * slots * ctx * s.nKVHeads * s.headDim * 4;
+}

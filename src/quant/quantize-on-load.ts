@@ -27,3 +27,13 @@ export function quantizeOnLoad(info: TensorInfo, data: Uint8Array, quant: LoadQu
   const encoded = quantize(target, dequantize(info.dtype, data, elementCount(info.shape)));
   return { info: { ...info, dtype: target, byteLength: encoded.length }, data: encoded };
 }
+
+/** Bytes `info` takes once loaded under `quant` (what quantizeOnLoad would return), without converting it. */
+export function keptBytes(info: TensorInfo, quant: LoadQuant | undefined): number {
+  if (!quant) return info.byteLength;
+  const target = LOAD_QUANT_TYPES[quant];
+  if (info.shape.length !== 2 || !FLOAT_TYPES.has(info.dtype)) return info.byteLength;
+  const { blockSize, blockBytes } = DTYPE_LAYOUT[target];
+  if (info.shape[1]! % blockSize !== 0) return info.byteLength;
+  return (elementCount(info.shape) / blockSize) * blockBytes;
+}

@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { openModelFiles } from '../model/load.js';
-import { parameterCount, type ModelSpec } from '../model/spec.js';
+import { kvCacheBytes, parameterCount } from '../model/spec.js';
 
 export interface ModelEntry {
   /** The name requests use ("tinyllama"; "tinyllama:latest" is accepted too). */
@@ -225,7 +225,7 @@ export class ModelRegistry {
     try {
       const s = files.spec;
       const ctx = opts.contextLength ?? Math.min(s.contextLength, 4096);
-      return entry.size + kvBytes(s, ctx, opts.parallel ?? 1);
+      return entry.size + kvCacheBytes(s, ctx, opts.parallel ?? 1);
     } finally {
       await files.close();
     }
@@ -261,10 +261,6 @@ export class ModelRegistry {
 /** setTimeout's longest delay; a longer one fires at once (keep_alive "720h" would spin). */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-/** Keys and values, f32, for `slots` sequences of `ctx` positions. */
-export function kvBytes(s: ModelSpec, ctx: number, slots: number): number {
-  return 2 * s.nLayers * slots * ctx * s.nKVHeads * s.headDim * 4;
-}
 
 function gib(bytes: number): string {
   return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
