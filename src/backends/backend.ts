@@ -108,5 +108,7 @@ export interface Backend {
    * rows·cols long; returned as a view of that length), else into a new array.
    */
   read(a: Activations, into?: Float32Array): Promise<Float32Array>;
+  /** Counters a backend keeps about its own work (GPU dispatches, times), for benchmarks; optional. */
+  profile?(): Promise<Record<string, number>>;
   dispose(): void;
 }

@@ -28,6 +28,8 @@ export interface RunResult {
   /** Per-token decode latency percentiles, ms. */
   p50Ms: number;
   p95Ms: number;
+  /** Per decoded token, where the backend counts them (webgpu): dispatches, submits, JS recording ms, GPU ms. */
+  perToken?: Record<string, number>;
 }
 
 export interface EngineResult {
@@ -70,9 +72,10 @@ function summarise(promptTokens: number, promptMs: number, tokenTimes: number[])
 export async function benchMinerva(c: BenchCase, backend: BackendName, onRun?: (i: number) => void): Promise<EngineResult> {
   const t0 = performance.now();
   const model: Model = await loadModel(c.model, {
-    backend, threads: c.threads, tokenizer: c.tokenizer, quant: c.quant, contextLength: c.promptTokens + c.genTokens + 8,
+    backend, threads: c.threads, tokenizer: c.tokenizer, quant: c.quant, contextLength: c.promptTokens + c.genTokens + 8, profile: true,
   });
   const loadMs = performance.now() - t0;
+  const backendName = model.info().backend;
   const runs: RunResult[] = [];
   let prompt: number[] = [];
   try {
@@ -84,32 +87,42 @@ export async function benchMinerva(c: BenchCase, backend: BackendName, onRun?: (
       const start = performance.now();
       const times: number[] = [];
       let promptMs = NaN, evaluated = prompt.length;
+      // The backend's counters from the first token (the prompt read) to the last: the decode steps'.
+      let first: Record<string, number> | undefined;
       for await (const chunk of model.generate(prompt, { temperature: 0, maxTokens: c.genTokens })) {
         if (chunk.tokens.length > 0) times.push(performance.now() - start);
+        if (times.length === 1 && !first) first = await model.profile();
         if (chunk.timings) { promptMs = chunk.timings.promptMs; evaluated = chunk.timings.promptTokens; }
       }
-      runs.push(summarise(evaluated, promptMs, times));
+      const run = summarise(evaluated, promptMs, times);
+      const last = await model.profile();
+      if (first && times.length > 1 && Object.keys(last).length > 0) {
+        run.perToken = Object.fromEntries(Object.entries(last).map(([k, v]) => [k, (v - (first[k] ?? 0)) / (times.length - 1)]));
+      }
+      runs.push(run);
     }
   } finally {
     model.dispose();
   }
-  return { engine: `minerva-${backend}`, prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { engine: `minerva-${backendName}`, prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
 /**
- * llama.cpp through node-llama-cpp (CPU, same thread count), on the same GGUF file and the same
- * prompt token ids Minerva ran.
+ * llama.cpp through node-llama-cpp, on the same GGUF file and the same prompt token ids Minerva
+ * ran: on the CPU with the same thread count, or — when Minerva ran on a GPU (`gpu`) — its GPU
+ * build (CUDA, Vulkan or Metal, whichever node-llama-cpp finds) with every layer on the GPU.
  */
-export async function benchLlamaCpp(c: BenchCase, minervaPrompt: readonly number[], onRun?: (i: number) => void): Promise<EngineResult> {
+export async function benchLlamaCpp(c: BenchCase, minervaPrompt: readonly number[], onRun?: (i: number) => void, gpu = false): Promise<EngineResult> {
   let nlc: typeof import('node-llama-cpp');
   try {
     nlc = await import('node-llama-cpp');
   } catch {
     throw new Error('--vs llamacpp needs node-llama-cpp (npm install node-llama-cpp)');
   }
-  const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
+  const llama = await nlc.getLlama({ gpu: gpu ? 'auto' : false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
+  if (gpu && llama.gpu === false) throw new Error('--vs llamacpp on a GPU: node-llama-cpp found no GPU build (CUDA, Vulkan or Metal) for this machine');
   const t0 = performance.now();
-  const model = await llama.loadModel({ modelPath: c.llamaModel ?? c.model });
+  const model = await llama.loadModel({ modelPath: c.llamaModel ?? c.model, ...(gpu ? { gpuLayers: 'max' as const } : {}) });
   const context = await model.createContext({ contextSize: c.promptTokens + c.genTokens + 8, threads: c.threads });
   const loadMs = performance.now() - t0;
   const runs: RunResult[] = [];
@@ -134,5 +147,5 @@ export async function benchLlamaCpp(c: BenchCase, minervaPrompt: readonly number
     await model.dispose();
     await llama.dispose();
   }
-  return { engine: 'llama.cpp', prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { engine: gpu ? `llama.cpp-${llama.gpu}` : 'llama.cpp', prompt, loadMs, runs, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
 }

@@ -59,7 +59,8 @@ export async function benchCommand(modelArg: string | undefined, o: BenchOptions
   };
   const minerva = await benchMinerva(c, o.backend, status(`minerva-${o.backend}`));
   const results: EngineResult[] = [minerva];
-  if (o.vs === 'llamacpp') results.push(await benchLlamaCpp(c, minerva.prompt, status('llama.cpp')));
+  const onGpu = minerva.engine === 'minerva-webgpu';
+  if (o.vs === 'llamacpp') results.push(await benchLlamaCpp(c, minerva.prompt, status('llama.cpp'), onGpu));
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
 
   process.stdout.write(`model ${label}${o.quant ? ` --quant ${o.quant}` : ''}, ${c.threads} threads, ${c.promptTokens}-token prompt, `
@@ -70,13 +71,20 @@ export async function benchCommand(modelArg: string | undefined, o: BenchOptions
   }), `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`]);
   const header = ['engine', 'load', ...METRICS.map(([, label]) => label), 'peak RSS (process)'];
   printTable([header, ...rows]);
+  const perToken = minerva.runs.map((r) => r.perToken).filter((p) => p !== undefined);
+  if (perToken.length > 0) {
+    const m = (k: string) => median(perToken.map((p) => p[k] ?? NaN));
+    const gpu = m('gpuMs') > 0 ? `GPU ${fmt(m('gpuMs'))} ms (timestamp queries)` : 'GPU time not measured (no timestamp-query)';
+    process.stdout.write(`\nminerva-webgpu per decoded token (median): ${fmt(1000 / median(minerva.runs.map((r) => r.decodeTps)))} ms = ${gpu}, `
+      + `JS recording ${fmt(m('encodeMs'))} ms; ${fmt(m('dispatches'))} dispatches, ${fmt(m('submits'))} submits\n`);
+  }
   const ratios: Record<string, number> = {};
   if (results.length === 2) {
     const [m, l] = results as [EngineResult, EngineResult];
     for (const key of ['promptTps', 'decodeTps'] as const) {
       ratios[key] = median(m.runs.map((x) => x[key])) / median(l.runs.map((x) => x[key]));
     }
-    process.stdout.write(`\nMinerva / llama.cpp: prompt ${ratios.promptTps!.toFixed(2)}×, decode ${ratios.decodeTps!.toFixed(2)}×\n`);
+    process.stdout.write(`\nMinerva / ${l.engine}: prompt ${ratios.promptTps!.toFixed(2)}×, decode ${ratios.decodeTps!.toFixed(2)}×\n`);
   }
   if (o.json) await writeFile(o.json, JSON.stringify({ case: c, results, ratios }, null, 2));
   if (o.csv) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · serve · info · bench. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · serve · info · devices · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
@@ -7,6 +7,8 @@ import { chatCommand } from './chat.js';
 import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
+import { devicesCommand } from './devices.js';
+import { BACKEND_NAMES } from '../engine/model.js';
 import { DEFAULTS } from '../server/server.js';
 import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
@@ -17,13 +19,18 @@ const program = new Command('minerva')
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(str) });
 
+/** --backend, the same everywhere. */
+function backendOption(): Option {
+  return new Option('--backend <name>', 'compute backend: auto (webgpu on a GPU, else cpu), webgpu (WGSL kernels through Dawn), '
+    + 'cpu (wasm SIMD kernels on worker threads) or reference (plain TypeScript)').choices(BACKEND_NAMES).default('auto');
+}
+
 /** Options shared by run and chat: loading and sampling. */
 function withModelOptions(cmd: Command): Command {
   return cmd
     .option('--tokenizer <path>', 'tokenizer to use: tokenizer.json (or its folder), a .gguf, or a llama2.c tokenizer.bin')
     .option('--ctx-size <n>', 'context length to allocate (default: min(model, 4096))', intArg(1, 1 << 20))
-    .addOption(new Option('--backend <name>', 'compute backend: cpu (wasm SIMD kernels on worker threads) or reference (plain TypeScript)')
-      .choices(['reference', 'cpu']).default('cpu'))
+    .addOption(backendOption())
     .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
     .addOption(new Option('--quant <type>', 'quantize float weight matrices as they load').choices(Object.keys(LOAD_QUANT_TYPES)))
     .option('-n, --max-tokens <n>', 'most tokens to generate', intArg(0))
@@ -68,7 +75,8 @@ program.command('serve')
   .option('--keep-alive <duration>', 'how long an idle model stays loaded (e.g. 5m; -1 = forever)', durationArg, DEFAULTS.keepAliveMs)
   .option('--ctx-size <n>', 'context per sequence (default: min(model, 4096))', intArg(16, 1 << 20))
   .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
-  .addOption(new Option('--backend <name>', 'compute backend').choices(['reference', 'cpu']).default('cpu'))
+  .addOption(backendOption())
+  .option('--max-gpu-memory <size>', 'bytes all models on the GPU may hold (e.g. 12G; default: no limit, WebGPU does not report GPU memory)', bytesArg)
   .option('--request-timeout <duration>', 'longest a generation may run', durationArg, DEFAULTS.requestTimeoutMs)
   .option('--quiet', 'no request log')
   .action(serveCommand);
@@ -80,13 +88,18 @@ program.command('info')
   .option('--json', 'print JSON')
   .action(infoCommand);
 
+program.command('devices')
+  .description('list GPU adapters (WebGPU through Dawn), their features and limits, and which backend --backend auto picks')
+  .option('--json', 'print JSON')
+  .action(devicesCommand);
+
 program.command('bench')
   .description('measure prompt and decode speed; --vs llamacpp runs llama.cpp on the same GGUF in the same run')
   .argument('[model]', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint (.gguf for --vs llamacpp)')
   .addOption(new Option('--synthetic <preset>', 'instead of a model: random weights with these real dimensions (generated once, cached)')
     .choices(Object.keys(SYNTHETIC_PRESETS)))
   .addOption(new Option('--dtype <type>', 'weight type of the --synthetic model').choices(Object.keys(SYNTHETIC_DTYPES)))
-  .addOption(new Option('--backend <name>', 'compute backend').choices(['reference', 'cpu']).default('cpu'))
+  .addOption(backendOption())
   .option('--threads <n>', 'threads (both engines; default: all cores)', intArg(1, 256))
   .addOption(new Option('--quant <type>', 'quantize float weight matrices as Minerva loads them').choices(Object.keys(LOAD_QUANT_TYPES)))
   .option('-p, --prompt-tokens <n>', 'prompt length in tokens', intArg(1, 1 << 16), 128)

@@ -26,6 +26,8 @@ export interface LoadModelOptions extends OpenModelOptions {
    * executable specification.
    */
   backend?: BackendName;
+  /** Time the GPU's work with timestamp queries (webgpu; for Model.profile(), as minerva bench does). */
+  profile?: boolean;
   /** GPU bytes the webgpu backend may take; a model whose weights and KV cache need more is refused before it loads. */
   maxGpuMemory?: number;
   /** Threads of the cpu backend. Default: available cores. */
@@ -111,7 +113,7 @@ export class Model {
     checkLoadOptions(options);
     const opened = await openModel(modelPath, options);
     try {
-      const backend = await createBackend(options.backend ?? 'auto', options.threads ?? availableParallelism());
+      const backend = await createBackend(options.backend ?? 'auto', options.threads ?? availableParallelism(), options.profile ?? false);
       try {
         if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
         const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
@@ -136,6 +138,11 @@ export class Model {
   /** What the scheduler is doing: sequences running and waiting, KV cache in use. */
   stats(): SchedulerStats {
     return this.scheduler.stats();
+  }
+
+  /** The backend's own counters (webgpu: dispatches, submits, JS encode ms, GPU ms), or {} where it keeps none. */
+  async profile(): Promise<Record<string, number>> {
+    return (await this.backend.profile?.()) ?? {};
   }
 
   tokenize(text: string, options: { addSpecial?: boolean } = {}): number[] {
@@ -251,11 +258,11 @@ export async function resolveBackend(name: BackendName = 'auto'): Promise<Exclud
   return name === 'auto' ? autoBackend() : name;
 }
 
-async function createBackend(name: BackendName, threads: number): Promise<Backend> {
+async function createBackend(name: BackendName, threads: number, profile: boolean): Promise<Backend> {
   switch (await resolveBackend(name)) {
     case 'reference': return new ReferenceBackend();
     case 'cpu': return CpuBackend.create(threads);
-    case 'webgpu': return WebGpuBackend.create({ allowSoftware: true });
+    case 'webgpu': return WebGpuBackend.create({ allowSoftware: true, timestamps: profile });
     default: throw new RangeError(`unknown backend "${String(name)}" (available: ${BACKEND_NAMES.join(', ')})`);
   }
 }

@@ -18,7 +18,7 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get('/api/ps', async () => ({
     models: ctx.registry.running().map((l) => ({
-      ...tagFields(l.entry), size: l.bytes, size_vram: 0,
+      ...tagFields(l.entry), size: l.bytes, size_vram: l.vram,
       expires_at: new Date(Number.isFinite(l.expiresAt) ? l.expiresAt : Date.UTC(9999, 0)).toISOString(),
     })),
   }));

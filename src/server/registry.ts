@@ -8,8 +8,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
+import { modelBytes, resolveBackend } from '../engine/model.js';
 import { openModelFiles } from '../model/load.js';
-import { kvCacheBytes, parameterCount } from '../model/spec.js';
+import { parameterCount } from '../model/spec.js';
 
 export interface ModelEntry {
   /** The name requests use ("tinyllama"; "tinyllama:latest" is accepted too). */
@@ -31,6 +32,8 @@ export interface LoadedModel {
   model: Model;
   /** Bytes it holds: weights plus KV cache. */
   bytes: number;
+  /** Of those, bytes on the GPU (all of them on the webgpu backend, else 0). */
+  vram: number;
   /** When it unloads if unused (Infinity: never). */
   expiresAt: number;
   lastUsed: number;
@@ -55,8 +58,10 @@ export class InsufficientMemoryError extends Error {
 export interface RegistryOptions {
   /** The models folder. */
   dir: string;
-  /** Most bytes (weights + KV caches) of all loaded models together. */
+  /** Most bytes (weights + KV caches) of all loaded models together, in RAM. */
   maxMemory: number;
+  /** The same for models on the GPU (webgpu backend). Default: no limit (WebGPU does not report a device's memory). */
+  maxGpuMemory?: number;
   /** How long a model stays loaded after its last use, in ms (Infinity: forever). */
   keepAliveMs: number;
   /** How models load: backend, threads, parallel sequences, context length, queue. */
@@ -77,8 +82,10 @@ export class ModelRegistry {
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private timer: NodeJS.Timeout | undefined;
   private clock = 0;
-  /** Bytes promised to models still loading: two loads at once must not both take the same room. */
-  private reserved = 0;
+  /** Bytes promised to models still loading, in RAM and on the GPU: two loads at once must not both take the same room. */
+  private reserved = { ram: 0, gpu: 0 };
+  /** What the load options' backend ("auto" included) resolves to, found once. */
+  private backend: Promise<string> | undefined;
 
   constructor(readonly options: RegistryOptions) {}
 
@@ -172,30 +179,42 @@ export class ModelRegistry {
     for (const l of [...this.loaded.values()]) this.unload(l);
   }
 
+  /** The backend models load on: "webgpu", "cpu" or "reference" ("auto" resolved). */
+  resolvedBackend(): Promise<string> {
+    this.backend ??= resolveBackend(this.options.load.backend);
+    return this.backend;
+  }
+
   private async load(entry: ModelEntry, overrides: LoadModelOptions): Promise<LoadedModel> {
     const opts = { ...this.options.load, ...overrides };
     const need = await this.estimateBytes(entry, opts);
-    if (need > this.options.maxMemory) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} (weights and KV cache) and the memory limit is ${gib(this.options.maxMemory)} (--max-memory)`);
+    // A model on the GPU is budgeted against --max-gpu-memory, else against --max-memory.
+    const pool = (overrides.backend ? await resolveBackend(overrides.backend) : await this.resolvedBackend()) === 'webgpu' ? 'gpu' : 'ram';
+    const limit = pool === 'gpu' ? this.options.maxGpuMemory ?? Infinity : this.options.maxMemory;
+    const flag = pool === 'gpu' ? '--max-gpu-memory' : '--max-memory';
+    if (need > limit) {
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} (weights and KV cache) and the ${pool === 'gpu' ? 'GPU ' : ''}memory limit is ${gib(limit)} (${flag})`);
     }
-    // Unload idle models, least recently used first, until this one fits.
-    const taken = () => this.memoryInUse() + this.reserved;
-    for (const l of [...this.loaded.values()].sort((a, b) => a.lastUsed - b.lastUsed)) {
-      if (taken() + need <= this.options.maxMemory) break;
+    // Unload idle models of the same pool, least recently used first, until this one fits.
+    const inPool = (l: LoadedModel) => (pool === 'gpu') === (l.vram > 0);
+    const taken = () => [...this.loaded.values()].filter(inPool).reduce((n, l) => n + l.bytes, 0) + this.reserved[pool];
+    for (const l of [...this.loaded.values()].filter(inPool).sort((a, b) => a.lastUsed - b.lastUsed)) {
+      if (taken() + need <= limit) break;
       if (l.users === 0) this.unload(l);
     }
-    if (taken() + need > this.options.maxMemory) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(this.options.maxMemory)} limit; try again when they are idle`);
+    if (taken() + need > limit) {
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(limit)} limit (${flag}); try again when they are idle`);
     }
-    this.reserved += need;
+    this.reserved[pool] += need;
     let model: Model;
     try {
       model = await loadModel(entry.path, opts);
     } finally {
-      this.reserved -= need;
+      this.reserved[pool] -= need;
     }
     this.options.onLoad?.(entry);
-    const loaded: LoadedModel = { entry, model, bytes: need, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
+    const vram = model.info().backend === 'webgpu' ? need : 0;
+    const loaded: LoadedModel = { entry, model, bytes: need, vram, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
     this.loaded.set(entry.path, loaded);
     return loaded;
   }
@@ -219,13 +238,11 @@ export class ModelRegistry {
     this.timer.unref();
   }
 
-  /** Weights (after any load-time quantization, approximated by the stored size) plus the KV caches. */
+  /** Weights (as kept after any load-time quantization) plus the KV caches. */
   private async estimateBytes(entry: ModelEntry, opts: LoadModelOptions): Promise<number> {
     const files = await openModelFiles(entry.path);
     try {
-      const s = files.spec;
-      const ctx = opts.contextLength ?? Math.min(s.contextLength, 4096);
-      return entry.size + kvCacheBytes(s, ctx, opts.parallel ?? 1);
+      return modelBytes(files, opts);
     } finally {
       await files.close();
     }

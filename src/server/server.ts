@@ -31,6 +31,8 @@ export interface ServeOptions {
   maxQueue: number;
   /** Bytes all loaded models may hold together. */
   maxMemory: number;
+  /** Bytes all models on the GPU may hold together (default: no limit; WebGPU does not report a device's memory). */
+  maxGpuMemory?: number;
   /** How long an idle model stays loaded, ms (Infinity: forever). */
   keepAliveMs: number;
   /** Context per sequence (default: min(model's, 4096)). */
@@ -70,7 +72,7 @@ const UI_DIR = new URL('../../../src/ui/', import.meta.url);
 
 export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const registry = new ModelRegistry({
-    dir: o.modelsDir, maxMemory: o.maxMemory, keepAliveMs: o.keepAliveMs,
+    dir: o.modelsDir, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAliveMs,
     load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
     onLoad: (entry) => metrics.modelLoads.inc({ model: entry.name }),
   });
@@ -142,8 +144,8 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     app, registry, metrics,
     async listen() {
       const address = await app.listen({ host: o.host, port: o.port });
-      // Ready once the kernels compile and the models folder can be read.
-      if ((o.backend ?? 'cpu') === 'cpu') await compileKernels();
+      // Ready once the backend is known (a GPU found or not), the kernels compile and the models folder can be read.
+      if (await registry.resolvedBackend() === 'cpu') await compileKernels();
       await registry.list();
       ready = true;
       return address;

@@ -4,7 +4,7 @@
 // offset, so a kernel's bind group is made once per set of buffers and reused for every token),
 // per-step data (token ids, positions, slots, rope angles) into an arena; both are written with
 // one writeBuffer each just before the single submit.
-import { BufferUsage, ShaderStage } from './gpu.js';
+import { BufferUsage, MapMode, ShaderStage } from './gpu.js';
 
 /** A GPU buffer with an id (bind groups are cached by the ids of what they bind). */
 export class GpuBuffer {
@@ -30,12 +30,20 @@ const SLOT_WORDS = SLOT_BYTES / 4;
 const SLOTS = 4096;
 const ARENA_WORDS = 1 << 18; // 1 MiB
 
-export interface RecorderStats {
+// (a type alias, not an interface: it must fit Backend.profile's Record<string, number>)
+export type RecorderStats = {
   dispatches: number;
   submits: number;
   /** Milliseconds of JS spent recording ops (host time per step, beside the GPU's). */
   encodeMs: number;
-}
+  /** Milliseconds the GPU spent in compute passes (timestamp queries; 0 unless timing is on). */
+  gpuMs: number;
+  /** Submits whose GPU time is not in gpuMs (the timestamp read-back was still busy). */
+  untimedSubmits: number;
+};
+
+/** Most compute passes timed per submit (a step has one, plus one after each copy). */
+const TIMED_PASSES = 64;
 
 export class Recorder {
   private readonly params: GPUBuffer;
@@ -51,11 +59,23 @@ export class Recorder {
   private pass: GPUComputePassEncoder | undefined;
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
-  readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0 };
+  readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0, gpuMs: 0, untimedSubmits: 0 };
+  /** GPU timing: a timestamp pair per compute pass, resolved at submit and read back after it. */
+  private readonly timing: { queries: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer; busy: boolean } | undefined;
+  private passes = 0;
 
-  constructor(private readonly device: GPUDevice, private readonly dummy: GpuBuffer) {
+  constructor(private readonly device: GPUDevice, private readonly dummy: GpuBuffer, timestamps: boolean) {
     this.params = device.createBuffer({ size: SLOTS * SLOT_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: 'op parameters' });
     this.arena = this.createArena(ARENA_WORDS);
+    if (timestamps) {
+      const bytes = 2 * TIMED_PASSES * 8;
+      this.timing = {
+        queries: device.createQuerySet({ type: 'timestamp', count: 2 * TIMED_PASSES }),
+        resolve: device.createBuffer({ size: bytes, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC }),
+        readback: device.createBuffer({ size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }),
+        busy: false,
+      };
+    }
   }
 
   private createArena(words: number): GpuBuffer {
@@ -159,7 +179,13 @@ export class Recorder {
   }
 
   private computePass(): GPUComputePassEncoder {
-    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    if (!this.pass) {
+      const t = this.timing && !this.timing.busy && this.passes < TIMED_PASSES ? this.timing : undefined;
+      this.pass = this.commandEncoder().beginComputePass(t ? {
+        timestampWrites: { querySet: t.queries, beginningOfPassWriteIndex: 2 * this.passes, endOfPassWriteIndex: 2 * this.passes + 1 },
+      } : {});
+      if (t) this.passes++;
+    }
     return this.pass;
   }
 
@@ -184,7 +210,16 @@ export class Recorder {
     const q = this.device.queue;
     if (this.slots > 0) q.writeBuffer(this.params, 0, this.paramWords.buffer, 0, this.slots * SLOT_BYTES);
     if (this.arenaUsed > 0) q.writeBuffer(this.arena.buffer, 0, this.arenaWords.buffer, 0, this.arenaUsed * 4);
+    const timed = this.passes;
+    if (this.timing && timed > 0) {
+      this.encoder.resolveQuerySet(this.timing.queries, 0, 2 * timed, this.timing.resolve, 0);
+      this.encoder.copyBufferToBuffer(this.timing.resolve, 0, this.timing.readback, 0, 16 * timed);
+    } else if (this.timing) {
+      this.stats.untimedSubmits++;
+    }
     q.submit([this.encoder.finish()]);
+    if (this.timing && timed > 0) void this.readTimes(this.timing, timed);
+    this.passes = 0;
     this.encoder = undefined;
     this.slots = 0;
     this.arenaUsed = 0;
@@ -192,7 +227,30 @@ export class Recorder {
     this.stats.submits++;
   }
 
+  /** Adds the GPU time of the `passes` timed passes just submitted to stats.gpuMs. */
+  private async readTimes(t: NonNullable<Recorder['timing']>, passes: number): Promise<void> {
+    t.busy = true;
+    try {
+      await t.readback.mapAsync(MapMode.READ, 0, 16 * passes);
+      const ns = new BigInt64Array(t.readback.getMappedRange(0, 16 * passes).slice(0));
+      t.readback.unmap();
+      for (let i = 0; i < passes; i++) this.stats.gpuMs += Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e6;
+    } catch {
+      // (the device was destroyed while the times were on their way)
+    } finally {
+      t.busy = false;
+    }
+  }
+
+  /** Resolves once the GPU times of what was submitted so far are in stats.gpuMs. */
+  async settled(): Promise<void> {
+    while (this.timing?.busy) await new Promise((r) => setTimeout(r, 1));
+  }
+
   dispose(): void {
+    this.timing?.queries.destroy();
+    this.timing?.resolve.destroy();
+    this.timing?.readback.destroy();
     this.params.destroy();
     this.arena.buffer.destroy();
     this.bindGroups.clear();

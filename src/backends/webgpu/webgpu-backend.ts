@@ -57,6 +57,8 @@ const wt = (w: Weight) => w as GpuWeight;
 export interface WebGpuOptions {
   /** Use a software adapter (lavapipe, SwiftShader) when no hardware one exists. Default true. */
   allowSoftware?: boolean;
+  /** Time compute passes on the GPU (timestamp queries, where the adapter has them) for stats.gpuMs. */
+  timestamps?: boolean;
   /** Lowers the bytes one part of a weight matrix may take (the adapter's binding limit), to exercise splitting on small models. */
   maxWeightPartBytes?: number;
 }
@@ -84,9 +86,10 @@ export class WebGpuBackend implements Backend {
     private readonly maxBinding: number,
     /** Largest part of a split weight matrix. */
     private readonly maxWeightPart: number,
+    timestamps: boolean,
   ) {
     const dummy = this.createBuffer(16, BufferUsage.STORAGE, 'unused binding');
-    this.rec = new Recorder(device, dummy);
+    this.rec = new Recorder(device, dummy, timestamps);
     device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
       if (this.errors.length < 8) this.errors.push(e.message);
@@ -98,19 +101,22 @@ export class WebGpuBackend implements Backend {
     const adapter = await pickAdapter(opts.allowSoftware ?? true);
     const summary = summarize(adapter);
     const limits = adapter.limits;
+    const timestamps = (opts.timestamps ?? false) && adapter.features.has('timestamp-query');
     const device = await adapter.requestDevice({
+      requiredFeatures: timestamps ? ['timestamp-query'] : [],
       requiredLimits: {
         maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
         maxBufferSize: limits.maxBufferSize,
       },
     });
     const maxBinding = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / 4) * 4;
-    return new WebGpuBackend(device, summary, maxBinding, Math.min(maxBinding, opts.maxWeightPartBytes ?? Infinity));
+    return new WebGpuBackend(device, summary, maxBinding, Math.min(maxBinding, opts.maxWeightPartBytes ?? Infinity), timestamps);
   }
 
-  /** Dispatches, submits and JS recording time so far (see minerva bench). */
-  get stats(): RecorderStats {
-    return this.rec.stats;
+  /** Dispatches, submits, JS recording time and (with timestamps) GPU time so far (see minerva bench). */
+  async profile(): Promise<RecorderStats> {
+    await this.rec.settled();
+    return { ...this.rec.stats };
   }
 
   private createBuffer(size: number, usage: number, label: string): GpuBuffer {
