@@ -203,7 +203,7 @@ export class ModelRegistry {
       if (l.users === 0) this.unload(l);
     }
     if (taken() + need > limit) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(limit)} limit (${flag}); try again when they are idle`);
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
     }
     this.reserved[pool] += need;
     let model: Model;

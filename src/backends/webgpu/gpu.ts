@@ -53,7 +53,10 @@ export function summarize(a: GPUAdapter): AdapterSummary {
   };
 }
 
-/** Every distinct adapter Dawn offers (it has no enumeration call: each power preference is asked). */
+/**
+ * Every distinct adapter Dawn offers (it has no enumeration call: each power preference is asked).
+ * Fresh objects each call: an adapter gives out one device only.
+ */
 export async function listAdapters(): Promise<{ adapters: GPUAdapter[]; error?: string }> {
   let gpu: GPU;
   try {
@@ -92,8 +95,10 @@ export async function pickAdapter(allowSoftware: boolean): Promise<GPUAdapter> {
   throw new Error(`webgpu: only a software adapter is available (${summarize(adapters[0]!).description})`);
 }
 
-/** What `--backend auto` runs on: webgpu when a hardware adapter exists, else cpu. */
-export async function autoBackend(): Promise<'webgpu' | 'cpu'> {
-  const { adapters } = await listAdapters();
-  return adapters.some((a) => !summarize(a).software) ? 'webgpu' : 'cpu';
+let autoChoice: Promise<'webgpu' | 'cpu'> | undefined;
+
+/** What `--backend auto` runs on: webgpu when a hardware adapter exists, else cpu (decided once per process). */
+export function autoBackend(): Promise<'webgpu' | 'cpu'> {
+  autoChoice ??= listAdapters().then(({ adapters }) => (adapters.some((a) => !summarize(a).software) ? 'webgpu' : 'cpu'));
+  return autoChoice;
 }
