@@ -107,6 +107,22 @@ export class Model {
       slots: this.parallel, contextLength: this.contextLength,
       maxQueue: options.maxQueue ?? Infinity, prefillChunk: options.prefillChunk ?? 64,
     });
+    this.warm = { graph, cache };
+  }
+
+  private readonly warm: { graph: LlamaGraph; cache: KVCache };
+
+  /**
+   * A GPU compiles its pipelines and makes its bind groups on first use: one decode step and one
+   * batch step run here, at load, so the first request does not pay for them. (They write slot 0
+   * of the KV cache, which the scheduler holds as empty and overwrites before any read.)
+   */
+  private async warmUp(): Promise<void> {
+    const { graph, cache } = this.warm;
+    for (const n of new Set([1, Math.min(16, graph.limits.maxBatchTokens, this.contextLength)])) {
+      await graph.forward(new Int32Array(n), { positions: Int32Array.from({ length: n }, (_, i) => i), seqs: new Int32Array(n) },
+        Int32Array.of(n - 1), cache);
+    }
   }
 
   static async load(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {
@@ -117,7 +133,9 @@ export class Model {
       try {
         if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
         const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
-        return new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+        const model = new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+        if (backend instanceof WebGpuBackend) await model.warmUp();
+        return model;
       } catch (e) {
         backend.dispose();
         throw e;

@@ -23,11 +23,15 @@ export interface Kernel {
   readonly usesArena: boolean;
   /** Binding number and access of each buffer passed to dispatch(), in order. */
   readonly buffers: readonly { binding: number; kind: BindingKind }[];
+  /** Its bind groups, by the ids of the arena (if used) and the buffers, one map level per id (no key to build per dispatch). */
+  readonly groups: Map<number, unknown>;
 }
 
 const SLOT_BYTES = 256;
 const SLOT_WORDS = SLOT_BYTES / 4;
 const SLOTS = 4096;
+/** The dynamic offset of each slot, handed to setBindGroup as a typed-array range (no array per dispatch). */
+const SLOT_OFFSETS = Uint32Array.from({ length: SLOTS }, (_, i) => i * SLOT_BYTES);
 const ARENA_WORDS = 1 << 18; // 1 MiB
 
 // (a type alias, not an interface: it must fit Backend.profile's Record<string, number>)
@@ -57,7 +61,6 @@ export class Recorder {
   generation = 0;
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0, gpuMs: 0, untimedSubmits: 0 };
   /** GPU timing: a timestamp pair per compute pass, resolved at submit and read back after it. */
@@ -103,7 +106,7 @@ export class Recorder {
       label: name, layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
-    return { name, pipeline, layout, usesArena, buffers };
+    return { name, pipeline, layout, usesArena, buffers, groups: new Map() };
   }
 
   /**
@@ -147,30 +150,37 @@ export class Recorder {
     const slot = this.slots++;
     this.paramWords.set(fields, slot * SLOT_WORDS);
     const pass = this.computePass();
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, this.bindGroup(kernel, buffers), [slot * SLOT_BYTES]);
+    if (this.lastPipeline !== kernel.pipeline) {
+      pass.setPipeline(kernel.pipeline);
+      this.lastPipeline = kernel.pipeline;
+    }
+    pass.setBindGroup(0, this.bindGroup(kernel, buffers), SLOT_OFFSETS, slot, 1);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.stats.dispatches++;
   }
 
+  /** The pipeline set last in the current pass (setting it again is skipped). */
+  private lastPipeline: GPUComputePipeline | undefined;
+
   private bindGroup(kernel: Kernel, buffers: readonly GpuBuffer[]): GPUBindGroup {
-    const key = `${kernel.name}|${kernel.usesArena ? this.arena.id : 0}|${buffers.map((b) => b.id).join(',')}`;
-    let group = this.bindGroups.get(key);
+    // Walk the kernel's map by the arena's id (0 when unused), then each buffer's id.
+    let level = kernel.groups;
+    for (let i = 0; i < buffers.length; i++) {
+      const id = i === 0 ? (kernel.usesArena ? this.arena.id : 0) : buffers[i - 1]!.id;
+      let next = level.get(id) as Map<number, unknown> | undefined;
+      if (!next) level.set(id, (next = new Map()));
+      level = next;
+    }
+    const last = buffers[buffers.length - 1]!.id;
+    let group = level.get(last) as GPUBindGroup | undefined;
     if (!group) {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.params, offset: 0, size: SLOT_BYTES } }];
       if (kernel.usesArena) entries.push({ binding: 1, resource: { buffer: this.arena.buffer } });
-      kernel.buffers.forEach((b, i) => entries.push({ binding: b.binding, resource: { buffer: buffers[i]!.buffer } }));
+      kernel.buffers.forEach((b, j) => entries.push({ binding: b.binding, resource: { buffer: buffers[j]!.buffer } }));
       group = this.device.createBindGroup({ layout: kernel.layout, entries, label: kernel.name });
-      this.bindGroups.set(key, group);
+      level.set(last, group);
     }
     return group;
-  }
-
-  /** Forgets bind groups that name `buffer` (before it is destroyed). */
-  forget(buffer: GpuBuffer): void {
-    for (const key of [...this.bindGroups.keys()]) {
-      if (key.split('|')[2]!.split(',').includes(String(buffer.id))) this.bindGroups.delete(key);
-    }
   }
 
   /** A dummy buffer for optional bindings (a matmul without bias). */
@@ -180,6 +190,7 @@ export class Recorder {
 
   private computePass(): GPUComputePassEncoder {
     if (!this.pass) {
+      this.lastPipeline = undefined;
       const t = this.timing && !this.timing.busy && this.passes < TIMED_PASSES ? this.timing : undefined;
       this.pass = this.commandEncoder().beginComputePass(t ? {
         timestampWrites: { querySet: t.queries, beginningOfPassWriteIndex: 2 * this.passes, endOfPassWriteIndex: 2 * this.passes + 1 },
@@ -253,6 +264,5 @@ export class Recorder {
     this.timing?.readback.destroy();
     this.params.destroy();
     this.arena.buffer.destroy();
-    this.bindGroups.clear();
   }
 }
