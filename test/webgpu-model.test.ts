@@ -214,3 +214,8 @@ test('a forced garbage collection while generating does not crash or change the 
   }
   gc();
 });
+
+test('--backend webgpu with maxGpuMemory below what the model needs: refused with both sizes before any weight is uploaded', { skip }, async () => {
+  await assert.rejects(loadModel(path.join(dir, 'llama-gqa-f16.gguf'), { contextLength: 64, backend: 'webgpu', maxGpuMemory: 50_000 }),
+    /llama-gqa-f16\.gguf needs [\d.]+ MiB of GPU memory \(weights and KV cache\); the budget is 0\.0 MiB \(--max-gpu-memory\) on /);
+});

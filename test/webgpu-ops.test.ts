@@ -264,3 +264,20 @@ test('rmsNorm, add, silu·up, rope, gatherRows and copyKV equal the reference', 
     gpu.dispose();
   }
 });
+
+test('reads started together each get their own activations; aliasing an op\'s output and input is refused at once', { skip }, async () => {
+  const gpu = await createWebGpu();
+  try {
+    const x = random(3 * 16), y = random(5 * 40);
+    const a = activations(gpu, 3, 16, x), b = activations(gpu, 5, 40, y);
+    const [ra, rb] = await Promise.all([gpu.read(a), gpu.read(b)]);
+    assert.deepEqual(ra, x);
+    assert.deepEqual(rb, y);
+    const w = gpu.loadWeight({ name: 'norm', dtype: 'F32', shape: [16], byteLength: 64 }, new Uint8Array(random(16).buffer));
+    assert.throws(() => gpu.rmsNorm(a, a, w, 1e-5), /rmsNorm: out must not alias x/);
+    assert.throws(() => gpu.gatherRows(a, a, Int32Array.of(0)), /gatherRows: out must not alias x/);
+    assert.deepEqual(await gpu.read(a), x, 'the backend still works after a refused op');
+  } finally {
+    gpu.dispose();
+  }
+});

@@ -74,7 +74,8 @@ export async function benchCommand(modelArg: string | undefined, o: BenchOptions
   const perToken = minerva.runs.map((r) => r.perToken).filter((p) => p !== undefined);
   if (perToken.length > 0) {
     const m = (k: string) => median(perToken.map((p) => p[k] ?? NaN));
-    const gpu = m('gpuMs') > 0 ? `GPU ${fmt(m('gpuMs'))} ms (timestamp queries)` : 'GPU time not measured (no timestamp-query)';
+    const gpu = m('gpuMs') > 0 ? `GPU ${fmt(m('gpuMs'))} ms (timestamp queries${m('untimedPasses') > 0 ? `; ${fmt(m('untimedPasses'))} passes per token untimed` : ''})`
+      : 'GPU time not measured (no timestamp-query)';
     process.stdout.write(`\nminerva-webgpu per decoded token (median): ${fmt(1000 / median(minerva.runs.map((r) => r.decodeTps)))} ms = ${gpu}, `
       + `JS recording ${fmt(m('encodeMs'))} ms; ${fmt(m('dispatches'))} dispatches, ${fmt(m('submits'))} submits\n`);
   }

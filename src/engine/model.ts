@@ -7,7 +7,7 @@ import { CpuBackend } from '../backends/cpu/cpu-backend.js';
 import { autoBackend } from '../backends/webgpu/gpu.js';
 import { LlamaGraph } from '../model/arch/llama.js';
 import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenedModel, type OpenModelOptions } from '../model/load.js';
-import { WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
+import { GpuCapacityError, WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
 import { kvCacheBytes, parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import { resolveSampling, type SamplingOptions } from './sampler.js';
@@ -26,6 +26,12 @@ export interface LoadModelOptions extends OpenModelOptions {
    * executable specification.
    */
   backend?: BackendName;
+  /**
+   * With backend "auto": when the GPU cannot hold the model (out of memory, a buffer over the
+   * adapter's limits), load it on the cpu backend instead. Default true; the server turns it off
+   * to first make room on the GPU.
+   */
+  gpuFallback?: boolean;
   /** Time the GPU's work with timestamp queries (webgpu; for Model.profile(), as minerva bench does). */
   profile?: boolean;
   /** GPU bytes the webgpu backend may take; a model whose weights and KV cache need more is refused before it loads. */
@@ -129,19 +135,30 @@ export class Model {
     checkLoadOptions(options);
     const opened = await openModel(modelPath, options);
     try {
-      const backend = await createBackend(options.backend ?? 'auto', options.threads ?? availableParallelism(), options.profile ?? false);
+      const name = await resolveBackend(options.backend);
       try {
-        if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
-        const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
-        const model = new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
-        if (backend instanceof WebGpuBackend) await model.warmUp();
-        return model;
+        return await Model.loadOn(name, opened, options);
       } catch (e) {
-        backend.dispose();
-        throw e;
+        // auto: a model the GPU cannot hold (out of memory, a buffer over its limits) runs on the cpu.
+        if (!(e instanceof GpuCapacityError) || (options.backend ?? 'auto') !== 'auto' || options.gpuFallback === false) throw e;
+        return await Model.loadOn('cpu', opened, options);
       }
     } finally {
       await opened.close();
+    }
+  }
+
+  private static async loadOn(name: Exclude<BackendName, 'auto'>, opened: OpenedModel, options: LoadModelOptions): Promise<Model> {
+    const backend = await createBackend(name, options.threads ?? availableParallelism(), options.profile ?? false);
+    try {
+      if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
+      const weights = await loadWeights(opened, backend, options.onProgress, options.quant);
+      const model = new Model(backend, opened.spec, opened.tokenizer, { path: opened.path, format: opened.format }, weights, options);
+      if (backend instanceof WebGpuBackend) await model.warmUp();
+      return model;
+    } catch (e) {
+      backend.dispose();
+      throw e;
     }
   }
 
@@ -276,8 +293,8 @@ export async function resolveBackend(name: BackendName = 'auto'): Promise<Exclud
   return name === 'auto' ? autoBackend() : name;
 }
 
-async function createBackend(name: BackendName, threads: number, profile: boolean): Promise<Backend> {
-  switch (await resolveBackend(name)) {
+async function createBackend(name: Exclude<BackendName, 'auto'>, threads: number, profile: boolean): Promise<Backend> {
+  switch (name) {
     case 'reference': return new ReferenceBackend();
     case 'cpu': return CpuBackend.create(threads);
     case 'webgpu': return WebGpuBackend.create({ allowSoftware: true, timestamps: profile });
@@ -294,7 +311,7 @@ function checkGpuFits(backend: WebGpuBackend, opened: OpenedModel, o: LoadModelO
   if (o.maxGpuMemory === undefined) return;
   const need = modelBytes(opened, o);
   if (need > o.maxGpuMemory) {
-    throw new RangeError(`${opened.path} needs ${gib(need)} of GPU memory (weights and KV cache); `
+    throw new GpuCapacityError(`${opened.path} needs ${gib(need)} of GPU memory (weights and KV cache); `
       + `the budget is ${gib(o.maxGpuMemory)} (--max-gpu-memory) on ${backend.adapter.description}`);
   }
 }
@@ -308,7 +325,7 @@ export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: Pic
 }
 
 function gib(bytes: number): string {
-  return bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  return bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
 function checkLoadOptions(o: LoadModelOptions): void {

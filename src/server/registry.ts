@@ -9,6 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { modelBytes, resolveBackend } from '../engine/model.js';
+import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
 
@@ -208,7 +209,15 @@ export class ModelRegistry {
     this.reserved[pool] += need;
     let model: Model;
     try {
-      model = await loadModel(entry.path, opts);
+      model = await loadModel(entry.path, pool === 'gpu' ? { ...opts, gpuFallback: false } : opts);
+    } catch (e) {
+      if (!(pool === 'gpu' && e instanceof GpuCapacityError)) throw e;
+      // The GPU could not hold it (WebGPU does not say how much memory it has, so this is found by
+      // trying): unload the idle models on it and try again; with --backend auto the cpu is the last resort.
+      for (const l of [...this.loaded.values()].filter(inPool)) if (l.users === 0) this.unload(l);
+      model = await loadModel(entry.path, opts).catch((e2: unknown) => {
+        throw e2 instanceof GpuCapacityError ? new InsufficientMemoryError(`model "${entry.name}" does not fit on the GPU: ${e2.message}`) : e2;
+      });
     } finally {
       this.reserved[pool] -= need;
     }

@@ -1,6 +1,7 @@
 // Finding a GPU: Dawn's Node binding (the `webgpu` package), its adapters, and which backend
-// `--backend auto` picks. The binding is imported only when a GPU is asked for, so the cpu path
-// works on platforms it has no prebuilt binary for.
+// `--backend auto` picks. The binding is imported dynamically (by auto, devices and webgpu; not
+// by --backend cpu or reference), and a platform with no prebuilt binary for it just has no
+// adapter: auto then picks cpu.
 
 /** WebGPU's numeric flags (fixed by the spec; Node has no GPUBufferUsage global). */
 export const BufferUsage = { MAP_READ: 1, MAP_WRITE: 2, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128, QUERY_RESOLVE: 512 } as const;

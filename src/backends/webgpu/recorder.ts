@@ -1,6 +1,6 @@
 // Recording a forward pass: every op appends a dispatch to one compute pass of one command
-// encoder; nothing reaches the GPU until the host needs a result (read) or copyKV needs a copy
-// command. Per-dispatch sizes go into 256-byte slots of one uniform buffer (bound with a dynamic
+// encoder; nothing reaches the GPU until the host needs a result (read, which also appends the
+// copy into the read-back buffer). Per-dispatch sizes go into 256-byte slots of one uniform buffer (bound with a dynamic
 // offset, so a kernel's bind group is made once per set of buffers and reused for every token),
 // per-step data (token ids, positions, slots, rope angles) into an arena; both are written with
 // one writeBuffer each just before the single submit.
@@ -42,8 +42,8 @@ export type RecorderStats = {
   encodeMs: number;
   /** Milliseconds the GPU spent in compute passes (timestamp queries; 0 unless timing is on). */
   gpuMs: number;
-  /** Submits whose GPU time is not in gpuMs (the timestamp read-back was still busy). */
-  untimedSubmits: number;
+  /** Compute passes whose GPU time is not in gpuMs (the timestamp read-back was still busy, or over 64 in a submit). */
+  untimedPasses: number;
 };
 
 /** Most compute passes timed per submit (a step has one, plus one after each copy). */
@@ -62,7 +62,7 @@ export class Recorder {
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
-  readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0, gpuMs: 0, untimedSubmits: 0 };
+  readonly stats: RecorderStats = { dispatches: 0, submits: 0, encodeMs: 0, gpuMs: 0, untimedPasses: 0 };
   /** GPU timing: a timestamp pair per compute pass, resolved at submit and read back after it. */
   private readonly timing: { queries: GPUQuerySet; resolve: GPUBuffer; readback: GPUBuffer; busy: boolean } | undefined;
   private passes = 0;
@@ -196,6 +196,7 @@ export class Recorder {
         timestampWrites: { querySet: t.queries, beginningOfPassWriteIndex: 2 * this.passes, endOfPassWriteIndex: 2 * this.passes + 1 },
       } : {});
       if (t) this.passes++;
+      else if (this.timing) this.stats.untimedPasses++;
     }
     return this.pass;
   }
@@ -225,8 +226,6 @@ export class Recorder {
     if (this.timing && timed > 0) {
       this.encoder.resolveQuerySet(this.timing.queries, 0, 2 * timed, this.timing.resolve, 0);
       this.encoder.copyBufferToBuffer(this.timing.resolve, 0, this.timing.readback, 0, 16 * timed);
-    } else if (this.timing) {
-      this.stats.untimedSubmits++;
     }
     q.submit([this.encoder.finish()]);
     if (this.timing && timed > 0) void this.readTimes(this.timing, timed);

@@ -14,13 +14,26 @@ import { DTYPE_LAYOUT } from '../../quant/dtype.js';
 import { f32Bits } from '../../quant/f16.js';
 import { BufferUsage, MapMode, pickAdapter, summarize, type AdapterSummary } from './gpu.js';
 import { GpuBuffer, Recorder, type Kernel, type RecorderStats } from './recorder.js';
-import { GPU_WEIGHT_DTYPES, gpuRowBytes, paddedRow, repack, weightReader, type GpuLayout } from './weight-layout.js';
+import { GPU_WEIGHT_DTYPES, gpuRowBytes, repack, weightReader, type GpuLayout } from './weight-layout.js';
 import { GEMM_TILE_ROWS, GEMM_TILE_TOKENS, MATVEC_ROWS, MATVEC_TOKENS, gemmShader, matvecShader } from './shaders/matmul.js';
 import {
   ATTENTION, ATTENTION_MAX_HEAD_DIM, COPY_WITHIN, GATHER_ROWS, RMS_NORM, ROPE, STORE_KV, addShader, embedShader, siluMulShader,
 } from './shaders/ops.js';
 
 const MAX_GRID = 65535;
+/** The kernels index bindings with u32 words and f16 elements: no binding may pass 4 GiB. */
+const MAX_BINDING = 2 ** 32 - 4;
+
+/**
+ * The GPU cannot hold or run this model as asked (out of memory, a buffer above the adapter's
+ * binding limit, an unsupported head size). `--backend auto` then runs the model on the cpu backend.
+ */
+export class GpuCapacityError extends RangeError {
+  constructor(message: string, readonly outOfMemory = false) {
+    super(message);
+    this.name = 'GpuCapacityError';
+  }
+}
 
 /** Byte offsets of the f16 scales within a block, for the non-finite check. */
 const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
@@ -75,7 +88,8 @@ export class WebGpuBackend implements Backend {
   private readonly kernels = new Map<string, Kernel>();
   private readonly buffers = new Set<GpuBuffer>();
   private readback: GpuBuffer | undefined;
-  private readonly errors: string[] = [];
+  /** Errors no error scope caught (made while loading weights): reported, once, by the next read. */
+  private readonly errors: GPUError[] = [];
   private lost: string | undefined;
   /** Bytes of GPU buffers this backend holds. */
   allocatedBytes = 0;
@@ -91,8 +105,7 @@ export class WebGpuBackend implements Backend {
     const dummy = this.createBuffer(16, BufferUsage.STORAGE, 'unused binding');
     this.rec = new Recorder(device, dummy, timestamps);
     device.addEventListener('uncapturederror', (ev) => {
-      const e = (ev as GPUUncapturedErrorEvent).error;
-      if (this.errors.length < 8) this.errors.push(e.message);
+      if (this.errors.length < 8) this.errors.push((ev as GPUUncapturedErrorEvent).error);
     });
     void device.lost.then((info) => { this.lost = info.message || info.reason; });
   }
@@ -109,7 +122,7 @@ export class WebGpuBackend implements Backend {
         maxBufferSize: limits.maxBufferSize,
       },
     });
-    const maxBinding = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / 4) * 4;
+    const maxBinding = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, MAX_BINDING) / 4) * 4;
     return new WebGpuBackend(device, summary, maxBinding, Math.min(maxBinding, opts.maxWeightPartBytes ?? Infinity), timestamps);
   }
 
@@ -122,7 +135,7 @@ export class WebGpuBackend implements Backend {
   private createBuffer(size: number, usage: number, label: string): GpuBuffer {
     const bytes = Math.max(16, Math.ceil(size / 4) * 4);
     if (usage & BufferUsage.STORAGE && bytes > this.maxBinding) {
-      throw new RangeError(`webgpu backend: ${label} needs ${mib(bytes)} in one buffer; this adapter binds at most ${mib(this.maxBinding)}`
+      throw new GpuCapacityError(`webgpu backend: ${label} needs ${mib(bytes)} in one buffer; this adapter binds at most ${mib(this.maxBinding)}`
         + (label.includes('KV cache') ? ' (try a smaller context, --ctx-size, or fewer parallel sequences)' : ''));
     }
     const buffer = new GpuBuffer(this.device.createBuffer({ size: bytes, usage, label }), bytes);
@@ -162,7 +175,7 @@ export class WebGpuBackend implements Backend {
     }
     const [rows, k] = info.shape as [number, number];
     // Rows per part: as many as one binding holds (the scale plane included).
-    const rowBytes = gpuRowBytes(info.dtype, k) + 2 * Math.ceil(paddedRow(info.dtype, k) / DTYPE_LAYOUT[info.dtype].blockSize);
+    const rowBytes = gpuRowBytes(info.dtype, k); // (the scale plane's rounding up to a word fits in the 16 bytes kept free)
     const perPart = Math.max(1, Math.floor((this.maxWeightPart - 16) / rowBytes));
     const parts: WeightPart[] = [];
     for (let r0 = 0; r0 < rows; r0 += perPart) {
@@ -186,7 +199,7 @@ export class WebGpuBackend implements Backend {
   }
 
   createKVCache(shape: KVCacheShape): KVCache {
-    if (shape.headDim > ATTENTION_MAX_HEAD_DIM) throw new RangeError(`webgpu backend: head size ${shape.headDim} is above ${ATTENTION_MAX_HEAD_DIM}`);
+    if (shape.headDim > ATTENTION_MAX_HEAD_DIM) throw new GpuCapacityError(`webgpu backend: head size ${shape.headDim} is above ${ATTENTION_MAX_HEAD_DIM}`);
     const bytes = shape.maxSeqs * shape.ctxLen * shape.nKVHeads * shape.headDim * 4;
     const keys: GpuBuffer[] = [], values: GpuBuffer[] = [];
     for (let l = 0; l < shape.nLayers; l++) {
@@ -226,6 +239,7 @@ export class WebGpuBackend implements Backend {
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
     this.timed(() => {
       const xa = act(x);
+      if (act(out).buffer === xa.buffer) throw new Error('rmsNorm: out must not alias x');
       const k = this.kernel('rmsNorm', () => ({
         code: RMS_NORM, arena: false,
         buffers: [{ binding: 2, kind: 'read' }, { binding: 3, kind: 'read' }, { binding: 4, kind: 'rw' }],
@@ -290,17 +304,18 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The batch layout (positions then slots) in the arena, shared by every layer of a step. */
-  private batchCache = { generation: -1, offset: 0, data: new Int32Array(0) };
+  private batchCache = { generation: -1, offset: 0, n: 0, data: new Int32Array(0) };
 
   private batchData(batch: BatchLayout, n: number): number {
     const c = this.batchCache;
-    const data = new Int32Array(2 * n);
-    data.set(batch.positions.subarray(0, n));
-    data.set(batch.seqs.subarray(0, n), n);
-    if (c.generation === this.rec.generation && c.data.length === data.length && c.data.every((v, i) => v === data[i])) return c.offset;
-    const offset = this.rec.put(data, 'u32');
-    Object.assign(c, { generation: this.rec.generation, offset, data });
-    return offset;
+    const same = c.generation === this.rec.generation && c.n === n
+      && batch.positions.subarray(0, n).every((v, i) => v === c.data[i]) && batch.seqs.subarray(0, n).every((v, i) => v === c.data[n + i]);
+    if (same) return c.offset;
+    if (c.data.length < 2 * n) c.data = new Int32Array(2 * n);
+    c.data.set(batch.positions.subarray(0, n));
+    c.data.set(batch.seqs.subarray(0, n), n);
+    Object.assign(c, { generation: this.rec.generation, offset: this.rec.put(c.data.subarray(0, 2 * n), 'u32'), n });
+    return c.offset;
   }
 
   attention(
@@ -311,6 +326,8 @@ export class WebGpuBackend implements Backend {
       const c = cache as GpuKVCache;
       const { ctxLen } = c.shape;
       const n = act(q).rows, kvDim = p.nKVHeads * p.headDim;
+      const o = act(out).buffer;
+      if (o === act(q).buffer || o === act(k).buffer || o === act(v).buffer) throw new Error('attention: out must not alias q, k or v');
       for (let t = 0; t < n; t++) {
         const pos = batch.positions[t]!, seq = batch.seqs[t]!;
         if (!(pos >= 0 && pos < ctxLen)) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
@@ -372,6 +389,7 @@ export class WebGpuBackend implements Backend {
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void {
     this.timed(() => {
       const xa = act(x);
+      if (act(out).buffer === xa.buffer) throw new Error('gatherRows: out must not alias x');
       for (const r of rows) if (!(r >= 0 && r < xa.rows)) throw new RangeError(`gatherRows: row ${r} of ${xa.rows}`);
       this.rec.ensureRoom(1);
       const at = this.rec.put(rows, 'u32');
@@ -401,30 +419,54 @@ export class WebGpuBackend implements Backend {
     const x = act(a);
     const count = x.rows * x.cols, bytes = count * 4;
     if (into && into.length < count) throw new RangeError(`read: ${count} values do not fit in ${into.length}`);
+    // One read-back buffer, kept; a read while it is still mapping gets a buffer of its own.
     let rb = this.readback;
-    if (!rb || rb.size < bytes) {
-      if (rb) { this.buffers.delete(rb); this.allocatedBytes -= rb.size; rb.buffer.destroy(); }
+    const own = this.readbackBusy;
+    if (own) {
+      rb = this.createBuffer(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'read-back');
+    } else if (!rb || rb.size < bytes) {
+      if (rb) this.release(rb);
       rb = this.readback = this.createBuffer(Math.max(bytes, 4096), BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'read-back');
     }
-    this.rec.copy(x.buffer.buffer, 0, rb.buffer, 0, bytes);
-    this.rec.flush();
+    const buffer = rb!.buffer;
+    if (!own) this.readbackBusy = true;
     try {
-      await rb.buffer.mapAsync(MapMode.READ, 0, Math.ceil(bytes / 4) * 4);
-    } catch (e) {
-      throw new Error(`webgpu: reading results failed: ${this.failure() ?? (e as Error).message}`);
+      this.rec.copy(x.buffer.buffer, 0, buffer, 0, bytes);
+      // This step's errors are caught by error scopes, so one failed step does not fail every later one.
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.rec.flush();
+      const scoped = [this.device.popErrorScope(), this.device.popErrorScope()];
+      let mapError: Error | undefined;
+      try {
+        await buffer.mapAsync(MapMode.READ, 0, bytes);
+      } catch (e) {
+        mapError = e as Error;
+      }
+      const errors = [...this.errors.splice(0), ...(await Promise.all(scoped)).filter((e): e is GPUError => e !== null)];
+      if (this.lost) throw new Error(`webgpu: the GPU device was lost: ${this.lost}`);
+      if (errors.length > 0 || mapError) {
+        if (!mapError) buffer.unmap();
+        const oom = errors.find((e) => e.constructor.name === 'GPUOutOfMemoryError');
+        if (oom) throw new GpuCapacityError(`webgpu: the GPU is out of memory: ${oom.message}`, true);
+        throw new Error(`webgpu: ${errors[0]?.message ?? mapError!.message}`);
+      }
+      const out = into ? into.subarray(0, count) : new Float32Array(count);
+      out.set(new Float32Array(buffer.getMappedRange(0, bytes), 0, count));
+      buffer.unmap();
+      return out;
+    } finally {
+      if (own) this.release(rb!);
+      else this.readbackBusy = false;
     }
-    const failure = this.failure();
-    if (failure) { rb.buffer.unmap(); throw new Error(`webgpu: ${failure}`); }
-    const out = into ? into.subarray(0, count) : new Float32Array(count);
-    out.set(new Float32Array(rb.buffer.getMappedRange(0, Math.ceil(bytes / 4) * 4), 0, count));
-    rb.buffer.unmap();
-    return out;
   }
 
-  /** The device's first error (validation, out of memory) or loss, if any. */
-  private failure(): string | undefined {
-    if (this.lost) return `the GPU device was lost: ${this.lost}`;
-    return this.errors[0];
+  private readbackBusy = false;
+
+  private release(b: GpuBuffer): void {
+    this.buffers.delete(b);
+    this.allocatedBytes -= b.size;
+    b.buffer.destroy();
   }
 
   dispose(): void {

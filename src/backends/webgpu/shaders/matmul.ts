@@ -10,8 +10,6 @@
 // [L·G/LANES, (L+1)·G/LANES)), each run summed from 0 in order; the runs then summed in order,
 // and the bias added last.
 
-/** Uniform fields of both kernels (16 u32). */
-export const MATMUL_PARAMS = ['n', 'k', 't', 'kx', 'outStride', 'outOffset', 'aux', 'hasBias', 'gridX'] as const;
 
 const UNIFORM = /* wgsl */ `
 struct P {
