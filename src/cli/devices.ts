@@ -1,9 +1,8 @@
 // minerva devices: the GPU adapters Dawn finds, what they offer, and what --backend auto picks.
-import { listAdapters, summarize } from '../backends/webgpu/gpu.js';
+import { probeAdapters } from '../backends/webgpu/gpu.js';
 
 export async function devicesCommand(o: { json?: boolean }): Promise<void> {
-  const { adapters, error } = await listAdapters();
-  const list = adapters.map(summarize);
+  const { adapters: list, error } = await probeAdapters(); // (in a child process: Dawn's driver warnings stay out of the output)
   const auto = list.some((a) => !a.software) ? 'webgpu' : 'cpu';
   if (o.json) {
     process.stdout.write(JSON.stringify({ adapters: list, auto, error: error ?? null }, null, 2) + '\n');

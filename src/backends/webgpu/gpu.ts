@@ -3,6 +3,11 @@
 // by --backend cpu or reference), and a platform with no prebuilt binary for it just has no
 // adapter: auto then picks cpu.
 
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
 /** WebGPU's numeric flags (fixed by the spec; Node has no GPUBufferUsage global). */
 export const BufferUsage = { MAP_READ: 1, MAP_WRITE: 2, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128, QUERY_RESOLVE: 512 } as const;
 export const ShaderStage = { COMPUTE: 4 } as const;
@@ -96,10 +101,37 @@ export async function pickAdapter(allowSoftware: boolean): Promise<GPUAdapter> {
   throw new Error(`webgpu: only a software adapter is available (${summarize(adapters[0]!).description})`);
 }
 
+/**
+ * The adapters' summaries, found in a child process: Dawn writes its drivers' warnings straight to
+ * this process's stderr (a machine without Vulkan prints several lines), and a CPU-only run should
+ * neither show them nor load Dawn at all. Costs one short-lived process (~0.3 s), once.
+ */
+export async function probeAdapters(): Promise<{ adapters: AdapterSummary[]; error?: string }> {
+  try {
+    import.meta.resolve('webgpu');
+  } catch (e) {
+    return { adapters: [], error: `webgpu: the Dawn binding (npm package "webgpu") is not installed: ${(e as Error).message}` };
+  }
+  const script = `const { probe } = await import(${JSON.stringify(import.meta.url)});
+process.stdout.write(JSON.stringify(await probe()));`;
+  try {
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, maxBuffer: 1 << 20 });
+    return JSON.parse(stdout) as { adapters: AdapterSummary[]; error?: string };
+  } catch (e) {
+    return { adapters: [], error: `webgpu: probing for adapters failed: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** The child side of probeAdapters (exported for it; not for other use). */
+export async function probe(): Promise<{ adapters: AdapterSummary[]; error?: string }> {
+  const { adapters, error } = await listAdapters();
+  return { adapters: adapters.map(summarize), ...(error ? { error } : {}) };
+}
+
 let autoChoice: Promise<'webgpu' | 'cpu'> | undefined;
 
 /** What `--backend auto` runs on: webgpu when a hardware adapter exists, else cpu (decided once per process). */
 export function autoBackend(): Promise<'webgpu' | 'cpu'> {
-  autoChoice ??= listAdapters().then(({ adapters }) => (adapters.some((a) => !summarize(a).software) ? 'webgpu' : 'cpu'));
+  autoChoice ??= probeAdapters().then(({ adapters }) => (adapters.some((a) => !a.software) ? 'webgpu' : 'cpu'));
   return autoChoice;
 }
