@@ -5,13 +5,15 @@
 // A model is named by what the folder listing shows (a GGUF file's name without ".gguf", a
 // folder's name), and a request's name is only ever looked up among those entries, never joined
 // onto a path: a name like "../../etc/passwd" matches nothing.
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { modelBytes, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
+import { BadRequest } from './params.js';
+import { checkNewName, copyEntry, entryPath, removeEntry, replaceEntry } from './model-files.js';
 
 export interface ModelEntry {
   /** The name requests use ("tinyllama"; "tinyllama:latest" is accepted too). */
@@ -53,6 +55,13 @@ export class InsufficientMemoryError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'InsufficientMemoryError';
+  }
+}
+
+export class ModelInUseError extends Error {
+  constructor(readonly model: string) {
+    super(`model "${model}" is in use by a running request; try again when it is idle`);
+    this.name = 'ModelInUseError';
   }
 }
 
@@ -161,6 +170,52 @@ export class ModelRegistry {
         }
       },
     };
+  }
+
+  /** Deletes a model from the models folder (unloading it first; a model in use is refused). */
+  async remove(name: string): Promise<ModelEntry> {
+    const entry = await this.find(name);
+    this.unloadIdle(entry);
+    await removeEntry(entry.path);
+    this.described.delete(entry.path);
+    return entry;
+  }
+
+  /** Copies a model under a new name (links where possible: no gigabytes copied). */
+  async copy(source: string, destination: string): Promise<void> {
+    const entry = await this.find(source);
+    const name = checkNewName(destination, 'destination');
+    if (name === entry.name) return;
+    await this.replace(name, entry.format === 'gguf' ? 'gguf' : 'folder', (temp) => copyEntry(entry.path, temp));
+  }
+
+  /**
+   * Makes (or replaces) the model `name` with what `make` writes at a temporary path, then checks
+   * it opens as a model; one that does not is removed and the error passed on.
+   */
+  async replace(name: string, kind: 'gguf' | 'folder', make: (temp: string) => Promise<void>): Promise<void> {
+    const dest = entryPath(this.options.dir, name, kind);
+    const other = entryPath(this.options.dir, name, kind === 'gguf' ? 'folder' : 'gguf');
+    const existing = (await this.list()).find((e) => e.name === name);
+    if (existing) this.unloadIdle(existing);
+    await mkdir(this.options.dir, { recursive: true });
+    await replaceEntry(dest, async (temp) => {
+      await make(temp);
+      try {
+        await (await openModelFiles(temp)).close();
+      } catch (e) { // (a FormatError naming the file and what is wrong: said of the name asked for)
+        throw new BadRequest(`model "${name}": ${(e as Error).message.replaceAll(temp, path.basename(dest))}`, 'model');
+      }
+    });
+    if (existing && existing.path === other) await removeEntry(other);
+    this.described.delete(dest);
+  }
+
+  /** Unloads the model at `entry` if loaded; refuses when a request is using it. */
+  private unloadIdle(entry: ModelEntry): void {
+    const l = this.loaded.get(entry.path);
+    if (l && l.users > 0) throw new ModelInUseError(entry.name);
+    if (l) this.unload(l);
   }
 
   /** Loaded models, most recently used first. */

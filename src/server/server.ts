@@ -10,7 +10,8 @@ import type { BackendName } from '../index.js';
 import { QueueFullError } from '../engine/scheduler.js';
 import { compileKernels } from '../backends/cpu/kernel-module.js';
 import { ServerMetrics } from './metrics.js';
-import { InsufficientMemoryError, ModelRegistry, UnknownModelError } from './registry.js';
+import { InsufficientMemoryError, ModelInUseError, ModelRegistry, UnknownModelError } from './registry.js';
+import { registerOllamaModels } from './ollama-models.js';
 import { registerOpenAI } from './openai.js';
 import { registerOllama } from './ollama.js';
 import { BadRequest } from './params.js';
@@ -114,6 +115,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
       return sendError(req, reply, 429, `${err.message}; retry shortly`, 'server_busy', 'rate_limit_exceeded');
     }
     if (err instanceof InsufficientMemoryError) return sendError(req, reply, 503, err.message, 'server_error', 'insufficient_memory');
+    if (err instanceof ModelInUseError) return sendError(req, reply, 409, err.message, 'invalid_request_error', 'model_in_use', 'model');
     if ('statusCode' in err && err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       const message = err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
         ? `the request body is not valid JSON: ${err.message}` : err.message;
@@ -139,6 +141,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);
+  registerOllamaModels(app, ctx, o.modelsDir);
 
   return {
     app, registry, metrics,

@@ -1,0 +1,97 @@
+// Ollama's model-management API over the models folder: delete, copy, blobs (upload and check) and
+// create (from an existing model, or from uploaded files). New models appear in the listing at
+// once (it reads the folder on each request); changing one model never touches the others.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ServerContext } from './generation.js';
+import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
+import { blobPath, checkDigest, checkNewName, hasBlob, linkOrCopy, saveBlob } from './model-files.js';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+/** The largest blob upload accepted (a GGUF of a 70B model at 8 bits is ~75 GB). */
+const MAX_BLOB_BYTES = 2 ** 40;
+
+/** File names a created SafeTensors model may hold (plain names: they become paths in a new folder). */
+const MODEL_FILE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, modelsDir: string): void {
+  app.delete('/api/delete', async (req, reply) => {
+    const body = objectBody(req.body);
+    const name = optString(body, 'model') ?? requireString(body, 'name');
+    await ctx.registry.remove(name);
+    return reply.code(200).send();
+  });
+
+  app.post('/api/copy', async (req, reply) => {
+    const body = objectBody(req.body);
+    await ctx.registry.copy(requireString(body, 'source'), requireString(body, 'destination'));
+    return reply.code(200).send();
+  });
+
+  // Blob bodies are raw bytes of any size: this route takes the request stream as it is, in a
+  // context of its own without the JSON body parser.
+  void app.register(async (blobs) => {
+    blobs.removeAllContentTypeParsers();
+    blobs.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    blobs.head('/api/blobs/:digest', async (req: FastifyRequest<{ Params: { digest: string } }>, reply) => {
+      const hex = checkDigest(req.params.digest);
+      return reply.code(await hasBlob(modelsDir, hex) ? 200 : 404).send();
+    });
+    blobs.post('/api/blobs/:digest', { bodyLimit: MAX_BLOB_BYTES }, async (req: FastifyRequest<{ Params: { digest: string } }>, reply) => {
+      const hex = checkDigest(req.params.digest);
+      const length = Number(req.headers['content-length'] ?? NaN);
+      if (length > MAX_BLOB_BYTES) throw new BadRequest(`a blob may be at most ${MAX_BLOB_BYTES} bytes`);
+      if (await hasBlob(modelsDir, hex)) {
+        req.raw.resume(); // (already have it: drain the body)
+        return reply.code(200).send();
+      }
+      await saveBlob(modelsDir, hex, req.raw);
+      return reply.code(201).send();
+    });
+  });
+
+  app.post('/api/create', async (req, reply) => {
+    const body = objectBody(req.body);
+    const name = checkNewName(optString(body, 'model') ?? requireString(body, 'name'), 'model');
+    const stream = optBool(body, 'stream') ?? true;
+    for (const key of ['template', 'system', 'parameters', 'messages', 'adapters', 'license', 'modelfile']) {
+      if (body[key] !== undefined && body[key] !== null) throw new BadRequest(`${key} is not supported by /api/create yet`, key);
+    }
+    if (optString(body, 'quantize') !== undefined) throw new BadRequest('quantize is not supported by /api/create yet', 'quantize');
+    const from = optString(body, 'from');
+    const files = optObject(body, 'files');
+    if ((from === undefined) === (files === undefined)) throw new BadRequest('give either "from" (an existing model) or "files" (uploaded blobs)', from ? 'files' : 'from');
+    const statuses: string[] = [];
+    if (from !== undefined) {
+      await ctx.registry.copy(from, name);
+      statuses.push(`using model ${from}`);
+    } else {
+      const entries = Object.entries(files!).map(([file, digest]) => {
+        if (!MODEL_FILE.test(file) || file.includes('..')) throw new BadRequest(`files: "${file}" is not a plain file name`, 'files');
+        if (typeof digest !== 'string') throw new BadRequest(`files["${file}"] must be a digest string`, 'files');
+        return { file, hex: checkDigest(digest, `files["${file}"]`) };
+      });
+      if (entries.length === 0) throw new BadRequest('files is empty', 'files');
+      for (const e of entries) {
+        if (!(await hasBlob(modelsDir, e.hex))) {
+          throw new BadRequest(`files["${e.file}"]: blob sha256:${e.hex} was not uploaded (POST /api/blobs/sha256:${e.hex} first)`, 'files');
+        }
+        statuses.push(`using existing layer sha256:${e.hex}`);
+      }
+      const ggufs = entries.filter((e) => e.file.endsWith('.gguf'));
+      if (ggufs.length > 1) throw new BadRequest(`files holds ${ggufs.length} .gguf files; a model is one GGUF (or a SafeTensors folder)`, 'files');
+      if (ggufs.length === 1) {
+        await ctx.registry.replace(name, 'gguf', (temp) => linkOrCopy(blobPath(modelsDir, ggufs[0]!.hex), temp));
+      } else {
+        await ctx.registry.replace(name, 'folder', async (temp) => {
+          await mkdir(temp);
+          for (const e of entries) await linkOrCopy(blobPath(modelsDir, e.hex), path.join(temp, e.file));
+        });
+      }
+    }
+    statuses.push('writing manifest', 'success');
+    if (!stream) return { status: 'success' };
+    reply.type('application/x-ndjson');
+    return statuses.map((status) => JSON.stringify({ status })).join('\n') + '\n';
+  });
+}
