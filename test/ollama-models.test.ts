@@ -78,7 +78,7 @@ test('create: from an existing model, from an uploaded GGUF, from uploaded SafeT
 
   const gguf = await readFile(path.join(models, 'tiny-gguf.gguf'));
   assert.equal((await upload(digestOf(gguf), gguf)).status, 201);
-  const whole = await ollama.create({ model: 'uploaded', files: { 'model.gguf': digestOf(gguf) } } as never) as { status: string };
+  const whole = await ollama.create({ model: 'uploaded', files: { 'model.gguf': digestOf(gguf) } } as never) as unknown as { status: string };
   assert.equal(whole.status, 'success');
   assert.equal(await greedy('uploaded'), expected);
 
