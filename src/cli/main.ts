@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · serve · info · devices · bench. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · serve · info · list · rm · verify · devices · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
@@ -8,6 +8,7 @@ import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 import { devicesCommand } from './devices.js';
+import { listCommand, rmCommand, verifyCommand } from './models.js';
 import { BACKEND_NAMES } from '../engine/model.js';
 import { DEFAULTS } from '../server/server.js';
 import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
@@ -87,6 +88,24 @@ program.command('info')
   .option('--tokenizer <path>', 'tokenizer to use where the model has none')
   .option('--json', 'print JSON')
   .action(infoCommand);
+
+program.command('list').alias('ls')
+  .description('list the models in the models folder: name, architecture, parameters, weight type, size')
+  .option('--models-dir <dir>', 'folder of .gguf files and Hugging Face folders (env MINERVA_MODELS)', DEFAULTS.modelsDir)
+  .option('--json', 'print JSON')
+  .action(listCommand);
+
+program.command('rm')
+  .description('remove a model from the models folder')
+  .argument('<model>', 'its name, as minerva list shows it')
+  .option('--models-dir <dir>', 'folder of .gguf files and Hugging Face folders (env MINERVA_MODELS)', DEFAULTS.modelsDir)
+  .action(rmCommand);
+
+program.command('verify')
+  .description('check a model offline: file structure, tensors against the architecture, tokenizer, every weight readable and finite')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .option('--tokenizer <path>', 'tokenizer to use where the model has none')
+  .action(verifyCommand);
 
 program.command('devices')
   .description('list GPU adapters (WebGPU through Dawn), their features and limits, and which backend --backend auto picks')

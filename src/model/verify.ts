@@ -1,0 +1,118 @@
+// `minerva verify`: everything that can be checked about a model without running it. Opening it
+// checks its structure (SafeTensors and GGUF rules, shards against the index, the tensor manifest
+// against the architecture, the tokenizer); verify then reads every tensor once, looking for
+// values that cannot be right (NaN or infinite weights, non-finite block scales), lists
+// .safetensors files the index does not name, and — given the hashes a download recorded —
+// checks each file's hash. All offline.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { openModel, type LoadProgress } from './load.js';
+import { INDEX_FILE } from '../formats/safetensors.js';
+import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
+import { firstNonFiniteScale } from '../quant/block-checks.js';
+
+/** A file's recorded identity: its size and a SHA-256 (LFS files) or git blob SHA-1 (small files), as hex. */
+export interface ExpectedFile {
+  /** Path of the file on disk. */
+  file: string;
+  size: number;
+  sha256?: string;
+  gitSha1?: string;
+}
+
+export interface VerifyReport {
+  path: string;
+  /** What is wrong, one line each; empty when the model checks out. */
+  problems: string[];
+  tensors: number;
+  bytes: number;
+  /** Files whose hash was checked. */
+  hashed: number;
+}
+
+export interface VerifyOptions {
+  tokenizer?: string;
+  /** Hashes to check (from a pull's record). */
+  expected?: readonly ExpectedFile[];
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** Byte offsets of a block's f16 scales, per quantized type. */
+const SCALES: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
+
+export async function verifyModel(modelPath: string, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const report: VerifyReport = { path: modelPath, problems: [], tensors: 0, bytes: 0, hashed: 0 };
+  for (const e of o.expected ?? []) {
+    const problem = await checkFile(e);
+    report.hashed++;
+    if (problem) report.problems.push(problem);
+  }
+  let opened;
+  try {
+    opened = await openModel(modelPath, { tokenizer: o.tokenizer });
+  } catch (e) {
+    report.problems.push((e as Error).message);
+    return report;
+  }
+  try {
+    report.problems.push(...await unindexedShards(modelPath));
+    const totalBytes = [...opened.tensors.values()].reduce((n, t) => n + t.byteLength, 0);
+    const buffer = new Uint8Array(Math.max(0, ...[...opened.tensors.values()].map((t) => t.byteLength)));
+    for (const [name, info] of opened.tensors) {
+      const bytes = await opened.read(name, buffer);
+      const bad = nonFinite(info.dtype, bytes);
+      if (bad) report.problems.push(`${name}: ${bad}`);
+      report.tensors++;
+      report.bytes += info.byteLength;
+      o.onProgress?.({ loadedBytes: report.bytes, totalBytes });
+    }
+  } finally {
+    await opened.close();
+  }
+  return report;
+}
+
+/** What is non-finite in a tensor's bytes, or undefined. */
+function nonFinite(dtype: DType, bytes: Uint8Array): string | undefined {
+  const scales = SCALES[dtype];
+  if (scales) {
+    for (const at of scales) {
+      const b = firstNonFiniteScale(bytes, DTYPE_LAYOUT[dtype].blockBytes, at);
+      if (b >= 0) return `block ${b} has a non-finite scale (inf or NaN)`;
+    }
+    return undefined;
+  }
+  let count = 0;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === 'F32') for (let i = 0; i + 3 < bytes.length; i += 4) count += Number.isFinite(v.getFloat32(i, true)) ? 0 : 1;
+  else if (dtype === 'F16') for (let i = 0; i + 1 < bytes.length; i += 2) count += (v.getUint16(i, true) & 0x7c00) === 0x7c00 ? 1 : 0;
+  else if (dtype === 'BF16') for (let i = 0; i + 1 < bytes.length; i += 2) count += (v.getUint16(i, true) & 0x7f80) === 0x7f80 ? 1 : 0;
+  return count > 0 ? `${count} NaN or infinite values` : undefined;
+}
+
+/** .safetensors files in a sharded folder that its index does not name. */
+async function unindexedShards(modelPath: string): Promise<string[]> {
+  const st = await stat(modelPath);
+  if (!st.isDirectory()) return [];
+  const index = path.join(modelPath, INDEX_FILE);
+  const text = await readFile(index, 'utf8').catch(() => undefined);
+  if (text === undefined) return [];
+  const named = new Set(Object.values((JSON.parse(text) as { weight_map: Record<string, string> }).weight_map));
+  return (await readdir(modelPath)).filter((f) => f.endsWith('.safetensors') && !named.has(f))
+    .map((f) => `${f}: a .safetensors file that ${INDEX_FILE} does not name (extra)`);
+}
+
+/** Checks one file's size and hash against its record; the problem, or undefined. */
+async function checkFile(e: ExpectedFile): Promise<string | undefined> {
+  const st = await stat(e.file).catch(() => undefined);
+  if (!st?.isFile()) return `${e.file}: missing`;
+  if (st.size !== e.size) return `${e.file}: ${st.size} bytes, recorded ${e.size}`;
+  const hash = createHash(e.sha256 ? 'sha256' : 'sha1');
+  if (!e.sha256) hash.update(`blob ${e.size}\0`); // (git's blob hash)
+  for await (const chunk of createReadStream(e.file)) hash.update(chunk as Buffer);
+  const actual = hash.digest('hex'), want = e.sha256 ?? e.gitSha1;
+  if (want !== undefined && actual !== want) return `${e.file}: ${e.sha256 ? 'SHA-256' : 'git SHA-1'} ${actual}, recorded ${want}`;
+  return undefined;
+}
