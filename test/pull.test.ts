@@ -314,17 +314,18 @@ test('a server that ignores Range (answers 200) makes the download start over, w
   assert.deepEqual(await readFile(r.modelPath), file.content);
 });
 
-test('transient failures are retried with backoff: 503 and 429 from the API, 500 and a stalled body on a download', async () => {
+test('transient failures are retried with backoff: 503, 429 and no answer from the API, 500 and a stalled body on a download', async () => {
   const c = await fresh();
   const file = hub.repos.get('acme/Tiny-GGUF')!.files.get('tiny-Q8_0.gguf')!;
-  hub.failApi(503, 429);
+  hub.failApi(503, 'hang', 429);
   hub.fault('acme/Tiny-GGUF', 'tiny-Q8_0.gguf', { kind: 'status', status: 500 }, { kind: 'stall', afterBytes: 1000, ms: 1000 });
   const mark = hub.requests.length;
   const r = await pull('acme/Tiny-GGUF:Q8_0', c.options({ stallTimeoutMs: 150 }));
   assert.deepEqual(await readFile(r.modelPath), file.content);
   assert.deepEqual(requestsSince(mark).filter((q) => q.server === 'cdn').map((q) => [q.headers.range, q.status]),
     [[undefined, 500], [undefined, 200], ['bytes=1000-', 206]]);
-  assert.equal(c.events.filter((e) => e.type === 'file-retry').length, 4);
+  assert.deepEqual(c.events.flatMap((e) => (e.type === 'file-retry' ? [e.reason] : [])),
+    ['HTTP 503', 'no answer within 150 ms', 'HTTP 429', 'HTTP 500', `no data for 150 ms from ${hub.endpoint}/acme/Tiny-GGUF/resolve/${r.commit}/tiny-Q8_0.gguf`]);
 });
 
 test('a corrupted byte: the error names the file and both hashes, and nothing is left behind', async () => {

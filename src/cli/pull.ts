@@ -41,15 +41,15 @@ function progressReporter(tty: boolean): { onEvent: (e: PullEvent) => void; stop
         if (tty && !e.cached) {
           bar = new cliProgress.SingleBar({
             stream: process.stderr, hideCursor: true, clearOnComplete: true,
-            format: `${e.file.path} [{bar}] {percentage}% | {done}/{size} | {rate}/s | ETA {eta}`,
+            format: `${e.file.path} [{bar}] {percentage}% | {done}/{size} | {rate}/s | ETA {remaining}`,
           }, cliProgress.Presets.shades_classic);
-          bar.start(e.file.size, 0, { done: mib(0), size: mib(e.file.size), rate: '--', eta: '--' });
+          bar.start(e.file.size, 0, { done: mib(0), size: mib(e.file.size), rate: '--', remaining: '--' });
         }
         break;
       case 'file-progress': {
         if (start.bytes < 0) start = { time: Date.now(), bytes: e.completed }; // a resume starts counting here
         const r = rate(e.completed);
-        bar?.update(e.completed, { done: mib(e.completed), rate: mib(r), eta: duration((e.total - e.completed) / r) });
+        bar?.update(e.completed, { done: mib(e.completed), rate: mib(r), remaining: duration((e.total - e.completed) / r) });
         break;
       }
       case 'file-wait':

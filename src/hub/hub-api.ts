@@ -19,6 +19,8 @@ export interface RepoFile {
 export interface HubClientOptions {
   retry?: RetryPolicy;
   signal?: AbortSignal;
+  /** An API answer that takes longer than this is dropped and retried. Default 60 s. */
+  timeoutMs?: number;
   /** Told before each retry (a server can show it). */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
@@ -89,7 +91,9 @@ export class HubClient {
       let reason: string;
       let retryAfter: string | null = null;
       try {
-        const res = await this.get(url, { accept: 'application/json' });
+        const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 60_000);
+        const signal = this.options.signal ? AbortSignal.any([this.options.signal, timeout]) : timeout;
+        const res = await this.get(url, { accept: 'application/json' }, signal);
         if (res.ok) {
           const text = await res.text();
           try {
@@ -103,8 +107,9 @@ export class HubClient {
         reason = `HTTP ${res.status}`;
         retryAfter = res.headers.get('retry-after');
       } catch (e) {
-        if (!isTransient(e) || attempt > this.retry.retries) throw e;
-        reason = (e as Error).message;
+        const timedOut = (e as Error | undefined)?.name === 'TimeoutError' && !this.options.signal?.aborted;
+        if (!(isTransient(e) || timedOut) || attempt > this.retry.retries) throw e;
+        reason = timedOut ? `no answer within ${this.options.timeoutMs ?? 60_000} ms` : (e as Error).message;
       }
       const delayMs = backoffDelay(attempt, this.retry, retryAfter);
       this.options.onRetry?.({ url, attempt, delayMs, reason });

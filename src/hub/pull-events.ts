@@ -14,7 +14,7 @@ export interface PullFileInfo {
 export type PullEvent =
   | { type: 'resolving'; repo: string; revision: string; offline: boolean }
   | { type: 'resolved'; repo: string; revision: string; commit: string; kind: 'gguf' | 'safetensors' | 'file'; files: PullFileInfo[]; totalBytes: number; offline: boolean }
-  /** A file begins: `completed` bytes are already there (a resumed download, or all of a cached one). */
+  /** A file begins; for a download, a file-progress follows at once with the bytes a resumed download already has. */
   | { type: 'file-start'; file: PullFileInfo; index: number; count: number; cached: boolean }
   /** Another pull is downloading this file; we wait for it and then use its blob. */
   | { type: 'file-wait'; file: PullFileInfo }

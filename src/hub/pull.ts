@@ -30,7 +30,7 @@ export interface PullOptions {
   /** Settings that win over the environment. */
   settings?: Partial<HubSettings>;
   retry?: Partial<RetryPolicy>;
-  /** A download that receives nothing for this long is dropped and resumed. Default 60 s. */
+  /** A download that receives nothing for this long (or an API call not answered in it) is dropped and retried. Default 60 s. */
   stallTimeoutMs?: number;
   /** Least time between two progress events of a file. Default 100 ms. */
   progressIntervalMs?: number;
@@ -130,7 +130,7 @@ export async function pull(input: string | RepoRef, o: PullOptions = {}): Promis
   const retry = { ...DEFAULT_RETRY, ...o.retry };
   let current: PullFileInfo | undefined;
   const client = new HubClient(settings, {
-    retry, signal: o.signal,
+    retry, signal: o.signal, timeoutMs: o.stallTimeoutMs,
     onRetry: (r) => emit({ type: 'file-retry', file: current, attempt: r.attempt, delayMs: r.delayMs, reason: r.reason }),
   });
   const commit = await client.resolveCommit(ref.repo, revision);

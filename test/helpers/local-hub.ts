@@ -73,7 +73,7 @@ export class LocalHub {
   /** Entries per tree page. */
   pageSize = 1000;
   private readonly faults = new Map<string, Fault[]>();
-  private readonly apiFaults: number[] = [];
+  private readonly apiFaults: (number | 'hang')[] = [];
   private endpointUrl = '';
   private cdnUrl = '';
 
@@ -114,8 +114,8 @@ export class LocalHub {
     this.faults.set(key, [...(this.faults.get(key) ?? []), ...faults]);
   }
 
-  /** The next API requests (revision, tree) answer these statuses, one each. */
-  failApi(...statuses: number[]): void {
+  /** The next API requests (revision, tree) answer these statuses, or never answer ('hang'), one each. */
+  failApi(...statuses: (number | 'hang')[]): void {
     this.apiFaults.push(...statuses);
   }
 
@@ -162,7 +162,9 @@ export class LocalHub {
     };
     const segments = url.pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
     const api = segments[0] === 'api' && segments[1] === 'models';
-    if (api && this.apiFaults.length > 0) { fail(this.apiFaults.shift()!); return; }
+    const apiFault = api ? this.apiFaults.shift() : undefined;
+    if (apiFault === 'hang') return; // the request stays open until the client gives up
+    if (apiFault !== undefined) { fail(apiFault); return; }
     const { repo, rest } = this.findRepo(api ? segments.slice(2) : segments);
     if (!repo) { fail(404, 'RepoNotFound'); return; }
     const [kind, rev, ...pathParts] = rest;
