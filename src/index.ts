@@ -16,3 +16,9 @@ export { SchemaError, jsonObjectGrammar, jsonSchemaGrammar } from './engine/json
 export function loadModel(path: string, options?: LoadModelOptions): Promise<Model> {
   return Model.load(path, options);
 }
+
+// Models from the Hugging Face Hub, into the shared HF cache (what `minerva pull` runs).
+export { pull, defaultModelsDir, type PullOptions, type PullResult, type PulledFile } from './hub/pull.js';
+export { ollamaPullStatus, type PullEvent, type PullFileInfo, type OllamaPullStatus } from './hub/pull-events.js';
+export { HubError, type HubErrorKind } from './hub/hub-errors.js';
+export { readPullRecord, verifyPullRecord, pullRecordPath, type PullRecord, type VerifiedFile } from './hub/pull-record.js';
