@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · serve · info · list · rm · verify · devices · bench. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · serve · info · pull · list · rm · verify · devices · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
@@ -9,6 +9,7 @@ import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 import { devicesCommand } from './devices.js';
 import { listCommand, rmCommand, verifyCommand } from './models.js';
+import { pullCommand } from './pull.js';
 import { BACKEND_NAMES } from '../engine/model.js';
 import { DEFAULTS } from '../server/server.js';
 import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
@@ -102,10 +103,20 @@ program.command('rm')
   .action(rmCommand);
 
 program.command('verify')
-  .description('check a model offline: file structure, tensors against the architecture, tokenizer, every weight readable and finite')
-  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .description('check a model offline: file structure, tensors against the architecture, tokenizer, every weight readable and finite; '
+    + 'a pulled model\'s files against the hashes recorded when it was pulled')
+  .argument('<model>', 'a path (Hugging Face folder, .gguf file or llama2.c .bin), or the name of a model in the models folder')
   .option('--tokenizer <path>', 'tokenizer to use where the model has none')
+  .option('--models-dir <dir>', 'folder of .gguf files and Hugging Face folders (env MINERVA_MODELS)', DEFAULTS.modelsDir)
   .action(verifyCommand);
+
+program.command('pull')
+  .description('download a model from the Hugging Face Hub into the shared Hugging Face cache and link it into the models folder')
+  .argument('<repo>', 'org/name[:QUANT], hf.co/org/name[:QUANT] or https://huggingface.co/org/name')
+  .option('--revision <rev>', 'branch, tag or commit (default: main)')
+  .option('--file <path>', 'take exactly this file of the repo (all parts of a split GGUF)')
+  .option('--models-dir <dir>', 'folder to link the model into (env MINERVA_MODELS)', DEFAULTS.modelsDir)
+  .action(pullCommand);
 
 program.command('devices')
   .description('list GPU adapters (WebGPU through Dawn), their features and limits, and which backend --backend auto picks')

@@ -1,6 +1,10 @@
 // minerva list · rm · verify: the models a folder holds, removing one, and checking one.
 import { ModelRegistry, UnknownModelError } from '../server/registry.js';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { verifyModel } from '../model/verify.js';
+import { pullRecordOf, removePulled } from '../hub/remove-pulled.js';
+import { verifyPullRecord } from '../hub/pull-record.js';
 import { loadProgressBar } from './progress.js';
 
 export async function listCommand(o: { modelsDir: string; json?: boolean }): Promise<void> {
@@ -24,18 +28,43 @@ export async function listCommand(o: { modelsDir: string; json?: boolean }): Pro
 
 export async function rmCommand(model: string, o: { modelsDir: string }): Promise<void> {
   const registry = new ModelRegistry({ dir: o.modelsDir, maxMemory: Infinity, keepAliveMs: 0, load: {} });
-  const entry = await registry.remove(model).catch((e: unknown) => {
+  const entry = await registry.find(model).catch((e: unknown) => {
     throw e instanceof UnknownModelError ? new Error(`no model "${model}" in ${o.modelsDir} (minerva list shows them)`) : e;
   });
-  process.stdout.write(`removed ${entry.name} (${entry.path})\n`);
+  const record = await pullRecordOf(o.modelsDir, path.basename(entry.path));
+  await registry.remove(model);
+  // A pulled model: also the cache files nothing else uses.
+  const freed = record ? await removePulled(o.modelsDir, path.basename(entry.path), record) : undefined;
+  process.stdout.write(`removed ${entry.name} (${entry.path})${freed ? `; ${freed.blobs} cached files freed ${size(freed.bytes)}` : ''}\n`);
 }
 
-export async function verifyCommand(model: string, o: { tokenizer?: string }): Promise<void> {
+export async function verifyCommand(model: string, o: { tokenizer?: string; modelsDir: string }): Promise<void> {
+  // A path, or the name of a model in the models folder.
+  let target = model;
+  if (!(await stat(model).catch(() => undefined))) {
+    const registry = new ModelRegistry({ dir: o.modelsDir, maxMemory: Infinity, keepAliveMs: 0, load: {} });
+    target = (await registry.find(model).catch(() => undefined))?.path ?? model;
+  }
+  // A pulled model: its files' hashes against those the Hub gave when it was pulled.
+  const record = await pullRecordOf(path.dirname(target), path.basename(target)).catch((e: unknown) => {
+    throw new Error(`${model}: ${(e as Error).message}`);
+  });
+  let hashed = 0;
+  const hashProblems: string[] = [];
+  if (record) {
+    for (const f of await verifyPullRecord(record)) {
+      if (f.status === 'unverifiable') continue;
+      hashed++;
+      if (f.status !== 'ok') hashProblems.push(`${f.path}: ${f.status === 'hash' ? 'hash mismatch' : f.status}: ${f.detail}`);
+    }
+  }
   const bar = loadProgressBar('verifying');
-  const report = await verifyModel(model, { tokenizer: o.tokenizer, onProgress: bar.update });
+  const report = await verifyModel(target, { tokenizer: o.tokenizer, onProgress: bar.update });
   bar.stop();
+  report.problems.unshift(...hashProblems);
   if (report.problems.length === 0) {
-    process.stdout.write(`${model}: OK (${report.tensors} tensors, ${size(report.bytes)} read${report.hashed ? `, ${report.hashed} file hashes checked` : ''})\n`);
+    process.stdout.write(`${model}: OK (${report.tensors} tensors, ${size(report.bytes)} read`
+      + `${record ? `; ${hashed} files match the hashes recorded when ${record.repo}@${record.commit.slice(0, 12)} was pulled` : ''})\n`);
     return;
   }
   for (const p of report.problems) process.stdout.write(`${p}\n`);

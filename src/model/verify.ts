@@ -2,10 +2,8 @@
 // checks its structure (SafeTensors and GGUF rules, shards against the index, the tensor manifest
 // against the architecture, the tokenizer); verify then reads every tensor once, looking for
 // values that cannot be right (NaN or infinite weights, non-finite block scales), lists
-// .safetensors files the index does not name, and — given the hashes a download recorded —
-// checks each file's hash. All offline.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+// .safetensors files the index does not name. All offline. (A pulled model's file hashes are
+// checked against its pull record: src/hub/pull-record.ts.)
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { openModel, type LoadProgress } from './load.js';
@@ -13,29 +11,16 @@ import { INDEX_FILE } from '../formats/safetensors.js';
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
 import { firstNonFiniteScale } from '../quant/block-checks.js';
 
-/** A file's recorded identity: its size and a SHA-256 (LFS files) or git blob SHA-1 (small files), as hex. */
-export interface ExpectedFile {
-  /** Path of the file on disk. */
-  file: string;
-  size: number;
-  sha256?: string;
-  gitSha1?: string;
-}
-
 export interface VerifyReport {
   path: string;
   /** What is wrong, one line each; empty when the model checks out. */
   problems: string[];
   tensors: number;
   bytes: number;
-  /** Files whose hash was checked. */
-  hashed: number;
 }
 
 export interface VerifyOptions {
   tokenizer?: string;
-  /** Hashes to check (from a pull's record). */
-  expected?: readonly ExpectedFile[];
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -43,12 +28,7 @@ export interface VerifyOptions {
 const SCALES: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
 
 export async function verifyModel(modelPath: string, o: VerifyOptions = {}): Promise<VerifyReport> {
-  const report: VerifyReport = { path: modelPath, problems: [], tensors: 0, bytes: 0, hashed: 0 };
-  for (const e of o.expected ?? []) {
-    const problem = await checkFile(e);
-    report.hashed++;
-    if (problem) report.problems.push(problem);
-  }
+  const report: VerifyReport = { path: modelPath, problems: [], tensors: 0, bytes: 0 };
   let opened;
   try {
     opened = await openModel(modelPath, { tokenizer: o.tokenizer });
@@ -102,17 +82,4 @@ async function unindexedShards(modelPath: string): Promise<string[]> {
   const named = new Set(Object.values((JSON.parse(text) as { weight_map: Record<string, string> }).weight_map));
   return (await readdir(modelPath)).filter((f) => f.endsWith('.safetensors') && !named.has(f))
     .map((f) => `${f}: a .safetensors file that ${INDEX_FILE} does not name (extra)`);
-}
-
-/** Checks one file's size and hash against its record; the problem, or undefined. */
-async function checkFile(e: ExpectedFile): Promise<string | undefined> {
-  const st = await stat(e.file).catch(() => undefined);
-  if (!st?.isFile()) return `${e.file}: missing`;
-  if (st.size !== e.size) return `${e.file}: ${st.size} bytes, recorded ${e.size}`;
-  const hash = createHash(e.sha256 ? 'sha256' : 'sha1');
-  if (!e.sha256) hash.update(`blob ${e.size}\0`); // (git's blob hash)
-  for await (const chunk of createReadStream(e.file)) hash.update(chunk as Buffer);
-  const actual = hash.digest('hex'), want = e.sha256 ?? e.gitSha1;
-  if (want !== undefined && actual !== want) return `${e.file}: ${e.sha256 ? 'SHA-256' : 'git SHA-1'} ${actual}, recorded ${want}`;
-  return undefined;
 }

@@ -1,11 +1,17 @@
-// Ollama's model-management API over the models folder: delete, copy, blobs (upload and check) and
-// create (from an existing model, or from uploaded files). New models appear in the listing at
+// Ollama's model-management API over the models folder: pull (from the Hugging Face Hub, see
+// src/hub/), delete, copy, blobs (upload and check) and create (from an existing model, or from
+// uploaded files). New models appear in the listing at
 // once (it reads the folder on each request); changing one model never touches the others.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerContext } from './generation.js';
 import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
 import { blobPath, checkDigest, checkNewName, hasBlob, linkOrCopy, saveBlob } from './model-files.js';
 import { mkdir } from 'node:fs/promises';
+import { pull } from '../hub/pull.js';
+import { openStream } from './streaming.js';
+import { parseRepoRef } from '../hub/repo-ref.js';
+import { HubError } from '../hub/hub-errors.js';
+import { ollamaPullStatus, type OllamaPullStatus, type PullEvent } from '../hub/pull-events.js';
 import path from 'node:path';
 
 /** The largest blob upload accepted (a GGUF of a 70B model at 8 bits is ~75 GB). */
@@ -48,6 +54,46 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
       await saveBlob(modelsDir, hex, req.raw);
       return reply.code(201).send();
     });
+  });
+
+  app.post('/api/pull', async (req, reply) => {
+    const body = objectBody(req.body);
+    const name = optString(body, 'model') ?? requireString(body, 'name');
+    const stream = optBool(body, 'stream') ?? true;
+    const hint = 'Minerva pulls from the Hugging Face Hub: org/name[:QUANT], e.g. hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M';
+    let ref;
+    try {
+      ref = parseRepoRef(name.replace(/:latest$/, ''));
+    } catch (e) {
+      throw new BadRequest(`${(e as Error).message} (${hint})`, 'model');
+    }
+    // (An Ollama library name such as "llama3.2" has no organisation: it is not a Hub repo.)
+    if (!ref.repo.includes('/')) throw new BadRequest(`"${name}" is not a Hugging Face repo (${hint})`, 'model');
+    // Progress lines at most every 100 ms per file (the download reports far more often).
+    const lastSent = new Map<string, number>();
+    const statusOf = (e: PullEvent): OllamaPullStatus | undefined => {
+      if (e.type === 'file-progress' && e.completed < e.total) {
+        const now = Date.now();
+        if (now - (lastSent.get(e.file.path) ?? 0) < 100) return undefined;
+        lastSent.set(e.file.path, now);
+      }
+      return ollamaPullStatus(e);
+    };
+    if (!stream) {
+      await pull(ref, { modelsDir }).catch((e: unknown) => { throw pullError(e); });
+      return { status: 'success' };
+    }
+    const controller = new AbortController();
+    const out = openStream(req, reply, 'application/x-ndjson', () => controller.abort());
+    try {
+      await pull(ref, {
+        modelsDir, signal: controller.signal,
+        onEvent: (e) => { const st = statusOf(e); if (st) out.write(JSON.stringify(st) + '\n'); },
+      });
+    } catch (e) {
+      out.write(JSON.stringify({ error: (e as Error).message }) + '\n');
+    }
+    out.end();
   });
 
   app.post('/api/create', async (req, reply) => {
@@ -94,4 +140,11 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
     reply.type('application/x-ndjson');
     return statuses.map((status) => JSON.stringify({ status })).join('\n') + '\n';
   });
+}
+
+/** A failed pull as an HTTP error: what the Hub said (401, 404) passed on, the rest as 502 or 400. */
+function pullError(e: unknown): Error {
+  if (!(e instanceof HubError)) return e as Error;
+  const status = { 'bad-input': 400, 'no-match': 404, 'not-found': 404, unauthorized: 401, conflict: 409, 'disk-full': 507, offline: 503 }[e.kind as string] ?? 502;
+  return Object.assign(new Error(e.message), { statusCode: status });
 }

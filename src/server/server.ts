@@ -122,7 +122,8 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
       return sendError(req, reply, err.statusCode, message, 'invalid_request_error', err.code ?? null);
     }
     req.log.error(err);
-    return sendError(req, reply, 500, err.message || 'internal error', 'server_error', null);
+    const status = 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 500 && err.statusCode < 600 ? err.statusCode : 500;
+    return sendError(req, reply, status, err.message || 'internal error', 'server_error', null);
   });
   app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`, 'invalid_request_error', 'not_found'));
 
