@@ -230,8 +230,16 @@ export class Model {
     return typeof prompt === 'string' ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true }) : [...prompt];
   }
 
-  /** The tokens of a chat prompt: the template's text, with BOS added if the template left it out. */
+  /**
+   * The tokens of a chat prompt: the template's text, with BOS added if the template left it out.
+   * A base model without a chat template (a llama2.c story model, a pretrained checkpoint) gets
+   * the conversation's text, its messages separated by blank lines, to continue — as Ollama's
+   * default template passes the prompt through.
+   */
   chatPromptTokens(messages: readonly ChatMessage[]): number[] {
+    if (this.tokenizer.chatTemplate === undefined) {
+      return this.tokenizer.encode(messages.map((m) => m.content).join('\n\n'), { addSpecial: true });
+    }
     const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
     const ids = this.tokenizer.encode(text, { addSpecial: false });
     const bos = this.tokenizer.bosId;

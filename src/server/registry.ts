@@ -13,6 +13,7 @@ import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
 import { BadRequest } from './params.js';
+import type { DemoModel } from './demo-model.js';
 import { checkNewName, copyEntry, entryPath, removeEntry, replaceEntry } from './model-files.js';
 
 export interface ModelEntry {
@@ -28,6 +29,8 @@ export interface ModelEntry {
   /** The most common weight type of its matrices ("Q4_0", "F16", …). */
   quantization: string;
   contextLength: number;
+  /** The bundled demo model, offered while the models folder has none. */
+  demo?: boolean;
 }
 
 export interface LoadedModel {
@@ -78,6 +81,8 @@ export interface RegistryOptions {
   load: LoadModelOptions;
   /** Called each time a model has loaded (metrics). */
   onLoad?: (entry: ModelEntry) => void;
+  /** A model listed while the folder holds none (the bundled demo). */
+  demo?: DemoModel;
 }
 
 /** Ollama's "name:latest" names the same model as "name". */
@@ -120,6 +125,12 @@ export class ModelRegistry {
       else continue;
       const entry = await this.describe(name, full, st.mtime, st.isDirectory() ? undefined : st.size).catch(() => undefined);
       if (entry) entries.push(entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name)
+    }
+    const demo = this.options.demo;
+    if (entries.length === 0 && demo) {
+      const st = await stat(demo.path).catch(() => undefined);
+      const entry = st && await this.describe(demo.name, demo.path, st.mtime, st.size).catch(() => undefined);
+      if (entry) entries.push({ ...entry, demo: true });
     }
     return entries;
   }
@@ -175,6 +186,7 @@ export class ModelRegistry {
   /** Deletes a model from the models folder (unloading it first; a model in use is refused). */
   async remove(name: string): Promise<ModelEntry> {
     const entry = await this.find(name);
+    if (entry.demo) throw new BadRequest(`"${entry.name}" is the built-in demo model (listed while the models folder is empty); it cannot be deleted`, 'model');
     this.unloadIdle(entry);
     await removeEntry(entry.path);
     this.described.delete(entry.path);

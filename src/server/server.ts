@@ -12,6 +12,7 @@ import { compileKernels } from '../backends/cpu/kernel-module.js';
 import { ServerMetrics } from './metrics.js';
 import { InsufficientMemoryError, ModelInUseError, ModelRegistry, UnknownModelError } from './registry.js';
 import { registerOllamaModels } from './ollama-models.js';
+import { bundledDemoModel, type DemoModel } from './demo-model.js';
 import { registerOpenAI } from './openai.js';
 import { registerOllama } from './ollama.js';
 import { BadRequest } from './params.js';
@@ -46,6 +47,8 @@ export interface ServeOptions {
   bodyLimit: number;
   /** Fastify's logger (pino): true, false, or its options. */
   logger: boolean | object;
+  /** The model listed while the models folder is empty: default the bundled demo; false for none. */
+  demoModel?: DemoModel | false;
 }
 
 export const DEFAULTS = {
@@ -76,6 +79,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     dir: o.modelsDir, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAliveMs,
     load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
     onLoad: (entry) => metrics.modelLoads.inc({ model: entry.name }),
+    demo: o.demoModel === false ? undefined : o.demoModel ?? bundledDemoModel(),
   });
   const metrics = new ServerMetrics(registry);
   const ctx: ServerContext = { registry, metrics, requestTimeoutMs: o.requestTimeoutMs };
@@ -138,7 +142,9 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   app.get('/', ui('index.html', 'text/html; charset=utf-8'));
   app.get('/ui/app.js', ui('app.js', 'text/javascript; charset=utf-8'));
   app.get('/ui/style.css', ui('style.css', 'text/css; charset=utf-8'));
-  app.get('/ui/config.json', async () => ({ modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey) }));
+  app.get('/ui/config.json', async () => ({
+    modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey), demoModel: (await registry.list()).find((e) => e.demo)?.name ?? null,
+  }));
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);

@@ -1,7 +1,7 @@
 // The chat page: talks to this server's OpenAI API (/v1/chat/completions, streamed), keeps the
 // conversation in the page, and shows time to first token and tokens per second for each reply.
 const $ = (id) => document.getElementById(id);
-const state = { messages: [], controller: null };
+const state = { messages: [], controller: null, demoModel: null };
 
 function headers() {
   const key = $('api-key').value || localStorage.getItem('minerva.apiKey') || '';
@@ -25,6 +25,12 @@ async function loadModels() {
   if (previous && body.data.some((m) => m.id === previous)) select.value = previous;
   $('empty').hidden = body.data.length > 0;
   $('send').disabled = body.data.length === 0;
+  showDemo();
+}
+
+/** The demo notice, while the demo model (offered when the models folder is empty) is picked. */
+function showDemo() {
+  $('demo').hidden = !state.demoModel || $('model').value !== state.demoModel;
 }
 
 function addMessage(role, text) {
@@ -120,5 +126,10 @@ $('stop').addEventListener('click', () => state.controller?.abort());
 $('new-chat').addEventListener('click', () => { state.messages = []; $('messages').replaceChildren(); });
 $('api-key').addEventListener('change', () => void loadModels());
 $('api-key').value = localStorage.getItem('minerva.apiKey') ?? '';
-fetch('/ui/config.json').then((r) => r.json()).then((c) => { $('models-dir').textContent = c.modelsDir; }, () => {});
+$('model').addEventListener('change', showDemo);
+fetch('/ui/config.json').then((r) => r.json()).then((c) => {
+  for (const el of [$('models-dir'), ...document.querySelectorAll('.models-dir')]) el.textContent = c.modelsDir;
+  state.demoModel = c.demoModel;
+  showDemo();
+}, () => {});
 void loadModels();
