@@ -203,7 +203,11 @@ function spaceHandling(json: JSONObject, file: string): boolean {
     else throw new FormatError(file, `normalizer ${JSON.stringify(isObject(n) ? n.type : n)} is not SentencePiece's (llama.cpp would not apply it)`);
   }
   const pre = json.pre_tokenizer;
-  if (pre !== null && pre !== undefined) {
+  // Minerva's own SentencePiece tokenizer.json (spm-json.ts) splits into words at runs of "▁", which
+  // it only does where no piece could merge across them: the same result as not splitting.
+  const wordSplit = `${SPM_SPACE}+[^${SPM_SPACE}]*|[^${SPM_SPACE}]+`;
+  const splitsWords = isObject(pre) && pre.type === 'Split' && isObject(pre.pattern) && pre.pattern.Regex === wordSplit;
+  if (pre !== null && pre !== undefined && !splitsWords) {
     if (!isObject(pre) || pre.type !== 'Metaspace' || pre.replacement !== SPM_SPACE) {
       throw new FormatError(file, `pre-tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not SentencePiece's Metaspace`);
     }
