@@ -287,7 +287,7 @@ function expectedMain(type: ConvertType, dim: number): string {
   return main;
 }
 
-test('llama-kquant → q4_k_m and q6_k: llama-quantize\'s mix, tensor by tensor', { skip }, async () => {
+test('llama-kquant → q4_k_m, q6_k and q4_0: llama-quantize\'s mixes, tensor by tensor', { skip }, async () => {
   for (const [type, expect] of [
     // use_more_bits for 8 layers: 0, 3, 6, 7.
     ['q4_k_m', (n: string) => (n === 'output.weight' || /^blk\.[0367]\.(attn_v|ffn_down)\.weight$/.test(n) ? 'Q6_K' : 'Q4_K')],
@@ -495,5 +495,6 @@ test('refused with an error naming the problem: unknown pre-tokenizer, unsupport
   await assert.rejects(convertCommand(path.join(dir, 'llama-gqa'), out, { type: 'Q8_0' }), /--type must be one of .* got "Q8_0"/);
   await assert.rejects(convertModel(STORIES, out, { type: 'f32' }), /a llama2\.c checkpoint has no tokenizer: pass one with --tokenizer/);
   await assert.rejects(convertModel(DEMO, DEMO, { type: 'f32' }), /the output would replace the model being read/);
+  await assert.rejects(convertModel(DEMO, path.join(dir, 'no-such-folder', 'x.gguf'), { type: 'f32' }), /no-such-folder does not exist/);
   assert.equal(existsSync(out), false, 'nothing written');
 });

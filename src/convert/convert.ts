@@ -49,6 +49,8 @@ export async function convertModel(modelPath: string, outPath: string, o: Conver
   }
   const type = o.type;
   if (path.resolve(outPath) === path.resolve(modelPath)) throw new Error(`convert: ${outPath}: the output would replace the model being read`);
+  const outDir = path.dirname(path.resolve(outPath));
+  if (!(await stat(outDir).then((s) => s.isDirectory(), () => false))) throw new Error(`convert: ${outPath}: the folder ${outDir} does not exist`);
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   try {
     const { spec } = model;
@@ -61,10 +63,7 @@ export async function convertModel(modelPath: string, outPath: string, o: Conver
     const tensors = tensorsToWrite(model, planned, types);
     const name = o.name ?? path.basename(modelDir).replace(/\.(gguf|bin|safetensors)$/, '');
     const metadata = ggufModelMetadata(spec, { name, fileType: CONVERT_TYPES[type].fileType, vocab: vocabEntries(vocab) });
-    await writeGGUF(outPath, {
-      metadata, tensors,
-      onProgress: o.onProgress && ((p) => o.onProgress!({ tensors: p.tensors, totalTensors: p.totalTensors, bytes: p.bytes, totalBytes: p.totalBytes })),
-    });
+    await writeGGUF(outPath, { metadata, tensors, onProgress: o.onProgress });
     const dtypes: Partial<Record<DType, number>> = {};
     for (const t of tensors) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
     return {
