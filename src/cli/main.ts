@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · serve · info · pull · list · rm · verify · devices · bench. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · serve · info · pull · convert · list · rm · verify · devices · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
@@ -10,6 +10,8 @@ import { serveCommand } from './serve.js';
 import { devicesCommand } from './devices.js';
 import { listCommand, rmCommand, verifyCommand } from './models.js';
 import { pullCommand } from './pull.js';
+import { convertCommand } from './convert.js';
+import { CONVERT_TYPES } from '../convert/file-types.js';
 import { BACKEND_NAMES } from '../engine/model.js';
 import { DEFAULTS } from '../server/server.js';
 import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
@@ -109,6 +111,17 @@ program.command('verify')
   .option('--tokenizer <path>', 'tokenizer to use where the model has none')
   .option('--models-dir <dir>', 'folder of .gguf files and Hugging Face folders (env MINERVA_MODELS)', DEFAULTS.modelsDir)
   .action(verifyCommand);
+
+program.command('convert')
+  .description('write a model as a GGUF file llama.cpp loads: f32, f16, bf16, q8_0, or llama-quantize\'s q4_0, q4_k_m, q6_k mixes')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .argument('<out>', 'the .gguf file to write')
+  .addOption(new Option('--type <type>', 'file type (which tensor gets which type follows llama.cpp)')
+    .choices(Object.keys(CONVERT_TYPES)).makeOptionMandatory())
+  .option('--tokenizer <path>', 'tokenizer to write instead of the model\'s own (needed for a llama2.c checkpoint): '
+    + 'tokenizer.json or its folder, a .gguf, or a llama2.c tokenizer.bin')
+  .option('--name <name>', 'general.name (default: the model\'s file or folder name)')
+  .action(convertCommand);
 
 program.command('pull')
   .description('download a model from the Hugging Face Hub into the shared Hugging Face cache and link it into the models folder')

@@ -26,3 +26,28 @@ export function progressBar(label: string): { update: (done: number, total: numb
   const load = loadProgressBar(label);
   return { update: (done, total) => load.update({ loadedBytes: done, totalBytes: total }), stop: load.stop };
 }
+
+/** Tensors and bytes written, on a TTY (stderr), silent otherwise. */
+export function tensorProgressBar(label: string): {
+  update: (p: { tensors: number; totalTensors: number; bytes: number; totalBytes: number }) => void; stop: () => void;
+} {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: `${label} [{bar}] {percentage}% | {tensors}/{totalTensors} tensors | {doneMB}/{totalMB} MB`,
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    update: (p) => {
+      const payload = {
+        tensors: p.tensors, totalTensors: p.totalTensors,
+        doneMB: (p.bytes / 2 ** 20).toFixed(1), totalMB: (p.totalBytes / 2 ** 20).toFixed(1),
+      };
+      if (!started) { bar.start(p.totalBytes, 0, payload); started = true; }
+      bar.update(p.bytes, payload);
+    },
+    stop: () => { if (started) bar.stop(); },
+  };
+}

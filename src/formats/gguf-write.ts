@@ -32,6 +32,8 @@ export interface WriteGGUFOptions {
   alignment?: number;
   metadata: readonly GGUFMetadataEntry[];
   tensors: readonly GGUFTensorToWrite[];
+  /** Called after each tensor's bytes are written: tensors and data bytes written so far. */
+  onProgress?: (p: { tensors: number; bytes: number; totalTensors: number; totalBytes: number }) => void;
 }
 
 /** llama.cpp keeps tensor names in 64-byte buffers with a terminating NUL. */
@@ -163,10 +165,14 @@ export async function writeGGUF(file: string, o: WriteGGUFOptions): Promise<void
   try {
     await writeAll(handle, w.result());
     const zeros = new Uint8Array(alignment);
-    for (const t of o.tensors) {
-      const bytes = materialize(t.data, `writeGGUF ${file}: tensor "${t.name}"`);
+    const totalBytes = o.tensors.reduce((s, t) => s + t.data.byteLength, 0);
+    let written = 0;
+    for (const [i, t] of o.tensors.entries()) {
+      const bytes = await materialize(t.data, `writeGGUF ${file}: tensor "${t.name}"`);
       await writeAll(handle, bytes);
       await writeAll(handle, zeros.subarray(0, alignUp(bytes.length, alignment) - bytes.length));
+      written += bytes.length;
+      o.onProgress?.({ tensors: i + 1, bytes: written, totalTensors: o.tensors.length, totalBytes });
     }
     await handle.close();
     await rename(tmp, file);

@@ -356,7 +356,7 @@ export async function writeSafeTensors(
   const handle = await open(tmp, 'w');
   try {
     await writeAll(handle, header);
-    for (const t of tensors) await writeAll(handle, materialize(t.data, `${file}: tensor "${t.name}"`));
+    for (const t of tensors) await writeAll(handle, await materialize(t.data, `${file}: tensor "${t.name}"`));
     await handle.close();
   } catch (e) {
     await handle.close().catch(() => {});

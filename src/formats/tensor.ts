@@ -32,15 +32,15 @@ export interface WeightProvider {
 
 /**
  * A tensor's bytes for a writer: given, or produced when the writer reaches the tensor (so a file
- * larger than memory can be written one tensor at a time). `byteLength` must be what `bytes()`
- * returns; the writers check.
+ * larger than memory can be written one tensor at a time; a producer may read its source file,
+ * hence the promise). `byteLength` must be what `bytes()` returns; the writers check.
  */
-export type TensorBytes = Uint8Array | { readonly byteLength: number; bytes(): Uint8Array };
+export type TensorBytes = Uint8Array | { readonly byteLength: number; bytes(): Uint8Array | Promise<Uint8Array> };
 
 /** The bytes of `data`, produced now if lazy; `what` names the tensor if the length is wrong. */
-export function materialize(data: TensorBytes, what: string): Uint8Array {
+export async function materialize(data: TensorBytes, what: string): Promise<Uint8Array> {
   if (data instanceof Uint8Array) return data;
-  const bytes = data.bytes();
+  const bytes = await data.bytes();
   if (bytes.length !== data.byteLength) throw new Error(`${what}: produced ${bytes.length} bytes, promised ${data.byteLength}`);
   return bytes;
 }

@@ -56,7 +56,8 @@ export function specFromGGUF(
     },
     tiedEmbeddings: !tensorNames.has('output.weight'),
     qkvBias: arch === 'qwen2',
-    slidingWindow: undefined,
+    // Not a key llama.cpp reads for these architectures; `minerva convert` writes it for Mistral.
+    slidingWindow: g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
   };
 }
 

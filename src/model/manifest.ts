@@ -2,7 +2,7 @@
 // against it turns "missing", "unexpected" and "wrong shape" into one clear error before any
 // weight is read.
 import type { TensorInfo } from '../formats/tensor.js';
-import { WEIGHT_DTYPES } from '../quant/dtype.js';
+import { STORED_WEIGHT_DTYPES } from '../quant/dtype.js';
 
 export interface ManifestEntry {
   /** GGUF-style name. */
@@ -46,12 +46,12 @@ export function checkManifest(
     if (t.shape.length !== e.shape.length || t.shape.some((d, i) => d !== e.shape[i])) {
       wrongShape.push(`${e.name} is [${t.shape.join(', ')}], expected [${e.shape.join(', ')}]`);
     }
-    if (!WEIGHT_DTYPES.has(t.dtype)) wrongType.push(`${e.name} (${t.dtype})`);
+    if (!STORED_WEIGHT_DTYPES.has(t.dtype)) wrongType.push(`${e.name} (${t.dtype})`);
   }
   const unexpected = [...tensors.keys()].filter((n) => !expected.has(n) && !extraAllowed.has(n));
   list('missing tensors', missing);
   list('unexpected tensors', unexpected);
   list('wrong shapes', wrongShape);
-  list(`unsupported tensor types (supported: ${[...WEIGHT_DTYPES].join(', ')})`, wrongType);
+  list(`unsupported tensor types (supported: ${[...STORED_WEIGHT_DTYPES].join(', ')})`, wrongType);
   if (problems.length > 0) throw new ManifestError(source, problems.join('; '));
 }

@@ -12,7 +12,11 @@ import { quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
 import { llamaManifest } from './arch/llama.js';
 import { hfNameFromGGUF } from './tensor-names.js';
+import { ggufModelMetadata, LLAMA_FTYPE } from './gguf-metadata.js';
+import { llama3RopeFactors, permuteForGGUF } from './rope-layout.js';
 import type { ModelSpec } from './spec.js';
+
+export { permuteForGGUF };
 
 export interface RandomModelShape {
   arch: 'llama' | 'qwen2';
@@ -155,58 +159,28 @@ export async function writeHFModel(
   await writeFile(path.join(dir, 'tokenizer_config.json'), opts.tokenizer.tokenizerConfigJSON);
 }
 
-/**
- * Q and K rows as convert_hf_to_gguf.py stores them for Llama: within each head, HF row
- * (half·d/2 + i) moves to row (2i + half), so that interleaved RoPE on the GGUF weights equals
- * HF's rotate_half RoPE on the original ones.
- */
-export function permuteForGGUF(data: Float32Array, shape: readonly number[], nHeads: number): Float32Array {
-  const rows = shape[0]!, cols = shape.length > 1 ? shape[1]! : 1;
-  const headDim = rows / nHeads, half = headDim / 2;
-  const out = new Float32Array(data.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let part = 0; part < 2; part++) {
-        const src = (h * headDim + part * half + i) * cols;
-        const dst = (h * headDim + 2 * i + part) * cols;
-        out.set(data.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return out;
-}
-
-/** general.file_type as llama.cpp's quantizer writes it (LLAMA_FTYPE_*). */
-const FILE_TYPES: Partial<Record<DType, number>> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q6_K: 18, BF16: 32 };
+/** general.file_type of a file whose matrices are all `dtype` (llama.cpp's LLAMA_FTYPE). */
+const FILE_TYPES: Partial<Record<DType, number>> = {
+  F32: LLAMA_FTYPE.ALL_F32, F16: LLAMA_FTYPE.MOSTLY_F16, BF16: LLAMA_FTYPE.MOSTLY_BF16, Q8_0: LLAMA_FTYPE.MOSTLY_Q8_0,
+  Q4_0: LLAMA_FTYPE.MOSTLY_Q4_0, Q4_K: LLAMA_FTYPE.MOSTLY_Q4_K_M, Q6_K: LLAMA_FTYPE.MOSTLY_Q6_K,
+};
 
 /**
  * Writes the same weights as a GGUF file, as convert_hf_to_gguf.py would: GGUF tensor names,
  * Llama's Q/K rows permuted for interleaved RoPE, 1-D tensors in F32, and `vocab` (tokenizer.*
- * metadata entries).
+ * metadata entries). Every matrix is `dtype` (no llama-quantize mix: see src/convert for that).
  */
 export async function writeGGUFModel(
   file: string, spec: ModelSpec, weights: RandomWeights,
   opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string },
 ): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
-  const a = spec.arch;
-  const u32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'u32', value });
-  const f32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'f32', value });
-  const metadata: GGUFMetadataEntry[] = [
-    { key: 'general.architecture', type: 'string', value: a },
-    { key: 'general.name', type: 'string', value: opts.name ?? 'minerva-random-test' },
-    { key: 'general.file_type', type: 'u32', value: FILE_TYPES[dtype] ?? 0 },
-    u32('context_length', spec.contextLength), u32('embedding_length', spec.dim), u32('block_count', spec.nLayers),
-    u32('feed_forward_length', spec.ffnDim), u32('rope.dimension_count', spec.headDim),
-    u32('attention.head_count', spec.nHeads), u32('attention.head_count_kv', spec.nKVHeads),
-    f32('attention.layer_norm_rms_epsilon', spec.normEps), f32('rope.freq_base', spec.rope.theta),
-    ...opts.vocab,
-  ];
+  const metadata = ggufModelMetadata(spec, { name: opts.name ?? 'minerva-random-test', fileType: FILE_TYPES[dtype] ?? 0, vocab: opts.vocab });
   const tensors: GGUFTensorToWrite[] = [];
   for (const [name, w] of weights) {
     let produce = () => values(w);
-    if (a === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
-    if (a === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
+    if (spec.arch === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
+    if (spec.arch === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
     const stored = storedType(dtype, w.shape);
     tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
   }
@@ -215,27 +189,4 @@ export async function writeGGUFModel(
     tensors.push({ name: 'rope_freqs.weight', dtype: 'F32', shape: [factors.length], data: new Uint8Array(factors.buffer) });
   }
   await writeGGUF(file, { metadata, tensors });
-}
-
-/**
- * The per-pair divisors convert_hf_to_gguf.py stores as rope_freqs.weight for Llama 3 scaling:
- * 1 for short wavelengths, `factor` for long ones, a blend in between.
- */
-function llama3RopeFactors(
-  headDim: number, theta: number,
-  s: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number },
-): Float32Array {
-  const out = new Float32Array(headDim / 2);
-  const lowWavelen = s.originalContextLength / s.lowFreqFactor;
-  const highWavelen = s.originalContextLength / s.highFreqFactor;
-  for (let i = 0; i < out.length; i++) {
-    const wavelen = 2 * Math.PI * Math.pow(theta, (2 * i) / headDim);
-    if (wavelen < highWavelen) out[i] = 1;
-    else if (wavelen > lowWavelen) out[i] = s.factor;
-    else {
-      const smooth = (s.originalContextLength / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
-    }
-  }
-  return out;
 }

@@ -93,6 +93,12 @@ export const DTYPE_BY_GGML_ID: ReadonlyMap<number, DType> = new Map(
 export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K']);
 
 /**
+ * Types a weight may be stored in: WEIGHT_DTYPES, and Q5_0, which the loader widens to Q8_0
+ * exactly (quant/quantize-on-load.ts widenForBackend).
+ */
+export const STORED_WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>([...WEIGHT_DTYPES, 'Q5_0']);
+
+/**
  * Bytes taken by `count` elements of `dtype`, or an error message if `count` is not a whole
  * number of blocks. Uses plain numbers: tensors above 2^53 bytes are not a concern.
  */

@@ -35,7 +35,8 @@ export function parseLlama2cVocab(bytes: Uint8Array, file: string, vocabSize?: n
   const maxTokenLength = view.getInt32(0, true);
   if (maxTokenLength <= 0) throw new FormatError(file, `max_token_length is ${maxTokenLength}; not a llama2.c tokenizer`);
 
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  // ignoreBOM: Llama 2's piece 30143 is U+FEFF itself, which a default decoder would drop.
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   const pieces: string[] = [];
   const scores: number[] = [];
   let offset = 4;

@@ -34,7 +34,7 @@ function parseJSONObject(text: string, file: string): JSONObject {
   return value;
 }
 
-async function readJSONObject(file: string): Promise<JSONObject | undefined> {
+export async function readJSONObject(file: string): Promise<JSONObject | undefined> {
   const text = await readOptional(file);
   return text === undefined ? undefined : parseJSONObject(text, file);
 }
@@ -93,7 +93,7 @@ function tokenId(json: TokenizerJSON, text: string): number | undefined {
 }
 
 /** bos_token / eos_token: a string, an {content} object (AddedToken), or null. */
-function specialTokenText(config: JSONObject, key: string, file: string): string | undefined {
+export function specialTokenText(config: JSONObject, key: string, file: string): string | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return v;
@@ -101,7 +101,7 @@ function specialTokenText(config: JSONObject, key: string, file: string): string
   throw new FormatError(file, `"${key}" must be a string or an object with a string "content"`);
 }
 
-function optionalBool(config: JSONObject, key: string, file: string): boolean | undefined {
+export function optionalBool(config: JSONObject, key: string, file: string): boolean | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'boolean') throw new FormatError(file, `"${key}" must be true or false`);
