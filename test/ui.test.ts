@@ -83,9 +83,29 @@ test('the chat page streams a reply with its speed, and Stop ends a long one', {
   }
 });
 
+test('with an empty models folder the page offers the demo model, says it is one and how to pull a real model, and chats', { skip }, async () => {
+  await mkdir(path.join(dir, 'demo'));
+  const demo = await startServer(path.join(dir, 'demo'));
+  const page = await browser.newPage();
+  try {
+    await page.goto(demo.url);
+    await page.locator('#demo').waitFor({ state: 'visible' });
+    assert.match((await page.locator('#demo').textContent())!, /Demo model[\s\S]*npx minerva pull/);
+    assert.equal(await page.locator('#model').inputValue(), 'stories260K-demo');
+    assert.equal(await page.isVisible('#empty'), false);
+    await page.fill('#input', 'Once upon a time');
+    await page.keyboard.press('Enter');
+    await page.locator('#messages li.assistant .stats').waitFor();
+    assert.ok(((await page.locator('#messages li.assistant .content').textContent()) ?? '').length > 0);
+  } finally {
+    await page.close();
+    await demo.server.close();
+  }
+});
+
 test('with no models the page says how to add one', { skip }, async () => {
   await mkdir(path.join(dir, 'none'));
-  const empty = await startServer(path.join(dir, 'none'));
+  const empty = await startServer(path.join(dir, 'none'), { demoModel: false });
   const page = await browser.newPage();
   try {
     await page.goto(empty.url);
