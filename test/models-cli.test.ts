@@ -30,9 +30,9 @@ after(async () => { await rm(dir, { recursive: true, force: true }); });
 test('minerva list shows each model with its architecture, parameters, weight type and size', { skip }, async () => {
   const { stdout } = await cli(['list', '--models-dir', models]);
   const lines = stdout.trim().split('\n');
-  assert.match(lines[0]!, /^NAME\s+ARCHITECTURE\s+PARAMETERS\s+WEIGHTS\s+SIZE\s+FORMAT\s+MODIFIED$/);
+  assert.match(lines[0]!, /^NAME\s+ARCHITECTURE\s+PARAMETERS\s+WEIGHTS\s+SIZE\s+FORMAT\s+SOURCE\s+REVISION\s+MODIFIED$/);
   const row = (name: string) => lines.find((l) => l.startsWith(`${name} `)) ?? '';
-  assert.match(row('small'), /^small\s+llama\s+[\d.]+[KMB]\s+Q8_0\s+[\d.]+ MiB\s+gguf\s+\d{4}-\d\d-\d\d$/);
+  assert.match(row('small'), /^small\s+llama\s+[\d.]+[KMB]\s+Q8_0\s+[\d.]+ MiB\s+gguf\s+local\s+-\s+\d{4}-\d\d-\d\d$/);
   assert.match(row('small-hf'), /^small-hf\s+llama\s+[\d.]+[KMB]\s+F32\s+[\d.]+ MiB\s+safetensors/);
   const json = JSON.parse((await cli(['ls', '--models-dir', models, '--json'])).stdout) as { name: string; parameters: number }[];
   assert.deepEqual(json.map((e) => e.name).sort(), ['small', 'small-hf']);

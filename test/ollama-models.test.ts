@@ -91,6 +91,15 @@ test('create: from an existing model, from an uploaded GGUF, from uploaded SafeT
   await ollama.create({ model: 'uploaded-hf', files } as never);
   assert.equal(await greedy('uploaded-hf'), await greedy('tiny'));
 
+  // quantize: the source written as a GGUF of that type (minerva convert's llama.cpp mix).
+  // (Q8_0: the random model's rows of 64 are not whole Q4_K super-blocks, which llama.cpp's mix would write as Q5_0.)
+  const quantized = await ollama.create({ model: 'tiny-q8', from: 'tiny', quantize: 'Q8_0', stream: false }) as unknown as { status: string };
+  assert.equal(quantized.status, 'success');
+  assert.equal((await ollama.list()).models.find((m) => m.name === 'tiny-q8:latest')?.details.quantization_level, 'Q8_0');
+  assert.equal(await greedy('tiny-q8'), await greedy('tiny-gguf'), 'the same blocks as the Q8_0 GGUF of the same weights');
+  await assert.rejects(ollama.create({ model: 'bad', from: 'tiny', quantize: 'q3_K_S' }), /quantize must be one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k/);
+  await assert.rejects(ollama.create({ model: 'bad', from: 'tiny-gguf', quantize: 'q4_0' }), /quantize: .*requantiz|quantize: .*quantized/i);
+
   // Refusals name what is wrong, and leave nothing behind.
   await assert.rejects(ollama.create({ model: 'bad', files: { 'model.gguf': `sha256:${'0'.repeat(64)}` } } as never), /was not uploaded/);
   const notAModel = new TextEncoder().encode('not a model');

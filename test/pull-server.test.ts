@@ -79,7 +79,7 @@ test('minerva pull, list, verify and rm from the command line', async () => {
   const pulled = await cli(['pull', 'acme/Tiny-GGUF:F16']);
   assert.match(pulled.stdout.trim(), /Tiny-F16\.gguf$/);
   await cli(['pull', 'acme/Tiny-GGUF:Q8_0']);
-  assert.match((await cli(['list'])).stdout, /Tiny-F16\s+llama[\s\S]*Tiny-Q8_0\s+llama/);
+  assert.match((await cli(['list'])).stdout, /Tiny-F16\s+llama.*acme\/Tiny-GGUF\s+main@[0-9a-f]{12}[\s\S]*Tiny-Q8_0\s+llama/);
   assert.match((await cli(['verify', 'Tiny-F16'])).stdout, /Tiny-F16: OK \(.* 1 files match the hashes recorded when acme\/Tiny-GGUF@[0-9a-f]{12} was pulled\)/);
 
   // A corrupted byte in the cached blob is caught, named, exit 1.

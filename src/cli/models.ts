@@ -9,7 +9,11 @@ import { loadProgressBar } from './progress.js';
 
 export async function listCommand(o: { modelsDir: string; json?: boolean }): Promise<void> {
   const registry = new ModelRegistry({ dir: o.modelsDir, maxMemory: Infinity, keepAliveMs: 0, load: {} });
-  const entries = await registry.list();
+  const entries = await Promise.all((await registry.list()).map(async (e) => {
+    // Where it came from: the Hub repo and revision of a pulled model, else "local".
+    const record = await pullRecordOf(o.modelsDir, path.basename(e.path)).catch(() => undefined);
+    return { ...e, source: record?.repo ?? 'local', revision: record ? `${record.revision}@${record.commit.slice(0, 12)}` : null };
+  }));
   if (o.json) {
     process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
     return;
@@ -18,9 +22,10 @@ export async function listCommand(o: { modelsDir: string; json?: boolean }): Pro
     process.stdout.write(`no models in ${o.modelsDir} (put a .gguf file or a Hugging Face folder there)\n`);
     return;
   }
-  const rows = [['NAME', 'ARCHITECTURE', 'PARAMETERS', 'WEIGHTS', 'SIZE', 'FORMAT', 'MODIFIED']];
+  const rows = [['NAME', 'ARCHITECTURE', 'PARAMETERS', 'WEIGHTS', 'SIZE', 'FORMAT', 'SOURCE', 'REVISION', 'MODIFIED']];
   for (const e of entries) {
-    rows.push([e.name, e.architecture, params(e.parameters), e.quantization, size(e.size), e.format, e.modified.toISOString().slice(0, 10)]);
+    rows.push([e.name, e.architecture, params(e.parameters), e.quantization, size(e.size), e.format, e.source, e.revision ?? '-',
+      e.modified.toISOString().slice(0, 10)]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');

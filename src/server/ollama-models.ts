@@ -7,6 +7,8 @@ import type { ServerContext } from './generation.js';
 import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
 import { blobPath, checkDigest, checkNewName, hasBlob, linkOrCopy, saveBlob } from './model-files.js';
 import { mkdir } from 'node:fs/promises';
+import { convertModel } from '../convert/convert.js';
+import { CONVERT_TYPES, isConvertType } from '../convert/file-types.js';
 import { pull } from '../hub/pull.js';
 import { openStream } from './streaming.js';
 import { parseRepoRef } from '../hub/repo-ref.js';
@@ -103,12 +105,25 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
     for (const key of ['template', 'system', 'parameters', 'messages', 'adapters', 'license', 'modelfile']) {
       if (body[key] !== undefined && body[key] !== null) throw new BadRequest(`${key} is not supported by /api/create yet`, key);
     }
-    if (optString(body, 'quantize') !== undefined) throw new BadRequest('quantize is not supported by /api/create yet', 'quantize');
+    const quantize = optString(body, 'quantize')?.toLowerCase();
+    if (quantize !== undefined && !isConvertType(quantize)) {
+      throw new BadRequest(`quantize must be one of ${Object.keys(CONVERT_TYPES).join(', ')} (any case), got "${quantize}"`, 'quantize');
+    }
     const from = optString(body, 'from');
     const files = optObject(body, 'files');
     if ((from === undefined) === (files === undefined)) throw new BadRequest('give either "from" (an existing model) or "files" (uploaded blobs)', from ? 'files' : 'from');
+    if (quantize !== undefined && from === undefined) throw new BadRequest('quantize goes with "from" (create the model from files first)', 'quantize');
     const statuses: string[] = [];
-    if (from !== undefined) {
+    if (from !== undefined && quantize !== undefined) {
+      // A GGUF of the requested type, written by minerva convert (llama.cpp's type mix).
+      const source = await ctx.registry.find(from);
+      await ctx.registry.replace(name, 'gguf', async (temp) => {
+        await convertModel(source.path, temp, { type: quantize, name }).catch((e: unknown) => {
+          throw new BadRequest(`quantize: ${(e as Error).message}`, 'quantize');
+        });
+      });
+      statuses.push(`quantizing ${source.quantization} model to ${quantize.toUpperCase()}`);
+    } else if (from !== undefined) {
       await ctx.registry.copy(from, name);
       statuses.push(`using model ${from}`);
     } else {
