@@ -100,6 +100,18 @@ test('create: from an existing model, from an uploaded GGUF, from uploaded SafeT
   await assert.rejects(ollama.create({ model: 'bad', from: 'tiny', quantize: 'q3_K_S' }), /quantize must be one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k/);
   await assert.rejects(ollama.create({ model: 'bad', from: 'tiny-gguf', quantize: 'q4_0' }), /quantize: .*requantiz|quantize: .*quantized/i);
 
+  // system and parameters become the model's defaults; what a request sets wins.
+  await ollama.create({ model: 'storyteller', from: 'tiny', system: 'You tell stories.', parameters: { temperature: 0, num_predict: 6 } });
+  const messages = [{ role: 'user', content: 'Tell me one' }];
+  const withDefaults = await ollama.chat({ model: 'storyteller', messages });
+  assert.equal(withDefaults.eval_count, 6);
+  const explicit = await ollama.chat({ model: 'tiny', messages: [{ role: 'system', content: 'You tell stories.' }, ...messages], options: { temperature: 0, num_predict: 6 } });
+  assert.equal(withDefaults.message.content, explicit.message.content);
+  assert.equal((await ollama.chat({ model: 'storyteller', messages, options: { num_predict: 3 } })).eval_count, 3, 'the request wins');
+  const shown = await ollama.show({ model: 'storyteller' });
+  assert.equal(shown.system, 'You tell stories.');
+  assert.match(shown.parameters, /temperature 0\nnum_predict 6/);
+
   // Refusals name what is wrong, and leave nothing behind.
   await assert.rejects(ollama.create({ model: 'bad', files: { 'model.gguf': `sha256:${'0'.repeat(64)}` } } as never), /was not uploaded/);
   const notAModel = new TextEncoder().encode('not a model');
@@ -107,6 +119,8 @@ test('create: from an existing model, from an uploaded GGUF, from uploaded SafeT
   await assert.rejects(ollama.create({ model: 'bad', files: { 'x.gguf': digestOf(notAModel) } } as never), /model "bad": .*bad\.gguf/);
   await assert.rejects(ollama.create({ model: 'bad', files: { '../x.gguf': digestOf(notAModel) } } as never), /not a plain file name/);
   await assert.rejects(ollama.create({ model: 'bad', from: 'tiny', template: '{{ .Prompt }}' } as never), /template is not supported/);
+  await assert.rejects(ollama.create({ model: 'bad', from: 'tiny', parameters: { temperature: 'hot' } } as never), /parameters\.temperature must be a number/);
+  await assert.rejects(ollama.create({ model: 'bad', from: 'tiny', parameters: { mirostat: 1 } } as never), /parameters\.mirostat is not a parameter Minerva knows/);
   assert.ok(!(await names()).includes('bad:latest'));
   assert.deepEqual((await readdir(models)).filter((f) => f.includes('tmp')), []);
 });

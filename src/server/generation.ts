@@ -6,6 +6,19 @@ import { QueueFullError } from '../engine/scheduler.js';
 import type { ServerMetrics } from './metrics.js';
 import type { LoadedModel, ModelRegistry } from './registry.js';
 import { BadRequest } from './params.js';
+import type { ModelDefaults } from './model-defaults.js';
+import type { ChatMessage } from '../tokenizer/tokenizer.js';
+
+/** `messages` with the model's default system prompt first, unless they have a system message of their own. */
+export function withSystem(messages: readonly ChatMessage[], defaults: ModelDefaults | undefined): readonly ChatMessage[] {
+  if (!defaults?.system || messages.some((m) => m.role === 'system')) return messages;
+  return [{ role: 'system', content: defaults.system }, ...messages];
+}
+
+/** `o` without its undefined fields (so spreading it over defaults keeps them). */
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 export interface ServerContext {
   registry: ModelRegistry;
@@ -30,8 +43,8 @@ export interface GenerationJob {
 
 export interface GenerationRequest {
   model: string;
-  /** The prompt's ids, from the loaded model (its tokenizer, its chat template). */
-  prompt: (m: Model) => number[];
+  /** The prompt's ids, from the loaded model (its tokenizer, its chat template) and the model's defaults (its system prompt). */
+  prompt: (m: Model, defaults: ModelDefaults | undefined) => number[];
   options: GenerateOptions;
   keepAliveMs?: number;
   load?: LoadModelOptions;
@@ -43,7 +56,11 @@ export interface GenerationRequest {
  */
 export async function startGeneration(ctx: ServerContext, req: GenerationRequest): Promise<GenerationJob> {
   const started = performance.now();
-  const { loaded, release } = await ctx.registry.acquire(req.model, req.keepAliveMs, req.load);
+  // A created model's parameters are its defaults: what the request sets wins.
+  const defaults = (await ctx.registry.find(req.model)).defaults;
+  const load = { ...defined(defaults?.load ?? {}), ...defined(req.load ?? {}) };
+  const options = { ...defined(defaults?.options ?? {}), ...defined(req.options) };
+  const { loaded, release } = await ctx.registry.acquire(req.model, req.keepAliveMs, load);
   const loadMs = performance.now() - started;
   const controller = new AbortController();
   const timeout = setTimeout(() => controller.abort(), ctx.requestTimeoutMs);
@@ -53,11 +70,11 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
   let prompt: number[], stream: AsyncIterableIterator<GenerationChunk>;
   try {
     try {
-      prompt = req.prompt(loaded.model);
+      prompt = req.prompt(loaded.model, defaults);
     } catch (e) {
       throw new BadRequest((e as Error).message);
     }
-    stream = loaded.model.start(prompt, { ...req.options, signal: controller.signal });
+    stream = loaded.model.start(prompt, { ...options, signal: controller.signal });
   } catch (e) {
     done();
     if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ model: loaded.entry.name });

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerContext } from './generation.js';
 import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
+import { checkParameters, writeModelDefaults } from './model-defaults.js';
 import { blobPath, checkDigest, checkNewName, hasBlob, linkOrCopy, saveBlob } from './model-files.js';
 import { mkdir } from 'node:fs/promises';
 import { convertModel } from '../convert/convert.js';
@@ -102,9 +103,13 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
     const body = objectBody(req.body);
     const name = checkNewName(optString(body, 'model') ?? requireString(body, 'name'), 'model');
     const stream = optBool(body, 'stream') ?? true;
-    for (const key of ['template', 'system', 'parameters', 'messages', 'adapters', 'license', 'modelfile']) {
-      if (body[key] !== undefined && body[key] !== null) throw new BadRequest(`${key} is not supported by /api/create yet`, key);
+    // (Ollama's templates are Go templates; Minerva renders the model's own Jinja chat template.)
+    for (const key of ['template', 'messages', 'adapters', 'license', 'modelfile']) {
+      if (body[key] !== undefined && body[key] !== null) throw new BadRequest(`${key} is not supported by /api/create`, key);
     }
+    const system = optString(body, 'system');
+    const parameters = optObject(body, 'parameters');
+    if (parameters) checkParameters(parameters);
     const quantize = optString(body, 'quantize')?.toLowerCase();
     if (quantize !== undefined && !isConvertType(quantize)) {
       throw new BadRequest(`quantize must be one of ${Object.keys(CONVERT_TYPES).join(', ')} (any case), got "${quantize}"`, 'quantize');
@@ -150,6 +155,9 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
         });
       }
     }
+    // The model's defaults: given ones, else (from a model) the source's.
+    const base = from !== undefined ? (await ctx.registry.find(from)).defaults : undefined;
+    await writeModelDefaults(modelsDir, name, { system: system ?? base?.system, parameters: parameters ?? base?.parameters });
     statuses.push('writing manifest', 'success');
     if (!stream) return { status: 'success' };
     reply.type('application/x-ndjson');

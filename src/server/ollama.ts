@@ -4,9 +4,10 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { GenerateOptions, GenerationChunk } from '../index.js';
-import { startGeneration, type GenerationJob, type ServerContext } from './generation.js';
+import { ollamaOptions, type GenerateLoad } from './ollama-options.js';
+import { startGeneration, withSystem, type GenerationJob, type ServerContext } from './generation.js';
 import type { ModelEntry } from './registry.js';
-import { BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, optString, requireString } from './params.js';
+import { BadRequest, chatMessages, objectBody, optBool, optObject, optString, requireString } from './params.js';
 import { openStream } from './streaming.js';
 import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
@@ -29,7 +30,9 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     const e = await ctx.registry.find(name);
     const loaded = ctx.registry.running().find((l) => l.entry.path === e.path);
     return {
-      modelfile: '', parameters: '', template: loaded?.model.tokenizer.chatTemplate ?? '',
+      modelfile: '', template: loaded?.model.tokenizer.chatTemplate ?? '',
+      parameters: Object.entries(e.defaults?.parameters ?? {}).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join('\n'),
+      ...(e.defaults?.system ? { system: e.defaults.system } : {}),
       details: details(e),
       model_info: {
         'general.architecture': e.architecture, 'general.parameter_count': e.parameters,
@@ -52,11 +55,12 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     if (prompt === '' && !context) return preload(ctx, model, common.keepAliveMs, common.load, '/api/generate');
     const job = await startGeneration(ctx, {
       model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
-      prompt: (m) => {
+      prompt: (m, defaults) => {
         const previous = context ?? [];
+        const sys = system ?? defaults?.system;
         // Like Ollama: the model's chat template around the prompt, unless raw (or no template).
         if (!raw && m.tokenizer.chatTemplate !== undefined && previous.length === 0) {
-          return m.chatPromptTokens([...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: prompt }]);
+          return m.chatPromptTokens([...(sys ? [{ role: 'system', content: sys }] : []), { role: 'user', content: prompt }]);
         }
         return [...previous, ...m.promptTokens(prompt, { addSpecial: previous.length === 0 })];
       },
@@ -75,7 +79,8 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     if (body.tools !== undefined && body.tools !== null) throw new BadRequest('tools are not supported', 'tools');
     const messages = chatMessages(body);
     const job = await startGeneration(ctx, {
-      model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load, prompt: (m) => m.chatPromptTokens(messages),
+      model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
+      prompt: (m, defaults) => m.chatPromptTokens(withSystem(messages, defaults)),
     });
     const line = (text: string, extra: object = {}) => ({
       model: job.loaded.entry.name, created_at: new Date().toISOString(), message: { role: 'assistant', content: text }, done: false, ...extra,
@@ -134,33 +139,11 @@ async function preload(ctx: ServerContext, model: string, keepAliveMs: number | 
   return route === '/api/chat' ? { ...base, message: { role: 'assistant', content: '' } } : { ...base, response: '' };
 }
 
-type GenerateLoad = { contextLength?: number };
 
 function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; keepAliveMs: number | undefined; load: GenerateLoad } {
   const grammar = ollamaFormat(body.format);
-  const o = optObject(body, 'options') ?? {};
-  const numPredict = optInt(o, 'num_predict', -2, 1 << 20, 'options.num_predict');
-  const numCtx = optInt(o, 'num_ctx', 16, 1 << 20, 'options.num_ctx');
-  const seed = optInt(o, 'seed', -1, 2 ** 32 - 1, 'options.seed'); // -1: random, as in Ollama
-  return {
-    stream: optBool(body, 'stream') ?? true,
-    keepAliveMs: keepAlive(body.keep_alive),
-    load: numCtx === undefined ? {} : { contextLength: numCtx },
-    options: {
-      maxTokens: numPredict === undefined || numPredict < 0 ? undefined : numPredict, // -1: no limit, -2: fill the context
-      temperature: optNumber(o, 'temperature', 0, 100, 'options.temperature'),
-      topK: optInt(o, 'top_k', 0, 1 << 20, 'options.top_k'),
-      topP: optNumber(o, 'top_p', Number.MIN_VALUE, 1, 'options.top_p'),
-      minP: optNumber(o, 'min_p', 0, 1, 'options.min_p'),
-      seed: seed === -1 ? undefined : seed,
-      stop: optStops(o, 'stop', 'options.stop'),
-      repeatPenalty: optNumber(o, 'repeat_penalty', Number.MIN_VALUE, 100, 'options.repeat_penalty'),
-      repeatLastN: optInt(o, 'repeat_last_n', -1, 1 << 20, 'options.repeat_last_n'),
-      presencePenalty: optNumber(o, 'presence_penalty', -100, 100, 'options.presence_penalty'),
-      frequencyPenalty: optNumber(o, 'frequency_penalty', -100, 100, 'options.frequency_penalty'),
-      grammar,
-    },
-  };
+  const { options, load } = ollamaOptions(optObject(body, 'options') ?? {}, 'options');
+  return { stream: optBool(body, 'stream') ?? true, keepAliveMs: keepAlive(body.keep_alive), load, options: { ...options, grammar } };
 }
 
 /** keep_alive: seconds as a number, or a Go-style duration ("5m", "30s", "1h", "-1"); negative = forever. */

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { GenerateOptions, GenerationChunk, Model, TokenLogprob } from '../index.js';
 import type { FinishReason } from '../engine/scheduler.js';
-import { startGeneration, type GenerationJob, type ServerContext } from './generation.js';
+import { startGeneration, withSystem, type GenerationJob, type ServerContext } from './generation.js';
 import {
   BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, requireString,
 } from './params.js';
@@ -32,7 +32,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const o = commonOptions(body);
     const top = logprobsOption(body, 'logprobs', 'top_logprobs');
     const job = await startGeneration(ctx, {
-      model, prompt: (m) => m.chatPromptTokens(messages), options: { ...o.options, logprobs: top },
+      model, prompt: (m, defaults) => m.chatPromptTokens(withSystem(messages, defaults)), options: { ...o.options, logprobs: top },
     });
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);

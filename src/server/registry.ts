@@ -14,6 +14,7 @@ import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
 import { BadRequest } from './params.js';
 import type { DemoModel } from './demo-model.js';
+import { readModelDefaults, removeModelDefaults, writeModelDefaults, type ModelDefaults } from './model-defaults.js';
 import { checkNewName, copyEntry, entryPath, removeEntry, replaceEntry } from './model-files.js';
 
 export interface ModelEntry {
@@ -31,6 +32,8 @@ export interface ModelEntry {
   contextLength: number;
   /** The bundled demo model, offered while the models folder has none. */
   demo?: boolean;
+  /** A created model's default system prompt and parameters (model-defaults.ts). */
+  defaults?: ModelDefaults;
 }
 
 export interface LoadedModel {
@@ -124,7 +127,8 @@ export class ModelRegistry {
       else if (st.isDirectory() && (await stat(path.join(full, 'config.json')).catch(() => undefined))?.isFile()) name = d.name;
       else continue;
       const entry = await this.describe(name, full, st.mtime, st.isDirectory() ? undefined : st.size).catch(() => undefined);
-      if (entry) entries.push(entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name)
+      const defaults = entry && await readModelDefaults(this.options.dir, name);
+      if (entry) entries.push(defaults ? { ...entry, defaults } : entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name)
     }
     const demo = this.options.demo;
     if (entries.length === 0 && demo) {
@@ -189,6 +193,7 @@ export class ModelRegistry {
     if (entry.demo) throw new BadRequest(`"${entry.name}" is the built-in demo model (listed while the models folder is empty); it cannot be deleted`, 'model');
     this.unloadIdle(entry);
     await removeEntry(entry.path);
+    await removeModelDefaults(this.options.dir, entry.name);
     this.described.delete(entry.path);
     return entry;
   }
@@ -199,6 +204,7 @@ export class ModelRegistry {
     const name = checkNewName(destination, 'destination');
     if (name === entry.name) return;
     await this.replace(name, entry.format === 'gguf' ? 'gguf' : 'folder', (temp) => copyEntry(entry.path, temp));
+    await writeModelDefaults(this.options.dir, name, { system: entry.defaults?.system, parameters: entry.defaults?.parameters });
   }
 
   /**
