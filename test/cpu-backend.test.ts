@@ -13,6 +13,7 @@ import { quantize } from '../src/quant/dequantize.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 import { assertQuantOnLoadEqualsGGUF, collect, logitsDiff } from './helpers/generation.js';
+import { assertBatchEqualsTokenByToken } from './helpers/backend-ops.js';
 
 let dir: string;
 const spec = randomSpec({ arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false });
@@ -91,24 +92,7 @@ test(`${dtype} weights: token-by-token decode and a mixed batch give bit-identic
   const opened = await openModel(path.join(dir, model));
   const be = await CpuBackend.create(2);
   try {
-    const graph = new LlamaGraph(be, opened.spec, await loadWeights(opened, be), { maxBatchTokens: 16, maxOutputs: 2 });
-    const shape = { nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 2, ctxLen: 32 };
-    const seqA = [1, 450, 4996, 17354, 1701, 432], seqB = [1, 29871, 13, 3118, 263];
-    const oneByOne = async (ids: number[]) => {
-      const cache = be.createKVCache(shape);
-      let last: Float32Array = new Float32Array(0);
-      for (let p = 0; p < ids.length; p++) {
-        last = await graph.forward(Int32Array.of(ids[p]!), { positions: Int32Array.of(p), seqs: Int32Array.of(0) }, Int32Array.of(0), cache);
-      }
-      return last;
-    };
-    const both = await graph.forward(Int32Array.from([...seqA, ...seqB]), {
-      positions: Int32Array.from([...seqA.keys(), ...seqB.keys()]),
-      seqs: Int32Array.from([...seqA.map(() => 0), ...seqB.map(() => 1)]),
-    }, Int32Array.of(seqA.length - 1, seqA.length + seqB.length - 1), be.createKVCache(shape));
-    const v = spec.vocabSize;
-    assert.deepEqual(both.subarray(0, v), await oneByOne(seqA));
-    assert.deepEqual(both.subarray(v, 2 * v), await oneByOne(seqB));
+    await assertBatchEqualsTokenByToken(be, opened);
   } finally {
     await opened.close();
     be.dispose();

@@ -3,44 +3,16 @@
 // sequences at different positions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Activations, AttentionParams, Backend, BatchLayout } from '../src/backends/backend.js';
+import type { AttentionParams, Backend } from '../src/backends/backend.js';
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeF16 } from '../src/quant/f16.js';
+import { activations, assertClose, attentionSteps } from './helpers/backend-ops.js';
 
 const rng = new Rng(99);
 
-/** An activation buffer holding `values` ([rows, cols]), written through the backend's own ops. */
-function activations(be: Backend, rows: number, cols: number, values: Float32Array): Activations {
-  const a = be.createActivations(rows, cols);
-  const table = be.loadWeight({ name: 'x', dtype: 'F32', shape: [rows, cols], byteLength: 4 * values.length }, new Uint8Array(values.buffer.slice(0)));
-  be.embed(a, table, Int32Array.from({ length: rows }, (_, i) => i));
-  return a;
-}
-
 const random = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-
-function assertClose(actual: Float32Array, expected: Float32Array, tol: number, what: string): void {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)), `${what} [${i}]: ${actual[i]} vs ${expected[i]}`);
-  }
-}
-
-/** Runs two forward steps of attention (a batch, then one more token per sequence) on a backend. */
-async function attentionSteps(be: Backend, p: AttentionParams, steps: { batch: BatchLayout; q: Float32Array; k: Float32Array; v: Float32Array }[]): Promise<Float32Array[]> {
-  const cache = be.createKVCache({ nLayers: 2, nKVHeads: p.nKVHeads, headDim: p.headDim, maxSeqs: 3, ctxLen: 24 });
-  const outs: Float32Array[] = [];
-  for (const s of steps) {
-    const n = s.batch.positions.length;
-    const q = activations(be, n, p.nHeads * p.headDim, s.q), k = activations(be, n, p.nKVHeads * p.headDim, s.k);
-    const v = activations(be, n, p.nKVHeads * p.headDim, s.v), o = be.createActivations(n, p.nHeads * p.headDim);
-    be.attention(o, q, k, v, cache, 1, s.batch, p);
-    outs.push(await be.read(o));
-  }
-  return outs;
-}
 
 test('attention equals the reference: mixed sequences and positions, GQA, odd head size, sliding window', async () => {
   const cpu = await CpuBackend.create(2);

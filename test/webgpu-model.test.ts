@@ -19,6 +19,7 @@ import { randomSpec, randomWeights, writeGGUFModel, writeHFModel, type RandomMod
 import { collect, logitsDiff } from './helpers/generation.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 import { createWebGpu, webgpuSkip } from './helpers/webgpu.js';
+import { assertBatchEqualsTokenByToken } from './helpers/backend-ops.js';
 import type { WebGpuBackend } from '../src/backends/webgpu/webgpu-backend.js';
 
 const skip = fixturesSkip || await webgpuSkip();
@@ -145,25 +146,7 @@ for (const file of ['llama-gqa-f16.gguf', 'llama-gqa-q4_0.gguf']) {
     const opened = await openModel(path.join(dir, file));
     const be = await createWebGpu();
     try {
-      const s = opened.spec;
-      const graph = new LlamaGraph(be, s, await loadWeights(opened, be), { maxBatchTokens: 16, maxOutputs: 2 });
-      const shape = { nLayers: s.nLayers, nKVHeads: s.nKVHeads, headDim: s.headDim, maxSeqs: 2, ctxLen: 32 };
-      const seqA = [1, 450, 4996, 17354, 1701, 432], seqB = [1, 29871, 13, 3118, 263];
-      const oneByOne = async (ids: number[]) => {
-        const cache = be.createKVCache(shape);
-        let last: Float32Array = new Float32Array(0);
-        for (let p = 0; p < ids.length; p++) {
-          last = await graph.forward(Int32Array.of(ids[p]!), { positions: Int32Array.of(p), seqs: Int32Array.of(0) }, Int32Array.of(0), cache);
-        }
-        return last;
-      };
-      const both = await graph.forward(Int32Array.from([...seqA, ...seqB]), {
-        positions: Int32Array.from([...seqA.keys(), ...seqB.keys()]),
-        seqs: Int32Array.from([...seqA.map(() => 0), ...seqB.map(() => 1)]),
-      }, Int32Array.of(seqA.length - 1, seqA.length + seqB.length - 1), be.createKVCache(shape));
-      const v = s.vocabSize;
-      assert.deepEqual(both.subarray(0, v), await oneByOne(seqA));
-      assert.deepEqual(both.subarray(v, 2 * v), await oneByOne(seqB));
+      await assertBatchEqualsTokenByToken(be, opened);
     } finally {
       await opened.close();
       be.dispose();

@@ -4,32 +4,18 @@
 // positions, grouped-query heads, a sliding window), silu·up, add, gatherRows, copyKV.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Activations, AttentionParams, Backend, BatchLayout, Weight } from '../src/backends/backend.js';
+import type { AttentionParams, Backend, Weight } from '../src/backends/backend.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeBF16, encodeF16 } from '../src/quant/f16.js';
 import { quantize } from '../src/quant/dequantize.js';
 import type { DType } from '../src/quant/dtype.js';
 import { createWebGpu, webgpuSkip } from './helpers/webgpu.js';
+import { activations, assertClose, attentionSteps } from './helpers/backend-ops.js';
 
 const skip = await webgpuSkip();
 const rng = new Rng(2024);
 const random = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-
-/** An activation buffer holding `values` ([rows, cols]), written through the backend's own ops. */
-function activations(be: Backend, rows: number, cols: number, values: Float32Array): Activations {
-  const a = be.createActivations(rows, cols);
-  const table = be.loadWeight({ name: 'x', dtype: 'F32', shape: [rows, cols], byteLength: 4 * values.length }, new Uint8Array(values.buffer.slice(0)));
-  be.embed(a, table, Int32Array.from({ length: rows }, (_, i) => i));
-  return a;
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, tol: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)), `${what} [${i}]: ${actual[i]} vs ${expected[i]}`);
-  }
-}
 
 /** `values` ([n, k]) stored as `dtype`. */
 function encode(dtype: DType, values: Float32Array): Uint8Array {
@@ -143,20 +129,6 @@ test('embed equals the reference for every weight type', { skip }, async () => {
   }
 });
 
-/** Runs two forward steps of attention (a batch, then one more token per sequence) on a backend. */
-async function attentionSteps(be: Backend, p: AttentionParams, ctxLen: number, steps: { batch: BatchLayout; q: Float32Array; k: Float32Array; v: Float32Array }[]): Promise<Float32Array[]> {
-  const cache = be.createKVCache({ nLayers: 2, nKVHeads: p.nKVHeads, headDim: p.headDim, maxSeqs: 3, ctxLen });
-  const outs: Float32Array[] = [];
-  for (const s of steps) {
-    const n = s.batch.positions.length;
-    const q = activations(be, n, p.nHeads * p.headDim, s.q), k = activations(be, n, p.nKVHeads * p.headDim, s.k);
-    const v = activations(be, n, p.nKVHeads * p.headDim, s.v), o = be.createActivations(n, p.nHeads * p.headDim);
-    be.attention(o, q, k, v, cache, 1, s.batch, p);
-    outs.push(await be.read(o));
-  }
-  return outs;
-}
-
 test('attention equals the reference: mixed sequences and positions, GQA, odd head size, sliding window, long context', { skip }, async () => {
   const gpu = await createWebGpu();
   try {
@@ -182,8 +154,8 @@ test('attention equals the reference: mixed sequences and positions, GQA, odd he
           q: random(n * p.nHeads * p.headDim), k: random(n * p.nKVHeads * p.headDim), v: random(n * p.nKVHeads * p.headDim),
         };
       });
-      const expected = await attentionSteps(new ReferenceBackend(), p, ctx, steps);
-      const actual = await attentionSteps(gpu, p, ctx, steps);
+      const expected = await attentionSteps(new ReferenceBackend(), p, steps, ctx);
+      const actual = await attentionSteps(gpu, p, steps, ctx);
       for (let i = 0; i < steps.length; i++) {
         assertClose(actual[i]!, expected[i]!, 1e-5, `heads ${p.nHeads}/${p.nKVHeads}×${p.headDim}${p.slidingWindow ? ` window ${p.slidingWindow}` : ''} step ${i + 1}`);
       }

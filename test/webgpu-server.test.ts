@@ -51,6 +51,7 @@ test('OpenAI SDK and Ollama client on the webgpu backend: chat streamed and whol
   assert.deepEqual(both.map((r) => r.response), [alone, generated.response]);
 
   const ps = await ollama.ps();
+  assert.deepEqual(ps.models.map((m) => m.name).sort(), ['tiny-gguf:latest', 'tiny:latest'], 'both models are loaded');
   for (const m of ps.models) assert.ok(m.size_vram > 0 && m.size_vram === m.size, `${m.name}: size_vram ${m.size_vram} of ${m.size}`);
   const metrics = await (await fetch(`${url}/metrics`)).text();
   assert.match(metrics, /minerva_model_gpu_memory_bytes\{model="tiny"\} [1-9]/);

@@ -37,6 +37,22 @@ export function rope(
   }
 }
 
+/**
+ * cos and sin of each (token, pair) angle, [n, invFreq.length, 2] into `out`: computed once per
+ * batch (in double precision, then rounded) and shared by every layer and head, by the backends
+ * whose RoPE kernels read a table.
+ */
+export function ropeAngleTable(positions: Int32Array, invFreq: Float32Array, out: Float32Array): void {
+  const half = invFreq.length;
+  for (let i = 0; i < positions.length; i++) {
+    for (let j = 0; j < half; j++) {
+      const angle = positions[i]! * invFreq[j]!;
+      out[2 * (i * half + j)] = Math.cos(angle);
+      out[2 * (i * half + j) + 1] = Math.sin(angle);
+    }
+  }
+}
+
 /** A layer's KV cache: [maxSeqs, ctxLen, nKVHeads·headDim] keys and values. */
 export interface KVLayer {
   keys: Float32Array;

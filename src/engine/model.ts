@@ -319,8 +319,8 @@ function checkGpuFits(backend: WebGpuBackend, opened: OpenedModel, o: LoadModelO
   if (o.maxGpuMemory === undefined) return;
   const need = modelBytes(opened, o);
   if (need > o.maxGpuMemory) {
-    throw new GpuCapacityError(`${opened.path} needs ${gib(need)} of GPU memory (weights and KV cache); `
-      + `the budget is ${gib(o.maxGpuMemory)} (--max-gpu-memory) on ${backend.adapter.description}`);
+    throw new GpuCapacityError(`${opened.path} needs ${formatBytes(need)} of GPU memory (weights and KV cache); `
+      + `the budget is ${formatBytes(o.maxGpuMemory)} (--max-gpu-memory) on ${backend.adapter.description}`);
   }
 }
 
@@ -332,7 +332,8 @@ export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: Pic
   return weights + kvCacheBytes(s, o.contextLength ?? Math.min(s.contextLength, 4096), o.parallel ?? 1);
 }
 
-function gib(bytes: number): string {
+/** A size for messages: MiB below 1 GiB, else GiB. */
+export function formatBytes(bytes: number): string {
   return bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { openModel, type LoadProgress } from './load.js';
 import { INDEX_FILE } from '../formats/safetensors.js';
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
-import { firstNonFiniteScale } from '../quant/block-checks.js';
+import { firstNonFiniteBlock } from '../quant/block-checks.js';
 
 export interface VerifyReport {
   path: string;
@@ -23,9 +23,6 @@ export interface VerifyOptions {
   tokenizer?: string;
   onProgress?: (p: LoadProgress) => void;
 }
-
-/** Byte offsets of a block's f16 scales, per quantized type. */
-const SCALES: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
 
 export async function verifyModel(modelPath: string, o: VerifyOptions = {}): Promise<VerifyReport> {
   const report: VerifyReport = { path: modelPath, problems: [], tensors: 0, bytes: 0 };
@@ -56,13 +53,9 @@ export async function verifyModel(modelPath: string, o: VerifyOptions = {}): Pro
 
 /** What is non-finite in a tensor's bytes, or undefined. */
 function nonFinite(dtype: DType, bytes: Uint8Array): string | undefined {
-  const scales = SCALES[dtype];
-  if (scales) {
-    for (const at of scales) {
-      const b = firstNonFiniteScale(bytes, DTYPE_LAYOUT[dtype].blockBytes, at);
-      if (b >= 0) return `block ${b} has a non-finite scale (inf or NaN)`;
-    }
-    return undefined;
+  if (DTYPE_LAYOUT[dtype].blockSize > 1) {
+    const b = firstNonFiniteBlock(dtype, bytes);
+    return b >= 0 ? `block ${b} has a non-finite scale (inf or NaN)` : undefined;
   }
   let count = 0;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -1,4 +1,6 @@
-// Argument checks shared by the block quantizers (Q8_0, Q4_0, ...).
+// Argument checks shared by the block quantizers (Q8_0, Q4_0, ...), and the scale check every
+// backend and `minerva verify` run on quantized weights.
+import { DTYPE_LAYOUT, type DType } from './dtype.js';
 
 export interface BlockFormat {
   name: string;
@@ -37,6 +39,18 @@ export function checkDequantizeArgs(
 export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number, scaleAt = 0): number {
   for (let b = 0, at = scaleAt; at + 1 < bytes.length; b++, at += blockBytes) {
     if ((bytes[at + 1]! & 0x7c) === 0x7c) return b;
+  }
+  return -1;
+}
+
+/** Byte offsets of a block's f16 scales, per quantized weight type the backends compute with. */
+const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
+
+/** Index of the first block of a `dtype` tensor whose f16 scale (any of them) is inf or NaN, or -1 (also for types without scales). */
+export function firstNonFiniteBlock(dtype: DType, bytes: Uint8Array): number {
+  for (const at of SCALE_OFFSETS[dtype] ?? []) {
+    const b = firstNonFiniteScale(bytes, DTYPE_LAYOUT[dtype].blockBytes, at);
+    if (b >= 0) return b;
   }
   return -1;
 }

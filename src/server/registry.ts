@@ -8,7 +8,7 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
-import { modelBytes, resolveBackend } from '../engine/model.js';
+import { formatBytes, modelBytes, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
@@ -267,7 +267,7 @@ export class ModelRegistry {
     const limit = pool === 'gpu' ? this.options.maxGpuMemory ?? Infinity : this.options.maxMemory;
     const flag = pool === 'gpu' ? '--max-gpu-memory' : '--max-memory';
     if (need > limit) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} (weights and KV cache) and the ${pool === 'gpu' ? 'GPU ' : ''}memory limit is ${gib(limit)} (${flag})`);
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} (weights and KV cache) and the ${pool === 'gpu' ? 'GPU ' : ''}memory limit is ${formatBytes(limit)} (${flag})`);
     }
     // Unload idle models of the same pool, least recently used first, until this one fits.
     const inPool = (l: LoadedModel) => (pool === 'gpu') === (l.vram > 0);
@@ -277,7 +277,7 @@ export class ModelRegistry {
       if (l.users === 0) this.unload(l);
     }
     if (taken() + need > limit) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${gib(need)} and the models in use or loading hold ${gib(taken())} of the ${gib(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} and the models in use or loading hold ${formatBytes(taken())} of the ${formatBytes(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
     }
     this.reserved[pool] += need;
     let model: Model;
@@ -359,8 +359,3 @@ export class ModelRegistry {
 
 /** setTimeout's longest delay; a longer one fires at once (keep_alive "720h" would spin). */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-
-
-function gib(bytes: number): string {
-  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-}

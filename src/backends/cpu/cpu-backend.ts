@@ -12,8 +12,8 @@ import type {
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
-import { byteSize, DTYPE_LAYOUT, type DType } from '../../quant/dtype.js';
-import { firstNonFiniteScale } from '../../quant/block-checks.js';
+import { byteSize, type DType } from '../../quant/dtype.js';
+import { firstNonFiniteBlock } from '../../quant/block-checks.js';
 import * as ops from '../f32-ops.js';
 import {
   ATTENTION_PARAMS as AP, createKernelMemory, type MatvecKernels,
@@ -48,8 +48,6 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
 };
 
-/** Byte offsets of the f16 scales within a block, for the non-finite check (the kernels assume finite scales). */
-const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
 
 /** One wasm memory, this thread's kernels on it, and its bump allocator. */
 class Shard {
@@ -203,10 +201,8 @@ export class CpuBackend implements Backend {
     if (info.dtype !== 'F32' && info.shape[1]! % 8 !== 0) { // (quantized rows are whole blocks)
       throw new RangeError(`cpu backend: ${info.name} has rows of ${info.shape[1]}, not a multiple of 8 (${info.dtype} kernels)`);
     }
-    for (const at of SCALE_OFFSETS[info.dtype] ?? []) {
-      const bad = firstNonFiniteScale(data, DTYPE_LAYOUT[info.dtype].blockBytes, at);
-      if (bad >= 0) throw new RangeError(`cpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
-    }
+    const bad = firstNonFiniteBlock(info.dtype, data);
+    if (bad >= 0) throw new RangeError(`cpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
     const { shard, offset } = this.placeWeight(data.length, info.name);
     shard.bytes(offset, data.length).set(data);
     if (info.dtype !== 'F16') return new CpuWeight(info.name, info.shape, info.dtype, shard.index, offset);
@@ -399,14 +395,7 @@ export class CpuBackend implements Backend {
       t.capacity = n * half * 2;
       t.offset = this.alloc(4 * t.capacity, 'rope table');
     }
-    const table = this.f32(t.offset, n * half * 2);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < half; j++) {
-        const angle = positions[i]! * invFreq[j]!;
-        table[2 * (i * half + j)] = Math.cos(angle);
-        table[2 * (i * half + j) + 1] = Math.sin(angle);
-      }
-    }
+    ops.ropeAngleTable(positions, invFreq, this.f32(t.offset, n * half * 2));
     t.positions = positions.slice();
     t.invFreq = invFreq;
     return t.offset;

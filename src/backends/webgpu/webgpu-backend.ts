@@ -9,9 +9,9 @@ import type {
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
 import type { DType } from '../../quant/dtype.js';
-import { firstNonFiniteScale } from '../../quant/block-checks.js';
-import { DTYPE_LAYOUT } from '../../quant/dtype.js';
+import { firstNonFiniteBlock } from '../../quant/block-checks.js';
 import { f32Bits } from '../../quant/f16.js';
+import { ropeAngleTable } from '../f32-ops.js';
 import { BufferUsage, MapMode, pickAdapter, summarize, type AdapterSummary } from './gpu.js';
 import { GpuBuffer, Recorder, type Kernel, type RecorderStats } from './recorder.js';
 import { GPU_WEIGHT_DTYPES, gpuRowBytes, repack, weightReader, type GpuLayout } from './weight-layout.js';
@@ -35,8 +35,6 @@ export class GpuCapacityError extends RangeError {
   }
 }
 
-/** Byte offsets of the f16 scales within a block, for the non-finite check. */
-const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
 
 interface WeightPart {
   buffer: GpuBuffer;
@@ -169,10 +167,8 @@ export class WebGpuBackend implements Backend {
     if (!GPU_WEIGHT_DTYPES.includes(info.dtype)) {
       throw new RangeError(`webgpu backend: ${info.name} is ${info.dtype}; only ${GPU_WEIGHT_DTYPES.join(', ')} matrices are supported`);
     }
-    for (const at of SCALE_OFFSETS[info.dtype] ?? []) {
-      const bad = firstNonFiniteScale(data, DTYPE_LAYOUT[info.dtype].blockBytes, at);
-      if (bad >= 0) throw new RangeError(`webgpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
-    }
+    const bad = firstNonFiniteBlock(info.dtype, data);
+    if (bad >= 0) throw new RangeError(`webgpu backend: ${info.name}: block ${bad} has a non-finite scale (inf or NaN)`);
     const [rows, k] = info.shape as [number, number];
     // Rows per part: as many as one binding holds (the scale plane included).
     const rowBytes = gpuRowBytes(info.dtype, k); // (the scale plane's rounding up to a word fits in the 16 bytes kept free)
@@ -272,21 +268,20 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The rope angles of the last batch (cos, sin per token and pair), while the arena still holds them. */
-  private ropeCache = { generation: -1, offset: 0, positions: new Int32Array(0), invFreq: undefined as Float32Array | undefined };
+  private ropeCache = {
+    generation: -1, offset: 0, positions: new Int32Array(0), invFreq: undefined as Float32Array | undefined,
+    /** Host scratch for the angles, grown on demand (put() copies them into the arena). */
+    table: new Float32Array(0),
+  };
 
   private ropeTable(batch: BatchLayout, n: number, invFreq: Float32Array): number {
     const c = this.ropeCache, positions = batch.positions.subarray(0, n);
     if (c.generation === this.rec.generation && c.invFreq === invFreq && c.positions.length === n
       && c.positions.every((p, i) => p === positions[i])) return c.offset;
-    const half = invFreq.length;
-    const table = new Float32Array(n * half * 2);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < half; j++) {
-        const angle = positions[i]! * invFreq[j]!; // in double precision: GPU sin/cos are coarse for large angles
-        table[2 * (i * half + j)] = Math.cos(angle);
-        table[2 * (i * half + j) + 1] = Math.sin(angle);
-      }
-    }
+    const size = n * invFreq.length * 2;
+    if (c.table.length < size) c.table = new Float32Array(size);
+    const table = c.table.subarray(0, size);
+    ropeAngleTable(positions, invFreq, table); // (GPU sin/cos are coarse for large angles)
     const offset = this.rec.put(table, 'f32');
     Object.assign(c, { generation: this.rec.generation, offset, positions: positions.slice(), invFreq });
     return offset;
