@@ -3,7 +3,7 @@
 import { createInterface } from 'node:readline/promises';
 import { Model } from '../engine/model.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
-import { generateOptions, loadOptions, type ModelCliOptions } from './generation-options.js';
+import { generateOptions, loadOptions, noteChatTemplate, type ModelCliOptions } from './generation-options.js';
 import { loadProgressBar } from './progress.js';
 import { streamToStdout } from './stream.js';
 
@@ -11,14 +11,11 @@ export async function chatCommand(modelPath: string, o: ModelCliOptions & { syst
   const progress = loadProgressBar('loading');
   let model: Model;
   try {
-    model = await Model.load(modelPath, { ...loadOptions(o), onProgress: progress.update });
+    model = await Model.load(modelPath, { ...(await loadOptions(o)), onProgress: progress.update });
   } finally {
     progress.stop();
   }
-  if (!model.tokenizer.chatTemplate) {
-    model.dispose();
-    throw new Error(`${modelPath}: the model has no chat template; use "minerva run" for plain completion`);
-  }
+  noteChatTemplate(model, modelPath);
   const start: ChatMessage[] = o.system !== undefined ? [{ role: 'system', content: o.system }] : [];
   let messages = [...start];
   // Lines are read as a stream (not rl.question), so piped input loses no line.

@@ -1,6 +1,7 @@
 // minerva info <model>: what a model is, from its headers only (no weights are read).
 import { openModelFiles } from '../model/load.js';
 import { parameterCount } from '../model/spec.js';
+import { DEFAULT_CHAT_TEMPLATE } from '../chat/builtin-templates.js';
 
 export async function infoCommand(modelPath: string, o: { tokenizer?: string; json?: boolean }): Promise<void> {
   const m = await openModelFiles(modelPath, { tokenizer: o.tokenizer });
@@ -37,6 +38,8 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       tokenizerModel: tok.model,
       tokenizerVocab: tok.vocabSize,
       chatTemplate: tok.chatTemplate,
+      /** What chat prompts are rendered with: the model's own, else the default (ChatML). */
+      chatTemplateUsed: tok.chatTemplate ? 'model' : DEFAULT_CHAT_TEMPLATE,
     };
     if (o.json) {
       process.stdout.write(JSON.stringify(info, null, 2) + '\n');
@@ -59,7 +62,7 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       ['vocabulary', String(info.vocabSize)],
       ['tokenizer', info.tokenizer === 'none' ? 'none (pass --tokenizer)'
         : `${info.tokenizer}, ${info.tokenizerModel} (${info.tokenizerVocab} tokens)`],
-      ['chat template', info.chatTemplate ? 'yes' : 'no'],
+      ['chat template', info.chatTemplate ? "the model's own" : `none; chats use ${DEFAULT_CHAT_TEMPLATE} (the default; --chat-template chooses another)`],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

@@ -13,10 +13,13 @@ import { pullCommand } from './pull.js';
 import { convertCommand } from './convert.js';
 import { CONVERT_TYPES } from '../convert/file-types.js';
 import { BACKEND_NAMES } from '../engine/model.js';
+import { BUILTIN_CHAT_TEMPLATES } from '../chat/builtin-templates.js';
 import { DEFAULTS } from '../server/server.js';
 import { bytesArg, collect, concurrencyArg, durationArg, floatArg, formatArg, intArg, urlArg } from './args.js';
 import { LOAD_QUANT_TYPES } from '../quant/quantize-on-load.js';
 import { SYNTHETIC_DTYPES, SYNTHETIC_PRESETS } from '../bench/synthetic.js';
+
+const CHAT_TEMPLATE_NAMES = Object.keys(BUILTIN_CHAT_TEMPLATES).join(', ');
 
 const program = new Command('minerva')
   .description('Run open-weight language models from their SafeTensors or GGUF weights.')
@@ -33,6 +36,7 @@ function backendOption(): Option {
 function withModelOptions(cmd: Command): Command {
   return cmd
     .option('--tokenizer <path>', 'tokenizer to use: tokenizer.json (or its folder), a .gguf, or a llama2.c tokenizer.bin')
+    .option('--chat-template <file|name>', `chat template instead of the model's: a .jinja file or ${CHAT_TEMPLATE_NAMES} (models without one use chatml)`)
     .option('--ctx-size <n>', 'context length to allocate (default: min(model, 4096))', intArg(1, 1 << 20))
     .addOption(backendOption())
     .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
@@ -78,6 +82,8 @@ program.command('serve')
   .option('--max-memory <size>', 'bytes all loaded models may hold (e.g. 8G; default 3/4 of RAM)', bytesArg, DEFAULTS.maxMemory)
   .option('--keep-alive <duration>', 'how long an idle model stays loaded (e.g. 5m; -1 = forever)', durationArg, DEFAULTS.keepAliveMs)
   .option('--ctx-size <n>', 'context per sequence (default: min(model, 4096))', intArg(16, 1 << 20))
+  .option('--chat-template <file|name>', `chat template for every model instead of its own: a .jinja file or ${CHAT_TEMPLATE_NAMES}; `
+    + 'a <model>.jinja beside a model in the folder applies to that model only')
   .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
   .addOption(backendOption())
   .option('--max-gpu-memory <size>', 'bytes all models on the GPU may hold (e.g. 12G; default: no limit, WebGPU does not report GPU memory)', bytesArg)

@@ -1,7 +1,7 @@
 // minerva run <model> "<prompt>"
 import { Model } from '../engine/model.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
-import { generateOptions, loadOptions, type ModelCliOptions } from './generation-options.js';
+import { generateOptions, loadOptions, noteChatTemplate, type ModelCliOptions } from './generation-options.js';
 import { loadProgressBar } from './progress.js';
 import { streamToStdout } from './stream.js';
 
@@ -11,7 +11,7 @@ export async function runCommand(
   const progress = loadProgressBar('loading');
   let model: Model;
   try {
-    model = await Model.load(modelPath, { ...loadOptions(o), onProgress: progress.update });
+    model = await Model.load(modelPath, { ...(await loadOptions(o)), onProgress: progress.update });
   } finally {
     progress.stop();
   }
@@ -22,6 +22,7 @@ export async function runCommand(
       const messages: ChatMessage[] = [];
       if (o.system !== undefined) messages.push({ role: 'system', content: o.system });
       messages.push({ role: 'user', content: prompt });
+      noteChatTemplate(model, modelPath);
       chunks = model.chat(messages, gen);
     } else {
       chunks = model.generate(prompt, gen);

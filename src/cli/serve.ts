@@ -2,11 +2,12 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer, DEFAULTS, type ServeOptions } from '../server/server.js';
 import type { BackendName } from '../index.js';
+import { readChatTemplateArg } from '../chat/chat-template-choice.js';
 
 export interface ServeCommandOptions {
   host: string; port: number; modelsDir: string; apiKey?: string; corsOrigin?: string; parallel: number;
   maxQueue: number; maxMemory: number; maxGpuMemory?: number; keepAlive: number; ctxSize?: number; threads?: number; backend: BackendName;
-  requestTimeout: number; quiet?: boolean;
+  requestTimeout: number; quiet?: boolean; chatTemplate?: string;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
@@ -16,6 +17,7 @@ export async function serveCommand(o: ServeCommandOptions): Promise<void> {
     parallel: o.parallel, maxQueue: o.maxQueue, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAlive, contextLength: o.ctxSize,
     threads: o.threads, backend: o.backend, requestTimeoutMs: o.requestTimeout, bodyLimit: DEFAULTS.bodyLimit,
     logger: o.quiet ? false : { level: 'info' },
+    chatTemplate: o.chatTemplate === undefined ? undefined : await readChatTemplateArg(o.chatTemplate),
   };
   const server = await createServer(options);
   const address = await server.listen();

@@ -10,6 +10,8 @@ import { loadWeights, openModel, type LoadProgress, type ModelFormat, type Opene
 import { GpuCapacityError, WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
 import { kvCacheBytes, parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
+import type { ToolFunction } from '../chat/tool-types.js';
+import { chatTemplateFromOption, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 import { resolveSampling, type SamplingOptions } from './sampler.js';
 import type { Grammar } from './grammar.js';
 import { Scheduler, type GenerationChunk, type SchedulerStats } from './scheduler.js';
@@ -40,6 +42,12 @@ export interface LoadModelOptions extends OpenModelOptions {
   threads?: number;
   /** Quantize float weight matrices as they load: "q8_0", "q4_0" or "q4_k". Default: keep the stored types. */
   quant?: LoadQuant;
+  /**
+   * Chat template to use instead of the model's own: a built-in name (chatml, llama2, llama3, gemma,
+   * phi3, phi4, mistral-v7), Jinja source, or a choice read by readChatTemplateArg (a file). A model
+   * without a template of its own gets ChatML.
+   */
+  chatTemplate?: string | ChatTemplateChoice;
   /** Tokens of context to allocate KV cache for. Default min(model's context length, 4096). */
   contextLength?: number;
   /** Most tokens one forward call takes (the prompt is read in chunks of this). Default 512. */
@@ -74,6 +82,13 @@ export interface GenerateOptions extends SamplingOptions {
   grammar?: Grammar;
 }
 
+export interface ChatPromptOptions {
+  /** Functions the model may call: the template lists them. */
+  tools?: readonly ToolFunction[];
+  /** More template variables (e.g. enable_thinking for Qwen3). */
+  variables?: Readonly<Record<string, unknown>>;
+}
+
 export type { FinishReason, GenerationChunk, SchedulerStats, Timings, TokenLogprob } from './scheduler.js';
 export { QueueFullError } from './scheduler.js';
 
@@ -85,7 +100,10 @@ export interface ModelInfo {
   parameters: number;
   contextLength: number;
   tokenizer: string;
+  /** Whether the model's own files have a chat template. */
   chatTemplate: boolean;
+  /** The template chat prompts are rendered with, and where it came from. */
+  chatTemplateUsed: Pick<ChatTemplateChoice, 'origin' | 'label'>;
   /** Sequences that can generate at once. */
   parallel: number;
 }
@@ -95,6 +113,8 @@ export class Model {
   /** Positions of KV cache per sequence. */
   readonly contextLength: number;
   readonly parallel: number;
+  /** The chat template chat prompts are rendered with (the model's, an override, or ChatML). */
+  readonly chatTemplate: ChatTemplateChoice;
   private disposed = false;
 
   private constructor(
@@ -104,6 +124,7 @@ export class Model {
   ) {
     this.contextLength = options.contextLength ?? Math.min(spec.contextLength, 4096);
     this.parallel = options.parallel ?? 1;
+    this.chatTemplate = chooseChatTemplate(tokenizer, chatTemplateOverride(options.chatTemplate));
     const batchSize = Math.max(Math.min(options.batchSize ?? 512, this.contextLength * this.parallel), this.parallel);
     const graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: this.parallel });
     const cache: KVCache = backend.createKVCache({
@@ -167,6 +188,7 @@ export class Model {
       ...this.meta, backend: this.backend.name, spec: this.spec, parameters: parameterCount(this.spec),
       contextLength: this.contextLength, tokenizer: this.tokenizer.kind,
       chatTemplate: this.tokenizer.chatTemplate !== undefined, parallel: this.parallel,
+      chatTemplateUsed: { origin: this.chatTemplate.origin, label: this.chatTemplate.label },
     };
   }
 
@@ -199,8 +221,8 @@ export class Model {
   }
 
   /** Applies the model's chat template to `messages` and streams the assistant's reply. */
-  chat(messages: readonly ChatMessage[], options: GenerateOptions = {}): AsyncIterable<GenerationChunk> {
-    return this.deferred(() => this.start(this.chatPromptTokens(messages), options));
+  chat(messages: readonly ChatMessage[], options: GenerateOptions & ChatPromptOptions = {}): AsyncIterable<GenerationChunk> {
+    return this.deferred(() => this.start(this.chatPromptTokens(messages, options), options));
   }
 
   /**
@@ -231,16 +253,15 @@ export class Model {
   }
 
   /**
-   * The tokens of a chat prompt: the template's text, with BOS added if the template left it out.
-   * A base model without a chat template (a llama2.c story model, a pretrained checkpoint) gets
-   * the conversation's text, its messages separated by blank lines, to continue — as Ollama's
-   * default template passes the prompt through.
+   * The tokens of a chat prompt: the chat template's text (the model's, an override, or ChatML for
+   * a model without one), with BOS added if the template left it out.
    */
-  chatPromptTokens(messages: readonly ChatMessage[]): number[] {
-    if (this.tokenizer.chatTemplate === undefined) {
-      return this.tokenizer.encode(messages.map((m) => m.content).join('\n\n'), { addSpecial: true });
-    }
-    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  chatPromptTokens(messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
+    const text = this.tokenizer.applyChatTemplate(messages, {
+      addGenerationPrompt: true, tools: options.tools, variables: options.variables,
+      // The model's own: the tokenizer picks it (or its tool_use variant when there are tools).
+      template: this.chatTemplate.origin === 'model' ? undefined : this.chatTemplate.source,
+    });
     const ids = this.tokenizer.encode(text, { addSpecial: false });
     const bos = this.tokenizer.bosId;
     if (this.tokenizer.addBos && bos !== undefined && ids[0] !== bos) ids.unshift(bos);
@@ -337,7 +358,17 @@ export function formatBytes(bytes: number): string {
   return bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
+function chatTemplateOverride(t: LoadModelOptions['chatTemplate']): ChatTemplateChoice | undefined {
+  if (t === undefined) return undefined;
+  if (typeof t === 'string') return chatTemplateFromOption(t);
+  if (typeof t !== 'object' || t === null || typeof t.source !== 'string') {
+    throw new RangeError('chatTemplate must be a built-in template name, Jinja source, or a ChatTemplateChoice');
+  }
+  return t;
+}
+
 function checkLoadOptions(o: LoadModelOptions): void {
+  chatTemplateOverride(o.chatTemplate); // parses it now, before any weight is read
   if (o.quant !== undefined && !isLoadQuant(o.quant)) {
     throw new RangeError(`quant must be one of ${Object.keys(LOAD_QUANT_TYPES).join(', ')}, got ${String(o.quant)}`);
   }

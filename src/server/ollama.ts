@@ -7,8 +7,9 @@ import type { GenerateOptions, GenerationChunk } from '../index.js';
 import { ollamaOptions, type GenerateLoad } from './ollama-options.js';
 import { startGeneration, withSystem, type GenerationJob, type ServerContext } from './generation.js';
 import type { ModelEntry } from './registry.js';
-import { BadRequest, chatMessages, objectBody, optBool, optObject, optString, requireString } from './params.js';
+import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
 import { openStream } from './streaming.js';
+import { chatMessages } from './chat-request.js';
 import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
 
@@ -77,7 +78,7 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
       return preload(ctx, model, common.keepAliveMs, common.load, '/api/chat');
     }
     if (body.tools !== undefined && body.tools !== null) throw new BadRequest('tools are not supported', 'tools');
-    const messages = chatMessages(body);
+    const messages = chatMessages(body, 'ollama');
     const job = await startGeneration(ctx, {
       model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
       prompt: (m, defaults) => m.chatPromptTokens(withSystem(messages, defaults)),

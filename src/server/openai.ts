@@ -7,9 +7,10 @@ import type { GenerateOptions, GenerationChunk, Model, TokenLogprob } from '../i
 import type { FinishReason } from '../engine/scheduler.js';
 import { startGeneration, withSystem, type GenerationJob, type ServerContext } from './generation.js';
 import {
-  BadRequest, chatMessages, objectBody, optBool, optInt, optNumber, optObject, optStops, requireString,
+  BadRequest, objectBody, optBool, optInt, optNumber, optObject, optStops, requireString,
 } from './params.js';
 import { openStream } from './streaming.js';
+import { chatMessages } from './chat-request.js';
 import { openaiResponseFormat } from './structured-output.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
@@ -28,7 +29,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/chat/completions', async (req, reply) => {
     const body = objectBody(req.body);
     const model = requireString(body, 'model');
-    const messages = chatMessages(body);
+    const messages = chatMessages(body, 'openai');
     const o = commonOptions(body);
     const top = logprobsOption(body, 'logprobs', 'top_logprobs');
     const job = await startGeneration(ctx, {

@@ -1,6 +1,5 @@
 // Checking request bodies at the border: every field a route reads is checked here for type and
 // range, and a bad one becomes a BadRequest naming the field and what was wrong with it.
-import type { ChatMessage } from '../tokenizer/tokenizer.js';
 
 export class BadRequest extends Error {
   constructor(message: string, readonly param?: string) {
@@ -67,37 +66,6 @@ export function optObject(b: Body, key: string): Body | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) throw new BadRequest(`${key} must be an object, got ${describe(v)}`, key);
   return v as Body;
-}
-
-/**
- * Chat messages, OpenAI- or Ollama-style: a role and content as a string or (OpenAI) an array of
- * text parts. "developer" is OpenAI's newer name for "system".
- */
-export function chatMessages(b: Body, key = 'messages'): ChatMessage[] {
-  const v = b[key];
-  if (!Array.isArray(v) || v.length === 0) throw new BadRequest(`${key} must be a non-empty array of messages`, key);
-  if (v.length > 4096) throw new BadRequest(`${key} holds ${v.length} messages; at most 4096`, key);
-  return v.map((m, i) => {
-    const where = `${key}[${i}]`;
-    if (typeof m !== 'object' || m === null) throw new BadRequest(`${where} must be an object with role and content`, where);
-    const { role, content } = m as Body;
-    if (typeof role !== 'string' || !['system', 'developer', 'user', 'assistant', 'tool'].includes(role)) {
-      throw new BadRequest(`${where}.role must be one of system, developer, user, assistant, tool`, `${where}.role`);
-    }
-    let text: string;
-    if (typeof content === 'string') text = content;
-    else if (content === null || content === undefined) text = '';
-    else if (Array.isArray(content)) {
-      text = content.map((part, j) => {
-        const p = part as Body | null;
-        if (!p || p.type !== 'text' || typeof p.text !== 'string') {
-          throw new BadRequest(`${where}.content[${j}]: only text parts ({"type": "text", "text": …}) are supported`, `${where}.content`);
-        }
-        return p.text;
-      }).join('');
-    } else throw new BadRequest(`${where}.content must be a string or an array of text parts`, `${where}.content`);
-    return { role: role === 'developer' ? 'system' : role, content: text };
-  });
 }
 
 function describe(v: unknown): string {

@@ -11,6 +11,7 @@ import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { formatBytes, modelBytes, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
+import { chatTemplateBeside, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 import { parameterCount } from '../model/spec.js';
 import { BadRequest } from './params.js';
 import type { DemoModel } from './demo-model.js';
@@ -82,8 +83,10 @@ export interface RegistryOptions {
   keepAliveMs: number;
   /** How models load: backend, threads, parallel sequences, context length, queue. */
   load: LoadModelOptions;
-  /** Called each time a model has loaded (metrics). */
-  onLoad?: (entry: ModelEntry) => void;
+  /** Called each time a model has loaded (metrics, the log). */
+  onLoad?: (entry: ModelEntry, model: Model) => void;
+  /** The chat template for every model (--chat-template); a `<model>.jinja` beside a model wins over it. */
+  chatTemplate?: ChatTemplateChoice;
   /** A model listed while the folder holds none (the bundled demo). */
   demo?: DemoModel;
 }
@@ -279,6 +282,9 @@ export class ModelRegistry {
     if (taken() + need > limit) {
       throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} and the models in use or loading hold ${formatBytes(taken())} of the ${formatBytes(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
     }
+    // A template file beside the model, else the server's --chat-template, else the model's own.
+    const chatTemplate = (await chatTemplateBeside(entry.path)) ?? this.options.chatTemplate;
+    if (chatTemplate) opts.chatTemplate = chatTemplate;
     this.reserved[pool] += need;
     let model: Model;
     try {
@@ -294,7 +300,7 @@ export class ModelRegistry {
     } finally {
       this.reserved[pool] -= need;
     }
-    this.options.onLoad?.(entry);
+    this.options.onLoad?.(entry, model);
     const vram = model.info().backend === 'webgpu' ? need : 0;
     const loaded: LoadedModel = { entry, model, bytes: need, vram, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
     this.loaded.set(entry.path, loaded);

@@ -18,6 +18,7 @@ import { registerOllama } from './ollama.js';
 import { BadRequest } from './params.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
+import { describeChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 
 export interface ServeOptions {
   host: string;
@@ -47,6 +48,8 @@ export interface ServeOptions {
   bodyLimit: number;
   /** Fastify's logger (pino): true, false, or its options. */
   logger: boolean | object;
+  /** The chat template for every model (--chat-template; a `<model>.jinja` beside a model wins). */
+  chatTemplate?: ChatTemplateChoice;
   /** The model listed while the models folder is empty: default the bundled demo; false for none. */
   demoModel?: DemoModel | false;
 }
@@ -78,7 +81,11 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const registry = new ModelRegistry({
     dir: o.modelsDir, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAliveMs,
     load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
-    onLoad: (entry) => metrics.modelLoads.inc({ model: entry.name }),
+    chatTemplate: o.chatTemplate,
+    onLoad: (entry, model) => {
+      metrics.modelLoads.inc({ model: entry.name });
+      if (model.chatTemplate.origin !== 'model') app.log.info(`model "${entry.name}": chat template ${describeChatTemplate(model.chatTemplate)}`);
+    },
     demo: o.demoModel === false ? undefined : o.demoModel ?? bundledDemoModel(),
   });
   const metrics = new ServerMetrics(registry);

@@ -1,6 +1,12 @@
 // Renders a model's Jinja chat template with @huggingface/jinja, the way transformers'
-// apply_chat_template does (trim_blocks and lstrip_blocks on, which that library always sets).
+// apply_chat_template does (trim_blocks and lstrip_blocks on, which that library always sets), with
+// the variables real templates read: messages (with tool_calls, tool_call_id, name and
+// reasoning_content in transformers' shapes), tools, add_generation_prompt, bos_token, eos_token;
+// raise_exception and strftime_now are the library's globals. test/chat-template-tools.test.ts
+// checks the output against Python's jinja2 on the templates of Llama 3.2, Qwen2.5, Qwen3 and
+// Mistral Nemo.
 import { Template } from '@huggingface/jinja';
+import type { ToolFunction } from '../chat/tool-types.js';
 import type { ChatMessage } from './tokenizer.js';
 
 export interface RenderChatOptions {
@@ -8,11 +14,13 @@ export interface RenderChatOptions {
   addGenerationPrompt?: boolean;
   bosToken?: string;
   eosToken?: string;
-  /** More variables for the template (e.g. tools, date_string); they cannot replace the above. */
+  /** Functions the model may call (the template's `tools`, as OpenAI-style {type, function}). */
+  tools?: readonly ToolFunction[];
+  /** More variables for the template (e.g. enable_thinking, date_string); they cannot replace the above. */
   extra?: Readonly<Record<string, unknown>>;
 }
 
-/** The template source could not be parsed, or rendering it failed (including raise_exception). */
+/** The source could not be parsed, or rendering it failed (including raise_exception). */
 export class ChatTemplateError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -40,6 +48,11 @@ function parseTemplate(source: string): Template {
   return template;
 }
 
+/** Checks a template parses, without rendering it (for --chat-template files). */
+export function checkChatTemplate(source: string): void {
+  parseTemplate(source);
+}
+
 export function renderChatTemplate(
   source: string, messages: readonly ChatMessage[], options: RenderChatOptions = {},
 ): string {
@@ -49,15 +62,40 @@ export function renderChatTemplate(
   // declared"). Its errors, like every other rendering error, are wrapped below.
   const variables: Record<string, unknown> = {
     ...options.extra,
-    messages: messages.map((m) => ({ ...m })),
+    messages: messages.map(templateMessage),
     add_generation_prompt: options.addGenerationPrompt ?? true,
     bos_token: options.bosToken ?? '',
     eos_token: options.eosToken ?? '',
   };
+  // Templates test `tools is not none` / `if tools`: no tools means the variable is absent.
+  if (options.tools && options.tools.length > 0) variables.tools = options.tools.map(templateTool);
+  else delete variables.tools;
   try {
-    const text = template.render(variables);
-    return text;
+    return template.render(variables);
   } catch (e) {
     throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * A message as templates read it (transformers' convention): tool calls as
+ * {id, type: "function", function: {name, arguments}} with the arguments an object; optional
+ * fields present only when set, since templates test `message.tool_calls is defined`.
+ */
+function templateMessage(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { role: m.role, content: m.content };
+  if (m.toolCalls && m.toolCalls.length > 0) {
+    out.tool_calls = m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  }
+  if (m.toolCallId !== undefined) out.tool_call_id = m.toolCallId;
+  if (m.name !== undefined) out.name = m.name;
+  if (m.reasoning !== undefined) out.reasoning_content = m.reasoning;
+  return out;
+}
+
+function templateTool(t: ToolFunction): Record<string, unknown> {
+  const fn: Record<string, unknown> = { name: t.name };
+  if (t.description !== undefined) fn.description = t.description;
+  fn.parameters = t.parameters;
+  return { type: 'function', function: fn };
 }

@@ -116,6 +116,8 @@ export function tokenizerFromGGUF(meta: ReadonlyMap<string, unknown>, source: st
   const eosIds = [eosId, g.id('tokenizer.ggml.eot_token_id', n), g.id('tokenizer.ggml.eom_token_id', n)]
     .filter((id): id is number => id !== undefined);
   const chatTemplate = g.string('tokenizer.chat_template');
+  // llama.cpp's converter writes a named template as tokenizer.chat_template.<name>.
+  const toolUseTemplate = g.string('tokenizer.chat_template.tool_use');
   const addEos = g.bool('tokenizer.ggml.add_eos_token') ?? false;
 
   if (isSpm) {
@@ -125,7 +127,7 @@ export function tokenizerFromGGUF(meta: ReadonlyMap<string, unknown>, source: st
       addSpacePrefix: g.bool('tokenizer.ggml.add_space_prefix') ?? true,
     });
     return new HFTokenizer({
-      json, source, kind: 'gguf', bosId, eosIds, chatTemplate, pieces: tokens,
+      json, source, kind: 'gguf', bosId, eosIds, chatTemplate, toolUseTemplate, pieces: tokens,
       addBos: g.bool('tokenizer.ggml.add_bos_token') ?? true, addEos,
     });
   }
@@ -139,7 +141,7 @@ export function tokenizerFromGGUF(meta: ReadonlyMap<string, unknown>, source: st
   }
   const json = byteLevelTokenizerJSON({ tokens, types, merges, preTokenizer: rule }, source);
   return new HFTokenizer({
-    json, source, kind: 'gguf', bosId, eosIds, chatTemplate, pieces: tokens,
+    json, source, kind: 'gguf', bosId, eosIds, chatTemplate, toolUseTemplate, pieces: tokens,
     addBos: g.bool('tokenizer.ggml.add_bos_token') ?? rule.addBos, addEos,
   });
 }

@@ -47,6 +47,8 @@ export interface HFTokenizerOptions {
   addBos?: boolean;
   addEos?: boolean;
   chatTemplate?: string;
+  /** A separate template for requests with tools (tokenizer_config's named "tool_use" template). */
+  toolUseTemplate?: string;
   /** Texts the chat template sees as bos_token / eos_token (default: the tokens' texts). */
   bosText?: string;
   eosText?: string;
@@ -68,6 +70,7 @@ export class HFTokenizer implements Tokenizer {
   readonly eosIds: readonly number[];
   readonly addBos: boolean;
   readonly chatTemplate: string | undefined;
+  readonly toolUseTemplate: string | undefined;
   readonly kind: string;
   readonly source: string;
 
@@ -130,6 +133,7 @@ export class HFTokenizer implements Tokenizer {
     this.suffixIds = withEnd(suffix, this.eosIds[0], options.addEos, 'end');
     this.addBos = this.bosId !== undefined && this.prefixIds.includes(this.bosId);
     this.chatTemplate = options.chatTemplate;
+    this.toolUseTemplate = options.toolUseTemplate;
     this.bosText = options.bosText ?? (this.bosId !== undefined ? this.tokenText(this.bosId) : '');
     this.eosText = options.eosText ?? (this.eosIds.length > 0 ? this.tokenText(this.eosIds[0]) : '');
   }
@@ -177,13 +181,18 @@ export class HFTokenizer implements Tokenizer {
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
-    if (this.chatTemplate === undefined) {
+    // As transformers chooses: a request with tools takes the "tool_use" template where there is one.
+    const withTools = (options?.tools?.length ?? 0) > 0;
+    const source = options?.template ?? (withTools ? this.toolUseTemplate : undefined) ?? this.chatTemplate;
+    if (source === undefined) {
       throw new Error(`${this.source}: the tokenizer has no chat template`);
     }
-    return renderChatTemplate(this.chatTemplate, messages, {
+    return renderChatTemplate(source, messages, {
       addGenerationPrompt: options?.addGenerationPrompt ?? true,
       bosToken: this.bosText,
       eosToken: this.eosText,
+      tools: options?.tools,
+      extra: options?.variables,
     });
   }
 

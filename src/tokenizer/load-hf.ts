@@ -108,19 +108,23 @@ export function optionalBool(config: JSONObject, key: string, file: string): boo
   return v;
 }
 
-/** chat_template: a string, or a list of {name, template} of which "default" is the chat one. */
-function chatTemplateOf(config: JSONObject, file: string): string | undefined {
+/**
+ * chat_template: a string, or a list of {name, template} of which "default" is the chat one and
+ * "tool_use" the one for requests with tools (Hermes 2 Pro, Command R).
+ */
+function chatTemplatesOf(config: JSONObject, file: string): { chat?: string; toolUse?: string } {
   const v = config.chat_template;
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return v;
+  if (v === undefined || v === null) return {};
+  if (typeof v === 'string') return { chat: v };
   if (Array.isArray(v)) {
+    const named = new Map<string, string>();
     for (const [i, entry] of v.entries()) {
       if (!isObject(entry) || typeof entry.name !== 'string' || typeof entry.template !== 'string') {
         throw new FormatError(file, `chat_template[${i}] must have a string "name" and "template"`);
       }
-      if (entry.name === 'default') return entry.template;
+      named.set(entry.name, entry.template);
     }
-    return undefined;
+    return { chat: named.get('default'), toolUse: named.get('tool_use') };
   }
   throw new FormatError(file, '"chat_template" must be a string or a list of {name, template}');
 }
@@ -169,8 +173,8 @@ export async function loadHFTokenizer(dir: string): Promise<Tokenizer> {
     ...idList(modelConfig, 'eos_token_id', modelConfigFile),
   ])];
 
-  const chatTemplate = chatTemplateOf(config, configFile)
-    ?? (await readOptional(path.join(dir, 'chat_template.jinja')));
+  const templates = chatTemplatesOf(config, configFile);
+  const chatTemplate = templates.chat ?? (await readOptional(path.join(dir, 'chat_template.jinja')));
 
   return new HFTokenizer({
     json,
@@ -181,6 +185,7 @@ export async function loadHFTokenizer(dir: string): Promise<Tokenizer> {
     addBos: optionalBool(config, 'add_bos_token', configFile),
     addEos: optionalBool(config, 'add_eos_token', configFile),
     chatTemplate,
+    toolUseTemplate: templates.toolUse,
     bosText: bos?.text,
     eosText: eos?.text,
   });
