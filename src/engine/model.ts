@@ -252,20 +252,26 @@ export class Model {
     return typeof prompt === 'string' ? this.tokenizer.encode(prompt, { addSpecial: options.addSpecial ?? true }) : [...prompt];
   }
 
-  /**
-   * The tokens of a chat prompt: the chat template's text (the model's, an override, or ChatML for
-   * a model without one), with BOS added if the template left it out.
-   */
-  chatPromptTokens(messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
-    const text = this.tokenizer.applyChatTemplate(messages, {
+  /** The text of a chat prompt: the chat template (the model's, an override, or ChatML) rendered. */
+  renderChat(messages: readonly ChatMessage[], options: ChatPromptOptions = {}): string {
+    return this.tokenizer.applyChatTemplate(messages, {
       addGenerationPrompt: true, tools: options.tools, variables: options.variables,
       // The model's own: the tokenizer picks it (or its tool_use variant when there are tools).
       template: this.chatTemplate.origin === 'model' ? undefined : this.chatTemplate.source,
     });
+  }
+
+  /** The tokens of a rendered chat prompt (renderChat), with BOS added if the template left it out. */
+  chatTextTokens(text: string): number[] {
     const ids = this.tokenizer.encode(text, { addSpecial: false });
     const bos = this.tokenizer.bosId;
     if (this.tokenizer.addBos && bos !== undefined && ids[0] !== bos) ids.unshift(bos);
     return ids;
+  }
+
+  /** The tokens of a chat prompt: renderChat, then chatTextTokens. */
+  chatPromptTokens(messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
+    return this.chatTextTokens(this.renderChat(messages, options));
   }
 
   /**

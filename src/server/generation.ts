@@ -43,8 +43,12 @@ export interface GenerationJob {
 
 export interface GenerationRequest {
   model: string;
-  /** The prompt's ids, from the loaded model (its tokenizer, its chat template) and the model's defaults (its system prompt). */
-  prompt: (m: Model, defaults: ModelDefaults | undefined) => number[];
+  /**
+   * The prompt's ids, from the loaded model (its tokenizer, its chat template) and the model's
+   * defaults (its system prompt); with options the prompt brings (a grammar that forces a tool
+   * call, special tokens to keep), which win over the request's.
+   */
+  prompt: (m: Model, defaults: ModelDefaults | undefined) => number[] | { prompt: number[]; options: GenerateOptions };
   options: GenerateOptions;
   keepAliveMs?: number;
   load?: LoadModelOptions;
@@ -69,12 +73,15 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
   const done = () => { if (finished) return; finished = true; clearTimeout(timeout); release(); };
   let prompt: number[], stream: AsyncIterableIterator<GenerationChunk>;
   try {
+    let extra: GenerateOptions = {};
     try {
-      prompt = req.prompt(loaded.model, defaults);
+      const p = req.prompt(loaded.model, defaults);
+      if (Array.isArray(p)) prompt = p;
+      else ({ prompt, options: extra } = p);
     } catch (e) {
-      throw new BadRequest((e as Error).message);
+      throw e instanceof BadRequest ? e : new BadRequest((e as Error).message);
     }
-    stream = loaded.model.start(prompt, { ...options, signal: controller.signal });
+    stream = loaded.model.start(prompt, { ...options, ...defined(extra), signal: controller.signal });
   } catch (e) {
     done();
     if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ model: loaded.entry.name });

@@ -1,5 +1,5 @@
-// Ollama's API (/api): tags, show, ps, version, generate and chat, streamed as NDJSON (one JSON
-// object per line) or answered whole, with Ollama's options (temperature, top_k, top_p, min_p,
+// Ollama's API (/api): tags, show, ps, version, generate and chat (with tools and thinking),
+// streamed as NDJSON (one JSON object per line) or answered whole, with Ollama's options (temperature, top_k, top_p, min_p,
 // num_predict, num_ctx, seed, stop, penalties) and keep_alive. Errors: {"error": "message"}.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -9,7 +9,9 @@ import { startGeneration, withSystem, type GenerationJob, type ServerContext } f
 import type { ModelEntry } from './registry.js';
 import { BadRequest, objectBody, optBool, optObject, optString, requireString } from './params.js';
 import { openStream } from './streaming.js';
-import { chatMessages } from './chat-request.js';
+import { chatMessages, toolRequest } from './chat-request.js';
+import { describeChatTemplate } from '../chat/chat-template-choice.js';
+import { joinPieces, planChat, templateTakesTools, templateThinks, type ChatPlan, type ReplyPiece } from './chat-reply.js';
 import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
 
@@ -29,17 +31,22 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     const body = objectBody(req.body);
     const name = optString(body, 'model') ?? requireString(body, 'name');
     const e = await ctx.registry.find(name);
-    const loaded = ctx.registry.running().find((l) => l.entry.path === e.path);
+    const template = await ctx.registry.chatTemplate(e);
+    const capabilities = ['completion'];
+    if (templateTakesTools(template.source)) capabilities.push('tools');
+    if (templateThinks(template.source)) capabilities.push('thinking');
     return {
-      modelfile: '', template: loaded?.model.tokenizer.chatTemplate ?? '',
+      modelfile: '', template: template.source,
       parameters: Object.entries(e.defaults?.parameters ?? {}).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join('\n'),
       ...(e.defaults?.system ? { system: e.defaults.system } : {}),
       details: details(e),
       model_info: {
         'general.architecture': e.architecture, 'general.parameter_count': e.parameters,
         [`${e.architecture}.context_length`]: e.contextLength,
+        // Not Ollama's: which template chats use, and why (the model's own, an override, or the default).
+        'minerva.chat_template': describeChatTemplate(template),
       },
-      capabilities: ['completion'],
+      capabilities,
       modified_at: e.modified.toISOString(),
     };
   });
@@ -59,15 +66,16 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
       prompt: (m, defaults) => {
         const previous = context ?? [];
         const sys = system ?? defaults?.system;
-        // Like Ollama: the model's chat template around the prompt, unless raw (or no template).
-        if (!raw && m.tokenizer.chatTemplate !== undefined && previous.length === 0) {
+        // Like Ollama: the model's chat template (or an override) around the prompt, unless raw; a model
+        // without a template gets the prompt as it is (Ollama's default template passes it through).
+        if (!raw && m.chatTemplate.origin !== 'default' && previous.length === 0) {
           return m.chatPromptTokens([...(sys ? [{ role: 'system', content: sys }] : []), { role: 'user', content: prompt }]);
         }
         return [...previous, ...m.promptTokens(prompt, { addSpecial: previous.length === 0 })];
       },
     });
-    const line = (text: string, extra: object = {}) => ({ model: job.loaded.entry.name, created_at: new Date().toISOString(), response: text, done: false, ...extra });
-    return respond(job, req, reply, common.stream, line, (final, all) => ({ context: [...job.prompt, ...all.tokens], ...final }));
+    const line = (text: string, _last: boolean, extra: object = {}) => ({ model: job.loaded.entry.name, created_at: new Date().toISOString(), response: text, done: false, ...extra });
+    return respond(job, req, reply, common.stream, { line, final: (final, all) => ({ context: [...job.prompt, ...all.tokens], ...final }) });
   });
 
   app.post('/api/chat', async (req, reply) => {
@@ -77,25 +85,49 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     if (body.messages === undefined || (Array.isArray(body.messages) && body.messages.length === 0)) {
       return preload(ctx, model, common.keepAliveMs, common.load, '/api/chat');
     }
-    if (body.tools !== undefined && body.tools !== null) throw new BadRequest('tools are not supported', 'tools');
     const messages = chatMessages(body, 'ollama');
+    const tools = toolRequest(body, 'ollama');
+    const think = optBool(body, 'think');
+    let plan: ChatPlan | undefined;
     const job = await startGeneration(ctx, {
       model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
-      prompt: (m, defaults) => m.chatPromptTokens(withSystem(messages, defaults)),
+      prompt: (m, defaults) => {
+        // think: false leaves a thinking model's reasoning out; unset or true reports it apart, as "thinking".
+        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables: {}, think, separateReasoning: true });
+        return { prompt: plan.prompt, options: plan.options };
+      },
     });
-    const line = (text: string, extra: object = {}) => ({
-      model: job.loaded.entry.name, created_at: new Date().toISOString(), message: { role: 'assistant', content: text }, done: false, ...extra,
+    const reader = plan!.reader();
+    const line = (piece: ReplyPiece, extra: object = {}) => {
+      const message: Record<string, unknown> = { role: 'assistant', content: piece.content };
+      if (piece.reasoning) message.thinking = piece.reasoning;
+      if (piece.calls.length > 0) message.tool_calls = piece.calls.map((c) => ({ function: { name: c.name, arguments: c.arguments } }));
+      return { model: job.loaded.entry.name, created_at: new Date().toISOString(), message, done: false, ...extra };
+    };
+    const read = (text: string, last: boolean) => (last ? joinPieces(reader.push(text), reader.flush()) : reader.push(text));
+    return respond(job, req, reply, common.stream, {
+      line: (text, last, extra) => {
+        const piece = read(text, last);
+        return last || piece.content || piece.reasoning || piece.calls.length > 0 ? line(piece, extra) : undefined;
+      },
+      final: (final) => final,
     });
-    return respond(job, req, reply, common.stream, line, (final) => final);
   });
 }
 
-type Line = (text: string, extra?: object) => object;
+interface Lines {
+  /**
+   * The line for some text; `last` on the final one (which gets `extra`, the stats). Undefined:
+   * nothing to send yet (text held back by a reader).
+   */
+  line(text: string, last: boolean, extra?: object): object | undefined;
+  /** The stats of the last line, given every token generated. */
+  final(stats: object, all: { tokens: number[] }): object;
+}
 
 /** Streams NDJSON lines, or gathers the whole text into one answer; the last line carries the stats. */
 async function respond(
-  job: GenerationJob, req: Parameters<typeof openStream>[0], reply: Parameters<typeof openStream>[1], stream: boolean,
-  line: Line, finalExtra: (final: object, all: { tokens: number[] }) => object,
+  job: GenerationJob, req: Parameters<typeof openStream>[0], reply: Parameters<typeof openStream>[1], stream: boolean, lines: Lines,
 ): Promise<unknown> {
   const tokens: number[] = [];
   let text = '';
@@ -103,13 +135,16 @@ async function respond(
   const onClose = () => { if (!reply.raw.writableEnded) job.abort(); };
   if (!out) reply.raw.on('close', onClose);
   let last: GenerationChunk | undefined;
+  let tail = '';
   try {
     for await (const c of job.chunks) {
       tokens.push(...c.tokens);
       last = c;
       if (out) {
         if (out.closed) { job.abort(); continue; }
-        if (c.text) out.write(JSON.stringify(line(c.text)) + '\n');
+        if (c.finishReason) { tail = c.text; continue; }
+        const l = c.text ? lines.line(c.text, false) : undefined;
+        if (l) out.write(JSON.stringify(l) + '\n');
       } else {
         text += c.text;
       }
@@ -119,17 +154,17 @@ async function respond(
     job.close();
   }
   const t = last!.timings!, ns = (ms: number) => Math.round(ms * 1e6);
-  const final = finalExtra({
+  const final = lines.final({
     done: true, done_reason: last!.finishReason === 'stop' ? 'stop' : 'length',
     total_duration: ns(performance.now() - job.started), load_duration: ns(job.loadMs),
     prompt_eval_count: last!.usage!.promptTokens, prompt_eval_duration: ns(t.promptMs),
     eval_count: last!.usage!.completionTokens, eval_duration: ns(t.generateMs),
   }, { tokens });
   if (out) {
-    out.end(JSON.stringify(line('', final)) + '\n');
+    out.end(JSON.stringify(lines.line(tail, true, final)) + '\n');
     return reply;
   }
-  return line(text, final);
+  return lines.line(text, true, final);
 }
 
 /** An empty prompt (or no messages) loads the model and answers at once; keep_alive 0 unloads it. */

@@ -1,5 +1,6 @@
 // OpenAI's API (/v1): models, chat completions and completions, streamed (server-sent events
-// ending with "data: [DONE]") or not, with usage, stop strings, seeds, penalties and logprobs.
+// ending with "data: [DONE]") or not, with usage, stop strings, seeds, penalties and logprobs;
+// chat with tools (tool_calls in the reply, finish_reason "tool_calls") and reasoning_content.
 // Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -10,7 +11,9 @@ import {
   BadRequest, objectBody, optBool, optInt, optNumber, optObject, optStops, requireString,
 } from './params.js';
 import { openStream } from './streaming.js';
-import { chatMessages } from './chat-request.js';
+import { chatMessages, templateVariables, toolRequest } from './chat-request.js';
+import { joinPieces, planChat, type ChatPlan, type ReplyPiece } from './chat-reply.js';
+import type { ToolCall } from '../chat/tool-types.js';
 import { openaiResponseFormat } from './structured-output.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
@@ -30,24 +33,40 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const body = objectBody(req.body);
     const model = requireString(body, 'model');
     const messages = chatMessages(body, 'openai');
+    const tools = toolRequest(body, 'openai');
+    const variables = templateVariables(body);
     const o = commonOptions(body);
+    const separateReasoning = reasoningFormat(body);
+    if (o.options.grammar && tools && tools.choice !== 'auto') {
+      throw new BadRequest('response_format cannot be combined with tool_choice "required" or a named function (the call has its own format)', 'response_format');
+    }
     const top = logprobsOption(body, 'logprobs', 'top_logprobs');
+    let plan: ChatPlan | undefined;
     const job = await startGeneration(ctx, {
-      model, prompt: (m, defaults) => m.chatPromptTokens(withSystem(messages, defaults)), options: { ...o.options, logprobs: top },
+      model, options: { ...o.options, logprobs: top },
+      prompt: (m, defaults) => {
+        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables, think: undefined, separateReasoning });
+        return { prompt: plan.prompt, options: plan.options };
+      },
     });
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
     const name = job.loaded.entry.name;
     const tokenizer = job.loaded.model;
+    const reader = plan!.reader();
     if (!o.stream) {
       const r = await collect(job, reply);
       if (!r) return reply;
+      const read = joinPieces(reader.push(r.text), reader.flush());
+      const message: Record<string, unknown> = { role: 'assistant', content: read.content === '' && read.calls.length > 0 ? null : read.content };
+      if (read.reasoning !== '') message.reasoning_content = read.reasoning;
+      if (read.calls.length > 0) message.tool_calls = read.calls.map((c) => openaiToolCall(c));
       return {
         id, object: 'chat.completion', created, model: name, system_fingerprint: FINGERPRINT,
         choices: [{
-          index: 0, message: { role: 'assistant', content: r.text },
+          index: 0, message,
           logprobs: top === undefined ? null : { content: r.logprobs.map((l) => logprobEntry(tokenizer, l)) },
-          finish_reason: finishReason(r.finish),
+          finish_reason: chatFinishReason(r.finish, read.calls.length > 0),
         }],
         usage: usage(r.promptTokens, r.completionTokens),
       };
@@ -56,18 +75,25 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const frame = (choices: unknown[], extra: object = {}) =>
       sse.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: name, system_fingerprint: FINGERPRINT, choices, ...extra })}\n\n`);
     frame([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+    /** Streams what a piece of the reply holds: reasoning, content, then each completed call as one delta. */
+    const send = (piece: ReplyPiece, logprobs: unknown) => {
+      if (piece.reasoning) frame([{ index: 0, delta: { reasoning_content: piece.reasoning }, logprobs: null, finish_reason: null }]);
+      if (piece.content || logprobs) frame([{ index: 0, delta: { content: piece.content }, logprobs, finish_reason: null }]);
+      for (const call of piece.calls) {
+        const index = reader.calls.indexOf(call);
+        frame([{ index: 0, delta: { tool_calls: [{ index, ...openaiToolCall(call) }] }, logprobs: null, finish_reason: null }]);
+      }
+    };
     try {
       for await (const c of job.chunks) {
         if (sse.closed) { job.abort(); continue; }
+        const logprobs = c.logprobs ? { content: c.logprobs.map((l) => logprobEntry(tokenizer, l)) } : null;
         if (c.finishReason) {
-          if (c.text) frame([{ index: 0, delta: { content: c.text }, logprobs: null, finish_reason: null }]);
-          frame([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(c.finishReason) }]);
+          send(joinPieces(reader.push(c.text), reader.flush()), null);
+          frame([{ index: 0, delta: {}, logprobs: null, finish_reason: chatFinishReason(c.finishReason, reader.calls.length > 0) }]);
           if (o.includeUsage) frame([], { usage: usage(c.usage!.promptTokens, c.usage!.completionTokens) });
         } else if (c.text || c.logprobs) {
-          frame([{
-            index: 0, delta: { content: c.text },
-            logprobs: c.logprobs ? { content: c.logprobs.map((l) => logprobEntry(tokenizer, l)) } : null, finish_reason: null,
-          }]);
+          send(reader.push(c.text), logprobs);
         }
       }
     } finally {
@@ -142,6 +168,27 @@ function usage(prompt: number, completion: number) {
 /** A generation cut short (timeout) reports "length": the output is incomplete, as when max_tokens runs out. */
 function finishReason(r: FinishReason): 'stop' | 'length' {
   return r === 'stop' ? 'stop' : 'length';
+}
+
+/** A chat reply that ended by itself after making calls reports "tool_calls", as OpenAI does. */
+function chatFinishReason(r: FinishReason, called: boolean): 'stop' | 'length' | 'tool_calls' {
+  return r === 'stop' && called ? 'tool_calls' : finishReason(r);
+}
+
+/** A call as OpenAI writes it: the arguments as JSON text. */
+function openaiToolCall(c: ToolCall) {
+  return { id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } };
+}
+
+/**
+ * reasoning_format (llama-server's field): "auto" or "deepseek" (the default) report a thinking
+ * model's reasoning as reasoning_content; "none" leaves it in the content.
+ */
+function reasoningFormat(body: Record<string, unknown>): boolean {
+  const v = body.reasoning_format;
+  if (v === undefined || v === null || v === 'auto' || v === 'deepseek') return true;
+  if (v === 'none') return false;
+  throw new BadRequest('reasoning_format must be "auto", "deepseek" or "none"', 'reasoning_format');
 }
 
 /** Sampling and length options shared by both endpoints, checked. */

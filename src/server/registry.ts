@@ -11,7 +11,7 @@ import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { formatBytes, modelBytes, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
-import { chatTemplateBeside, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
+import { chatTemplateBeside, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 import { parameterCount } from '../model/spec.js';
 import { BadRequest } from './params.js';
 import type { DemoModel } from './demo-model.js';
@@ -254,6 +254,23 @@ export class ModelRegistry {
   dispose(): void {
     clearTimeout(this.timer);
     for (const l of [...this.loaded.values()]) this.unload(l);
+  }
+
+  /**
+   * The chat template a model chats with: the loaded model's, else worked out from its files
+   * (its tokenizer's template, a .jinja beside it, --chat-template, or the default).
+   */
+  async chatTemplate(entry: ModelEntry): Promise<ChatTemplateChoice> {
+    const loaded = this.loaded.get(entry.path);
+    if (loaded) return loaded.model.chatTemplate;
+    const override = (await chatTemplateBeside(entry.path)) ?? this.options.chatTemplate;
+    if (override) return override;
+    const files = await openModelFiles(entry.path);
+    try {
+      return chooseChatTemplate(await files.loadTokenizer());
+    } finally {
+      await files.close();
+    }
   }
 
   /** The backend models load on: "webgpu", "cpu" or "reference" ("auto" resolved). */

@@ -1,0 +1,128 @@
+// A chat request's reply as the APIs report it: the prompt rendered with the tools offered and the
+// template variables asked for, the constraint that forces a call when tool_choice demands one,
+// and a reader that splits the streamed text into reasoning (<think>…</think>), content and tool
+// calls in the model's own format (chat/tool-format.ts).
+import type { GenerateOptions, Model } from '../engine/model.js';
+import type { Grammar } from '../engine/grammar.js';
+import { SchemaError } from '../engine/json-schema-grammar.js';
+import type { ChatMessage } from '../tokenizer/tokenizer.js';
+import type { ToolCall, ToolCallFormat } from '../chat/tool-types.js';
+import { mistralCallForm, toolCallFormat, toolMarkerTokens } from '../chat/tool-format.js';
+import { toolCallGrammar } from '../chat/tool-grammar.js';
+import { ToolCallParser } from '../chat/tool-call-parser.js';
+import { ReasoningSplitter, promptOpensThinking } from '../chat/reasoning.js';
+import { BadRequest } from './params.js';
+import type { ToolRequest } from './chat-request.js';
+
+export interface ChatRequestParts {
+  messages: readonly ChatMessage[];
+  tools: ToolRequest | undefined;
+  /** chat_template_kwargs. */
+  variables: Record<string, unknown>;
+  /** true / false: thinking on or off (the template's enable_thinking); undefined: the template's default. */
+  think: boolean | undefined;
+  /** Report a thinking model's reasoning apart from the content; false leaves it in the content. */
+  separateReasoning: boolean;
+}
+
+/** What one piece of the reply holds once read. */
+export interface ReplyPiece {
+  content: string;
+  reasoning: string;
+  calls: ToolCall[];
+}
+
+export interface ChatPlan {
+  prompt: number[];
+  /** Options the reply needs: a grammar forcing a call, special tokens kept for the parser. */
+  options: Pick<GenerateOptions, 'grammar' | 'keepSpecial'>;
+  format: ToolCallFormat | undefined;
+  /** A reader for one reply's text (one per choice). */
+  reader(): ChatReplyReader;
+}
+
+/** Whether a chat template writes <think>…</think> reasoning (Qwen3, DeepSeek-R1 and their kin). */
+export function templateThinks(source: string): boolean {
+  return source.includes('<think>');
+}
+
+/** Whether a template can show tools to the model (ChatML, the fallback, can). */
+export function templateTakesTools(source: string): boolean {
+  return /\btools\b/.test(source);
+}
+
+/**
+ * Renders the prompt and prepares the reply's reading. Throws BadRequest for a tool schema the
+ * grammar cannot enforce, or a template that fails (raise_exception: e.g. Mistral's ids).
+ */
+export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
+  const template = model.chatTemplate.source;
+  const thinks = templateThinks(template);
+  const variables: Record<string, unknown> = { ...parts.variables };
+  const tools = parts.tools;
+  const format = tools ? toolCallFormat(template) : undefined;
+  let grammar: Grammar | undefined;
+  if (tools && format && tools.choice !== 'auto' && tools.choice !== 'none') {
+    try {
+      grammar = toolCallGrammar({ format, tools: tools.tools, choice: tools.choice, parallel: tools.parallel, mistralForm: mistralCallForm(template) });
+    } catch (e) {
+      if (e instanceof SchemaError) throw new BadRequest(`tools: ${e.message}`, 'tools');
+      if (e instanceof RangeError) throw new BadRequest(e.message, 'tool_choice');
+      throw e;
+    }
+    // A forced call leaves no room for reasoning first: the grammar admits only the call.
+    if (thinks) variables.enable_thinking = false;
+  } else if (parts.think !== undefined && variables.enable_thinking === undefined) {
+    variables.enable_thinking = parts.think;
+  }
+  let text: string;
+  try {
+    text = model.renderChat(parts.messages, { tools: tools?.tools, variables });
+  } catch (e) {
+    throw new BadRequest((e as Error).message, 'messages');
+  }
+  const prompt = model.chatTextTokens(text);
+  const keepSpecial = format ? toolMarkerTokens(format, model.tokenizer) : [];
+  const split = thinks && parts.separateReasoning && grammar === undefined;
+  const startInThinking = split && promptOpensThinking(text);
+  return {
+    prompt, format,
+    options: { grammar, keepSpecial: keepSpecial.length > 0 ? keepSpecial : undefined },
+    reader: () => new ChatReplyReader(
+      split ? new ReasoningSplitter({ startInThinking }) : undefined,
+      tools && format ? new ToolCallParser({ format, tools: tools.tools }) : undefined,
+    ),
+  };
+}
+
+/** Reads one reply as it streams: reasoning first, then content with any tool calls taken out. */
+export class ChatReplyReader {
+  /** Every call read so far (their number is the next call's index). */
+  readonly calls: ToolCall[] = [];
+
+  constructor(private readonly reasoning: ReasoningSplitter | undefined, private readonly tools: ToolCallParser | undefined) {}
+
+  push(text: string): ReplyPiece {
+    const r = this.reasoning ? this.reasoning.push(text) : { reasoning: '', content: text };
+    return this.content(r.reasoning, r.content, false);
+  }
+
+  flush(): ReplyPiece {
+    const r = this.reasoning ? this.reasoning.flush() : { reasoning: '', content: '' };
+    return this.content(r.reasoning, r.content, true);
+  }
+
+  private content(reasoning: string, text: string, last: boolean): ReplyPiece {
+    if (!this.tools) return { reasoning, content: text, calls: [] };
+    const a = this.tools.push(text);
+    const b = last ? this.tools.flush() : { content: '', calls: [] };
+    const calls = [...a.calls, ...b.calls];
+    this.calls.push(...calls);
+    return { reasoning, content: a.content + b.content, calls };
+  }
+}
+
+/** Two pieces as one (a last push and the flush). */
+export function joinPieces(a: ReplyPiece, b: ReplyPiece): ReplyPiece {
+  return { content: a.content + b.content, reasoning: a.reasoning + b.reasoning, calls: [...a.calls, ...b.calls] };
+}
