@@ -22,7 +22,7 @@
 import { GrammarBuilder, GrammarError, chars, literal, type Grammar, type Symbol } from './grammar.js';
 
 export class SchemaError extends Error {
-  constructor(readonly where: string, problem: string) {
+  constructor(readonly where: string, readonly problem: string) {
     super(`JSON schema at ${where}: ${problem}`);
     this.name = 'SchemaError';
   }
@@ -50,34 +50,76 @@ const MAX_SCHEMA_DEPTH = 64;
 
 /** The grammar of JSON texts valid against `schema`; throws SchemaError for what it cannot enforce. */
 export function jsonSchemaGrammar(schema: unknown): Grammar {
-  try {
-    const c = new SchemaCompiler(schema);
-    const root = c.compile(schema, '#', 0);
-    return c.finish(root);
-  } catch (e) {
-    if (e instanceof GrammarError) throw new SchemaError('#', `the schema is too large to enforce (${e.message})`);
-    throw e;
-  }
+  const rules = new JsonSchemaRules();
+  return rules.build(rules.schema(schema));
 }
 
 /** Any JSON object (OpenAI's json_object, Ollama's format "json"). */
 export function jsonObjectGrammar(): Grammar {
-  const c = new SchemaCompiler({});
-  return c.finish(c.anyObject());
+  const rules = new JsonSchemaRules();
+  return rules.build(rules.anyObject());
+}
+
+/**
+ * Several JSON schemas compiled into one grammar (a tool-call grammar holds one per function's
+ * arguments, between literal text of the caller's choosing): `schema()` gives the rule of each,
+ * `builder` takes the rules around them, `build()` compiles from the chosen root.
+ */
+export class JsonSchemaRules {
+  private readonly c = new SchemaCompiler();
+
+  get builder(): GrammarBuilder {
+    return this.c.g;
+  }
+
+  /**
+   * The rule for JSON texts valid against `schema` (no whitespace around). `where` names the
+   * schema in errors; its own "$ref"s resolve within it. Throws SchemaError.
+   */
+  schema(schema: unknown, where = '#'): string {
+    return this.tooLarge(where, () => this.c.compileRoot(schema, where));
+  }
+
+  /** The rule for any JSON object. */
+  anyObject(): string {
+    return this.c.anyObject();
+  }
+
+  /** The grammar from `root`; SchemaError when the rules are too large. */
+  build(root: string, where = '#'): Grammar {
+    return this.tooLarge(where, () => this.c.g.build(root));
+  }
+
+  private tooLarge<T>(where: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof GrammarError) throw new SchemaError(where, `the schema is too large to enforce (${e.message})`);
+      throw e;
+    }
+  }
 }
 
 type Schema = Record<string, unknown>;
 
 class SchemaCompiler {
-  private readonly g = new GrammarBuilder(MAX_GRAMMAR_SIZE);
-  /** Rule compiled for each schema object (so $ref recursion terminates and reuse is shared). */
-  private readonly memo = new Map<object, string>();
+  readonly g = new GrammarBuilder(MAX_GRAMMAR_SIZE);
+  /** The schema whose "$ref"s are being resolved (the one compileRoot() was given). */
+  private rootSchema: unknown = {};
+  /**
+   * Per root schema, the rule compiled for each schema object in it (so $ref recursion
+   * terminates and reuse is shared; per root, since the same object may resolve refs differently).
+   */
+  private readonly memos = new Map<unknown, Map<object, string>>();
+  private memo = new Map<object, string>();
 
-  constructor(private readonly rootSchema: unknown) {}
-
-  /** The grammar from `root` (the builder's symbol cap already bounds its size). */
-  finish(root: string): Grammar {
-    return this.g.build(root);
+  /** The rule for values valid against `schema`, whose local "$ref"s point into itself. */
+  compileRoot(schema: unknown, where: string): string {
+    this.rootSchema = schema;
+    let memo = this.memos.get(schema);
+    if (memo === undefined) this.memos.set(schema, memo = new Map());
+    this.memo = memo;
+    return this.compile(schema, where, 0);
   }
 
   /** The rule for values valid against `schema` (no surrounding whitespace). */

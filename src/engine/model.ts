@@ -80,6 +80,12 @@ export interface GenerateOptions extends SamplingOptions {
    * generation ends when the grammar is complete.
    */
   grammar?: Grammar;
+  /**
+   * Special tokens whose text is written into the output although special (tool-call markers such
+   * as Mistral's [TOOL_CALLS]: see chat/tool-format.ts toolMarkerTokens); under a grammar their
+   * text counts as bytes the grammar must admit.
+   */
+  keepSpecial?: readonly number[];
 }
 
 export interface ChatPromptOptions {
@@ -244,6 +250,7 @@ export class Model {
     }
     return this.scheduler.submit({
       prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal, logprobs, grammar: options.grammar,
+      keepSpecial: options.keepSpecial,
     });
   }
 

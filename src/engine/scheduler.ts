@@ -66,6 +66,8 @@ export interface SequenceRequest {
   logprobs?: number;
   /** Only generate text this grammar admits; the sequence stops when the grammar is complete. */
   grammar?: Grammar;
+  /** Special tokens whose text is written into the stream (and, under a grammar, counts as bytes). */
+  keepSpecial?: readonly number[];
 }
 
 /** Thrown by submit() when every slot is busy and the wait queue is full. */
@@ -131,10 +133,10 @@ class Sequence {
   constructor(readonly req: SequenceRequest, tokenizer: Tokenizer, vocabSize: number) {
     this.history = [...req.prompt];
     this.sampler = new Sampler(req.sampling, vocabSize);
-    this.decoder = new IncrementalDecoder(tokenizer, { context: req.prompt });
+    this.decoder = new IncrementalDecoder(tokenizer, { context: req.prompt, keepSpecial: req.keepSpecial });
     this.stops = new StopMatcher(req.stop);
     if (req.grammar) {
-      this.constraint = new GrammarConstraint(req.grammar, tokenizer, tokenizer.eosIds);
+      this.constraint = new GrammarConstraint(req.grammar, tokenizer, tokenizer.eosIds, { specialText: req.keepSpecial });
       this.work = new Float32Array(vocabSize);
     }
     this.queue = new AsyncQueue(() => { this.cancelled = true; });

@@ -46,6 +46,15 @@ function tokenTable(tokenizer: Tokenizer): TokenTable {
   return t;
 }
 
+export interface GrammarConstraintOptions {
+  /**
+   * Special tokens whose text counts as bytes the grammar may admit (a tool-call marker such as
+   * Mistral's [TOOL_CALLS] is a special token, and a tool-call grammar must be able to produce
+   * it). Every other special token stays refused.
+   */
+  specialText?: readonly number[];
+}
+
 /** Masks remembered per constraint (each a bitset over the vocabulary). */
 const MASK_CACHE_ENTRIES = 64;
 
@@ -58,11 +67,27 @@ export class GrammarConstraint {
   private checked: { token: number; state: GrammarState } | undefined;
   /** Scratch for mask(): the state after each prefix length of the current token. */
   private readonly prefixStates: GrammarState[] = [];
+  /** options.specialText: id → the token's text in UTF-8 (kept apart from the shared table). */
+  private readonly special = new Map<number, Uint8Array>();
 
-  constructor(private readonly grammar: Grammar, tokenizer: Tokenizer, eosIds: Iterable<number>) {
+  constructor(private readonly grammar: Grammar, tokenizer: Tokenizer, eosIds: Iterable<number>, options: GrammarConstraintOptions = {}) {
     this.state = grammar.initial;
     this.table = tokenTable(tokenizer);
     this.eos = new Set(eosIds);
+    for (const id of options.specialText ?? []) {
+      if (!(Number.isInteger(id) && id >= 0 && id < tokenizer.vocabSize)) {
+        throw new RangeError(`special token id ${id} is outside the vocabulary (0..${tokenizer.vocabSize - 1})`);
+      }
+      // Ordinary tokens already have their bytes; an end-of-sequence token ends the text instead.
+      if (this.table.bytes[id] !== undefined || this.eos.has(id)) continue;
+      const text = Buffer.from(tokenizer.decode([id], { skipSpecial: false }), 'utf8');
+      if (text.length > 0) this.special.set(id, new Uint8Array(text));
+    }
+  }
+
+  /** The bytes `token` writes under this constraint; undefined: none (refused). */
+  private bytesOf(token: number): Uint8Array | undefined {
+    return this.table.bytes[token] ?? this.special.get(token);
   }
 
   /** The grammar is complete and nothing more can follow: generation should end. */
@@ -73,7 +98,7 @@ export class GrammarConstraint {
   /** Whether `token` may come next (an end-of-sequence token: whether the text may end here). */
   allows(token: number): boolean {
     if (this.eos.has(token)) return this.state.accepting;
-    const bytes = this.table.bytes[token];
+    const bytes = this.bytesOf(token);
     const next = bytes === undefined ? undefined : this.grammar.advanceBytes(this.state, bytes);
     if (next) this.checked = { token, state: next };
     return next !== undefined;
@@ -82,7 +107,7 @@ export class GrammarConstraint {
   /** Moves past `token`, which allows() must have accepted. */
   accept(token: number): void {
     if (this.eos.has(token)) return;
-    const next = this.checked?.token === token ? this.checked.state : this.grammar.advanceBytes(this.state, this.table.bytes[token] ?? new Uint8Array());
+    const next = this.checked?.token === token ? this.checked.state : this.grammar.advanceBytes(this.state, this.bytesOf(token) ?? new Uint8Array());
     this.checked = undefined;
     if (next === undefined) throw new Error(`constrained decoding: token ${token} does not continue the grammar`);
     this.state = next;
@@ -138,6 +163,9 @@ export class GrammarConstraint {
       }
       alive = d;
       if (ok && id < vocab) bits[id >> 5]! |= 1 << (id & 31);
+    }
+    for (const [id, b] of this.special) {
+      if (id < vocab && this.grammar.advanceBytes(this.state, b) !== undefined) bits[id >> 5]! |= 1 << (id & 31);
     }
     if (this.state.accepting) for (const id of this.eos) if (id < vocab) bits[id >> 5]! |= 1 << (id & 31);
     this.masks.set(key, bits);

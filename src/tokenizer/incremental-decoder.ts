@@ -26,10 +26,17 @@ export interface IncrementalDecoderOptions {
    * a SentencePiece "▁Paris" after "…is" comes out as " Paris", not "Paris".
    */
   context?: readonly number[];
+  /**
+   * Special tokens whose text is written into the stream all the same: the markers of a tool call
+   * (Mistral's [TOOL_CALLS], Llama's <|python_tag|>) are special tokens, and the tool-call parser
+   * must see them.
+   */
+  keepSpecial?: readonly number[];
 }
 
 export class IncrementalDecoder {
   private readonly skipSpecial: boolean;
+  private readonly keepSpecial: ReadonlySet<number>;
   /** The window: prefix ids (already emitted) followed by ids not yet emitted. */
   private window: number[] = [];
   private prefixLength = 0;
@@ -38,6 +45,7 @@ export class IncrementalDecoder {
 
   constructor(private readonly tokenizer: Tokenizer, options: IncrementalDecoderOptions = {}) {
     this.skipSpecial = options.skipSpecial ?? true;
+    this.keepSpecial = new Set(options.keepSpecial ?? []);
     if (options.context) {
       const visible = options.context.filter((id) => !this.skips(id));
       this.window = visible.slice(-CONTEXT_TOKENS);
@@ -83,6 +91,6 @@ export class IncrementalDecoder {
   }
 
   private skips(id: number): boolean {
-    return this.skipSpecial && this.tokenizer.isSpecial(id);
+    return this.skipSpecial && this.tokenizer.isSpecial(id) && !this.keepSpecial.has(id);
   }
 }
