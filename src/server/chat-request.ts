@@ -131,14 +131,15 @@ export interface ToolRequest {
 }
 
 /**
- * tools, tool_choice and parallel_tool_calls (Ollama has only tools). Undefined when the request
+ * tools, tool_choice and parallel_tool_calls. Ollama's API has only tools; its /api/chat takes
+ * OpenAI's tool_choice and parallel_tool_calls too, as an extension. Undefined when the request
  * offers no tools, or tool_choice is "none" (the model then answers in text and the tools are not
  * shown to it).
  */
-export function toolRequest(b: Body, dialect: Dialect): ToolRequest | undefined {
+export function toolRequest(b: Body, _dialect: Dialect): ToolRequest | undefined {
   const tools = toolList(b.tools);
-  const choice = dialect === 'openai' ? toolChoice(b.tool_choice, tools) : 'auto';
-  const parallel = dialect === 'openai' ? optBool(b, 'parallel_tool_calls') ?? true : true;
+  const choice = toolChoice(b.tool_choice, tools);
+  const parallel = optBool(b, 'parallel_tool_calls') ?? true;
   if (tools.length === 0 || choice === 'none') return undefined;
   return { tools, choice, parallel };
 }
