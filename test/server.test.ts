@@ -281,11 +281,11 @@ test('an empty models folder offers the bundled demo model, which chats; with no
     const listed = (await (await fetch(`${demo.url}/v1/models`)).json()) as { data: { id: string }[] };
     assert.deepEqual(listed.data.map((m) => m.id), ['stories260K-demo']);
     assert.equal(((await (await fetch(`${demo.url}/ui/config.json`)).json()) as { demoModel: string }).demoModel, 'stories260K-demo');
-    // It has no chat template: a chat continues the conversation's text (here, a story).
+    // It has no chat template, so chats go through ChatML (the default); the story model answers with story text.
     const reply = await post2(demo.url, { model: 'stories260K-demo', messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 20, temperature: 0 });
     assert.equal(reply.status, 200);
     const text = ((await reply.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
-    assert.match(text, /^[A-Za-z ,.']+/, `a story: ${JSON.stringify(text)}`);
+    assert.match(text, /[A-Za-z]{3,}/, `a story: ${JSON.stringify(text)}`);
     const del = await fetch(`${demo.url}/api/delete`, { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'stories260K-demo' }) });
     assert.equal(del.status, 400);
     assert.match(((await del.json()) as { error: string }).error, /built-in demo model/);
