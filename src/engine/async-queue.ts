@@ -60,6 +60,12 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
       this.items.length = 0;
       this.onCancel();
     }
+    // A next() still waiting (another caller of the same iterator) ends too, rather than never.
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve({ value: undefined, done: true });
+    }
     return Promise.resolve({ value: undefined, done: true });
   }
 
