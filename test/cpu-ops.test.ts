@@ -8,7 +8,7 @@ import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeF16 } from '../src/quant/f16.js';
-import { activations, assertClose, attentionSteps } from './helpers/backend-ops.js';
+import { activations, assertClose, attentionSteps, copyKVContinues } from './helpers/backend-ops.js';
 
 const rng = new Rng(99);
 
@@ -138,6 +138,20 @@ test('F16 weights with subnormal values: matmul (decode and prefill) and embed e
     const rows = Int32Array.of(0, 3, 36, 10);
     const embedded = async (be: Backend, w: typeof wc) => { const o = be.createActivations(rows.length, k); be.embed(o, w, rows); return be.read(o); };
     assert.deepEqual(await embedded(cpu, wc), await embedded(ref, wr));
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('copyKV gives another slot a prompt\'s keys and values in every layer, and equals the reference', async () => {
+  const cpu = await CpuBackend.create(2);
+  try {
+    const seeded = (seed: number) => { const r = new Rng(seed); return (n: number) => Float32Array.from({ length: n }, () => r.next() * 2 - 1); };
+    const got = await copyKVContinues(cpu, seeded(3));
+    assert.deepEqual(got.copied, got.original);
+    assert.deepEqual(got.untouched[1], got.untouched[0], 'the other slot is untouched');
+    const ref = await copyKVContinues(new ReferenceBackend(), seeded(3));
+    for (let l = 0; l < 2; l++) assertClose(got.copied[l]!, ref.copied[l]!, 1e-5, `layer ${l} after copyKV`);
   } finally {
     cpu.dispose();
   }

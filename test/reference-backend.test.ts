@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import type { Activations } from '../src/backends/backend.js';
+import { Rng } from '../src/engine/rng.js';
+import { copyKVContinues } from './helpers/backend-ops.js';
 
 const be = new ReferenceBackend();
 const f32 = (xs: number[]) => new Uint8Array(Float32Array.from(xs).buffer);
@@ -79,4 +81,11 @@ test('siluMul, add and gatherRows', async () => {
   const g = be.createActivations(2, 2);
   be.gatherRows(g, acts(3, 2, [1, 2, 3, 4, 5, 6]), Int32Array.of(2, 0));
   close(await be.read(g), [5, 6, 1, 2]);
+});
+
+test('copyKV gives another slot a prompt\'s keys and values in every layer', async () => {
+  const rng = new Rng(5);
+  const { original, copied, untouched } = await copyKVContinues(new ReferenceBackend(), (n) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1));
+  assert.deepEqual(copied, original);
+  assert.deepEqual(untouched[1], untouched[0], 'the other slot is untouched');
 });

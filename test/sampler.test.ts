@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sampler, argmax, resolveSampling } from '../src/engine/sampler.js';
-import { Rng } from '../src/engine/rng.js';
+import { Rng, choiceSeed } from '../src/engine/rng.js';
 import { StopMatcher } from '../src/engine/stop-strings.js';
 
 const logits = () => Float32Array.from([1, 5, 3, 4.9, -2, 0]);
@@ -55,6 +55,49 @@ test('repetition, presence and frequency penalties lower seen tokens', () => {
   assert.equal(freq.sample(logits(), [1, 1]), 3, '5 - 0.2 < 4.9');
   const pres = new Sampler(resolveSampling({ temperature: 0, presencePenalty: 0.05, repeatLastN: 1 }), 6);
   assert.equal(pres.sample(logits(), [1, 3]), 1, 'only the last token is penalised');
+});
+
+test('logit bias: added before everything else; -100 bans, +100 is always chosen', () => {
+  assert.equal(new Sampler(resolveSampling({ temperature: 0, logitBias: { 3: 0.2 } }), 6).sample(logits(), []), 3, '4.9 + 0.2 > 5');
+  assert.equal(new Sampler(resolveSampling({ temperature: 0, logitBias: new Map([[1, -100]]) }), 6).sample(logits(), []), 3);
+  const draws = (o: Parameters<typeof resolveSampling>[0]) => {
+    const s = new Sampler(resolveSampling({ temperature: 1.5, topK: 0, topP: 1, minP: 0, seed: 5, ...o }), 6);
+    const seen = new Set<number>();
+    for (let i = 0; i < 500; i++) seen.add(s.sample(logits(), []));
+    return [...seen].sort();
+  };
+  assert.deepEqual(draws({}), [0, 1, 2, 3, 4, 5], 'unbiased, every token comes up at temperature 1.5');
+  assert.deepEqual(draws({ logitBias: { 1: -100, 3: -100 } }), [0, 2, 4, 5], 'banned tokens never');
+  assert.deepEqual(draws({ logitBias: { 4: 100 } }), [4], 'a +100 token always');
+  // The bias comes before the repetition penalty (as in llama.cpp): logit 5 - 6 = -1, then ×2 as a
+  // negative logit of a seen token = -2 (the other order would give 5 / 2 - 6 = -3.5). The logits
+  // are changed in place, which is what logprobs are then computed from.
+  const l = logits();
+  new Sampler(resolveSampling({ temperature: 0, repeatPenalty: 2, logitBias: { 1: -6 } }), 6).sample(l, [1]);
+  assert.equal(l[1], -2);
+  // Banning every token leaves nothing to sample: -1, greedy or not.
+  const all = Object.fromEntries([0, 1, 2, 3, 4, 5].map((id) => [id, -100]));
+  assert.equal(new Sampler(resolveSampling({ temperature: 0, logitBias: all }), 6).sample(logits(), []), -1);
+  assert.equal(new Sampler(resolveSampling({ temperature: 1, seed: 1, logitBias: all }), 6).sample(logits(), []), -1);
+});
+
+test('a bad logit bias is refused, naming the token id', () => {
+  assert.throws(() => resolveSampling({ logitBias: { 6: 1 } }, 6), /logit_bias token id 6 is outside the vocabulary \(0\.\.5\)/);
+  assert.throws(() => resolveSampling({ logitBias: new Map([[1.5, 1]]) }), /logit_bias token id 1\.5 must be an integer/);
+  assert.throws(() => resolveSampling({ logitBias: { ['-1' as unknown as number]: 1 } }), /logit_bias token id NaN/);
+  assert.throws(() => resolveSampling({ logitBias: { 2: 101 } }), /logit_bias for token 2 must be a number in \[-100, 100\], got 101/);
+  assert.throws(() => resolveSampling({ logitBias: new Map([[2, NaN]]) }), /logit_bias for token 2/);
+  assert.throws(() => resolveSampling({ logitBias: { 2: '1' as unknown as number } }), /logit_bias for token 2/);
+  const many = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [i, 1]));
+  assert.throws(() => resolveSampling({ logitBias: many }), /logit_bias has 1025 entries; at most 1024/);
+  assert.equal(resolveSampling({ logitBias: { 5: 1 } }, 6).logitBias.get(5), 1);
+});
+
+test('choice seeds: choice 0 keeps the seed, the others all differ', () => {
+  const seeds = new Set(Array.from({ length: 128 }, (_, i) => choiceSeed(42, i)));
+  assert.equal(choiceSeed(42, 0), 42);
+  assert.equal(seeds.size, 128);
+  assert.notEqual(choiceSeed(42, 1), choiceSeed(43, 1));
 });
 
 test('bad sampling options are refused with the option named', () => {

@@ -1,7 +1,7 @@
 // Continuous batching (src/engine/scheduler.ts) on a random-weight model and the cpu backend:
 // concurrent sequences decode together in shared forward passes and each gives exactly what it
 // gives alone; readers that leave free their slots; the wait queue is bounded; a slot's prefix
-// is reused by the next request that shares it.
+// is reused by the next request that shares it; several choices of one prompt read it once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { loadModel, QueueFullError, type Model } from '../src/index.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeHFModel } from './helpers/random-model.js';
 import { collect } from './helpers/generation.js';
+import { choiceSeed } from '../src/engine/rng.js';
 
 let dir: string;
 // Untied: with the output tied to the embedding, a random model mostly repeats its last token, blind to
@@ -114,6 +115,132 @@ test('the next turn of a chat reuses the slot that holds its prefix', { skip }, 
     } finally {
       cold.dispose();
     }
+  } finally {
+    m.dispose();
+  }
+});
+
+// Several choices from one prompt (startChoices): the prompt is read once, by the first choice;
+// the others copy its keys and values and evaluate only the last prompt token, so each gives
+// exactly what the same request gives alone with that choice's seed.
+const story = 'The quick brown fox jumps over the lazy dog and keeps running far away';
+const sampled = { temperature: 0.9, seed: 7, maxTokens: 12 };
+
+/** Each choice alone, on a model of its own: choice i samples with choiceSeed(seed, i). */
+async function solo(prompt: string, n: number, opts: typeof sampled | { temperature: number; maxTokens: number }) {
+  const alone = await load({ parallel: 1 });
+  try {
+    const out: Awaited<ReturnType<typeof collect>>[] = [];
+    for (let i = 0; i < n; i++) out.push(await collect(alone.generate(prompt, 'seed' in opts ? { ...opts, seed: choiceSeed(opts.seed, i) } : opts)));
+    return out;
+  } finally {
+    alone.dispose();
+  }
+}
+
+test('n choices read the prompt once, and each equals its run alone', { skip }, async () => {
+  const expected = await solo(story, 3, sampled);
+  const m = await load({ parallel: 3 });
+  try {
+    const promptLength = m.tokenize(story).length;
+    const got = await Promise.all(m.startChoices(m.tokenize(story), 3, sampled).map((s) => collect(s)));
+    got.forEach((g, i) => {
+      assert.deepEqual(g.tokens, expected[i]!.tokens, `choice ${i}`);
+      assert.equal(g.text, expected[i]!.text);
+      assert.deepEqual(g.last.usage, { promptTokens: promptLength, completionTokens: 12 });
+      // Only the first choice evaluated the prompt; the others only its last token.
+      assert.equal(g.last.timings!.promptTokens, i === 0 ? promptLength : 1, `choice ${i} prompt tokens evaluated`);
+    });
+    assert.ok(new Set(got.map((g) => g.text)).size > 1, 'sampled choices differ');
+    // Choice 0 samples with the request's own seed: it is the request alone.
+    assert.deepEqual(got[0]!.tokens, (await collect(m.generate(story, sampled))).tokens);
+    assert.deepEqual(m.stats(), { slots: 3, active: 0, queued: 0, kvTokens: 0 });
+  } finally {
+    m.dispose();
+  }
+});
+
+test('more choices than slots: the rest wait, reuse the prompt, and still equal their runs alone', { skip }, async () => {
+  const expected = await solo(story, 5, sampled);
+  const greedy = await solo(story, 1, { temperature: 0, maxTokens: 10 });
+  const m = await load({ parallel: 2 });
+  try {
+    const other = collect(m.generate('Hi', { temperature: 0, maxTokens: 5 })); // a request beside them
+    const got = await Promise.all(m.generateChoices(story, 5, sampled).map((s) => collect(s)));
+    got.forEach((g, i) => {
+      assert.deepEqual(g.tokens, expected[i]!.tokens, `choice ${i}`);
+      if (i > 0) assert.equal(g.last.timings!.promptTokens, 1, `choice ${i} prompt tokens evaluated`);
+    });
+    await other;
+    // Greedy choices are all the request alone.
+    for (const g of await Promise.all(m.generateChoices(story, 3, { temperature: 0, maxTokens: 10 }).map((s) => collect(s)))) {
+      assert.deepEqual(g.tokens, greedy[0]!.tokens);
+    }
+  } finally {
+    m.dispose();
+  }
+});
+
+test('with one slot the choices run one after another', { skip }, async () => {
+  const expected = await solo(story, 3, sampled);
+  const m = await load({ parallel: 1 });
+  try {
+    const events: string[] = [];
+    const got = await Promise.all(m.startChoices(m.tokenize(story), 3, sampled).map(async (s, i) => {
+      const r = await collect((async function* () {
+        for await (const c of s) { events.push(`${i}${c.finishReason ? ' end' : ''}`); yield c; }
+      })());
+      return r;
+    }));
+    got.forEach((g, i) => assert.deepEqual(g.tokens, expected[i]!.tokens, `choice ${i}`));
+    const order = events.filter((e, i) => e !== events[i - 1]);
+    assert.deepEqual(order, ['0', '0 end', '1', '1 end', '2', '2 end'], 'each choice streams only after the one before ended');
+    assert.ok(got.slice(1).every((g) => g.last.timings!.promptTokens === 1), 'later choices reuse the prompt left in the slot');
+  } finally {
+    m.dispose();
+  }
+});
+
+test('a choice that is abandoned, even the one reading the prompt, leaves the others unchanged', { skip }, async () => {
+  const expected = await solo(story, 3, sampled);
+  const m = await load({ parallel: 3, prefillChunk: 4 });
+  try {
+    // The reader of choice 1 leaves after two tokens.
+    const streams = m.startChoices(m.tokenize(story), 3, sampled);
+    const leaving = (async () => {
+      let n = 0;
+      for await (const c of streams[1]!) if (c.tokens.length && ++n === 2) break;
+      return n;
+    })();
+    const [a, , c] = await Promise.all([collect(streams[0]!), leaving, collect(streams[2]!)]);
+    assert.deepEqual(a.tokens, expected[0]!.tokens);
+    assert.deepEqual(c.tokens, expected[2]!.tokens);
+    // Choice 0 leaves before reading the prompt: another choice reads it instead.
+    const again = m.startChoices(m.tokenize('Something else entirely, and a few more words'), 3, sampled);
+    await again[0]!.return!();
+    const rest = await Promise.all([collect(again[1]!), collect(again[2]!)]);
+    const alone = await solo('Something else entirely, and a few more words', 3, sampled);
+    assert.deepEqual(rest.map((r) => r.tokens), [alone[1]!.tokens, alone[2]!.tokens]);
+    await new Promise((res) => setTimeout(res, 20));
+    assert.deepEqual(m.stats(), { slots: 3, active: 0, queued: 0, kvTokens: 0 });
+  } finally {
+    m.dispose();
+  }
+});
+
+test('choices are taken all or none: QueueFullError when the free slots and queue places are too few', { skip }, async () => {
+  const m = await load({ parallel: 1, maxQueue: 1 });
+  try {
+    const ids = m.tokenize('Hello');
+    assert.throws(() => m.startChoices(ids, 3, { maxTokens: 4 }), QueueFullError, 'one slot and one queue place do not hold three');
+    assert.equal(m.stats().queued, 0, 'none of them was taken');
+    const two = m.startChoices(ids, 2, { temperature: 0, maxTokens: 4 });
+    assert.throws(() => m.startChoices(ids, 2, { maxTokens: 4 }), QueueFullError);
+    const [a, b] = await Promise.all(two.map((s) => collect(s)));
+    assert.deepEqual(a.tokens, b.tokens);
+    assert.throws(() => m.startChoices(ids, 0), /n must be an integer in 1\.\.128, got 0/);
+    assert.throws(() => m.startChoices(ids, 129), /n must be an integer in 1\.\.128/);
+    assert.throws(() => m.generateChoices(ids, 1.5), /n must be an integer/);
   } finally {
     m.dispose();
   }

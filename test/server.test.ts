@@ -12,6 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
 import { startServer, writeModels } from './helpers/server.js';
 import type { MinervaServer } from '../src/server/server.js';
+import { loadHFTokenizer } from '../src/tokenizer/index.js';
 
 let dir: string;
 let server: MinervaServer;
@@ -84,6 +85,91 @@ test('OpenAI SDK: models, chat and completions, streamed and not, with usage and
 
   await assert.rejects(openai.chat.completions.create({ model: 'nope', messages }), (e: unknown) => e instanceof OpenAI.NotFoundError && /model "nope" not found/.test(e.message));
   await assert.rejects(openai.chat.completions.create({ model: 'tiny', messages, max_tokens: -1 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /max_tokens/.test(e.message));
+});
+
+test('OpenAI SDK: n choices, streamed and not, each with its own finish_reason; usage counts the prompt once', { skip }, async () => {
+  const messages = [{ role: 'user' as const, content: 'Tell me a story' }];
+  const request = { model: 'tiny', messages, max_tokens: 10, temperature: 1, seed: 42, logprobs: true, top_logprobs: 2 };
+  const one = await openai.chat.completions.create(request);
+  const three = await openai.chat.completions.create({ ...request, n: 3 });
+  assert.deepEqual(three.choices.map((c) => c.index), [0, 1, 2]);
+  // Choice 0 samples with the request's seed: it is the request with n = 1.
+  assert.equal(three.choices[0]!.message.content, one.choices[0]!.message.content);
+  assert.ok(new Set(three.choices.map((c) => c.message.content)).size > 1, 'the choices differ');
+  let completionTokens = 0;
+  for (const c of three.choices) {
+    assert.ok(c.finish_reason === 'length' || c.finish_reason === 'stop');
+    completionTokens += c.logprobs!.content!.length;
+  }
+  assert.equal(three.usage!.prompt_tokens, one.usage!.prompt_tokens, 'the prompt counted once');
+  assert.equal(three.usage!.completion_tokens, completionTokens);
+  assert.equal(three.usage!.total_tokens, three.usage!.prompt_tokens + completionTokens);
+
+  // Streamed: each choice's deltas carry its index, and each choice ends with its own finish_reason.
+  const stream = await openai.chat.completions.create({ ...request, n: 3, stream: true, stream_options: { include_usage: true } });
+  const texts = ['', '', ''], finishes: string[][] = [[], [], []];
+  let usage;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      texts[c.index] += c.delta.content ?? '';
+      if (c.finish_reason) finishes[c.index]!.push(c.finish_reason);
+    }
+    usage = chunk.usage ?? usage;
+  }
+  assert.deepEqual(texts, three.choices.map((c) => c.message.content));
+  assert.deepEqual(finishes, three.choices.map((c) => [c.finish_reason]));
+  assert.deepEqual(usage, three.usage);
+
+  // Completions too, and greedy choices are all the same.
+  const prompt = 'Once upon a time';
+  const greedy = await openai.completions.create({ model: 'tiny-gguf', prompt, max_tokens: 6, temperature: 0 });
+  const completions = await openai.completions.create({ model: 'tiny-gguf', prompt, max_tokens: 6, temperature: 0, n: 2 });
+  assert.deepEqual(completions.choices.map((c) => [c.index, c.text]), [[0, greedy.choices[0]!.text], [1, greedy.choices[0]!.text]]);
+  assert.equal(completions.usage!.completion_tokens, 2 * greedy.usage!.completion_tokens);
+  const streamed = await openai.completions.create({ model: 'tiny-gguf', prompt, max_tokens: 6, temperature: 0.8, seed: 3, n: 3, stream: true });
+  const parts = ['', '', ''];
+  const ends = [0, 0, 0];
+  for await (const chunk of streamed) for (const c of chunk.choices) { parts[c.index] += c.text; if (c.finish_reason) ends[c.index]!++; }
+  assert.deepEqual(ends, [1, 1, 1]);
+  const whole = await openai.completions.create({ model: 'tiny-gguf', prompt, max_tokens: 6, temperature: 0.8, seed: 3, n: 3 });
+  assert.deepEqual(parts, whole.choices.map((c) => c.text));
+
+  for (const n of [0, 129, 1.5]) {
+    const r = await post('/v1/chat/completions', { model: 'tiny', messages, n });
+    assert.equal(r.status, 400);
+    assert.equal(((await r.json()) as { error: { param: string } }).error.param, 'n');
+  }
+});
+
+test('OpenAI logit_bias: -100 bans a token, +100 makes it the only choice; bad entries are refused', { skip }, async () => {
+  // Token ids from the models' own tokenizer (the fixtures' Llama-2 one): "▁the" and "▁castle".
+  const tok = await loadHFTokenizer(path.join(dir, 'models', 'tiny'));
+  const [the] = tok.encode('the', { addSpecial: false }), [castle] = tok.encode('castle', { addSpecial: false });
+  assert.equal(tok.encode('the castle', { addSpecial: false }).length, 2);
+  const words = async (logit_bias: Record<string, number>, temperature: number) => {
+    const r = await openai.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 8, temperature, seed: 6, logit_bias });
+    return new Set(r.choices[0]!.text.trim().split(/\s+/));
+  };
+  for (const temperature of [0, 1]) {
+    assert.deepEqual(await words({ [the!]: 100 }, temperature), new Set(['the']));
+    assert.deepEqual(await words({ [the!]: -100, [castle!]: 100 }, temperature), new Set(['castle']), 'the favoured "the" banned');
+  }
+  const chat = await openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, logit_bias: { [castle!]: 100 } });
+  assert.deepEqual(new Set(chat.choices[0]!.message.content!.trim().split(/\s+/)), new Set(['castle']));
+
+  for (const [bias, message] of [
+    [{ abc: 1 }, /logit_bias: "abc" is not a token id/],
+    [{ '-1': 1 }, /logit_bias: "-1" is not a token id/],
+    [{ 5: 101 }, /logit_bias: the bias of token 5 must be a number in \[-100, 100\], got 101/],
+    [{ 5: '1' }, /logit_bias: the bias of token 5 must be a number/],
+    [[1, 2], /logit_bias must be an object/],
+    [{ 99999: 1 }, /logit_bias token id 99999 is outside the vocabulary \(0\.\.31999\)/],
+  ] as const) {
+    const r = await post('/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], logit_bias: bias });
+    assert.equal(r.status, 400, JSON.stringify(bias));
+    const err = (await r.json()) as { error: { message: string; param: string | null } };
+    assert.match(err.error.message, message);
+  }
 });
 
 test('Ollama client: list, show, ps, version, generate and chat, streamed and not', { skip }, async () => {

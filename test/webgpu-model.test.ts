@@ -1,7 +1,8 @@
 // The webgpu backend end to end: random-weight Llama-family models (GQA, Qwen2 biases, Llama-3
 // RoPE scaling, a sliding window) in every weight type against the cpu and reference backends
 // and against llama.cpp's greedy continuations; stories260K's golden text; a sequence's logits
-// equal alone and batched; weights split over many bindings; a forced gc() while generating.
+// equal alone and batched; several choices of one prompt; weights split over many bindings; a
+// forced gc() while generating.
 // Runs wherever Dawn finds an adapter (lavapipe in CI), else skips saying why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { LlamaGraph } from '../src/model/arch/llama.js';
 import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel, type RandomModelShape } from './helpers/random-model.js';
 import { collect, logitsDiff } from './helpers/generation.js';
+import { choiceSeed } from '../src/engine/rng.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 import { createWebGpu, webgpuSkip } from './helpers/webgpu.js';
 import { assertBatchEqualsTokenByToken } from './helpers/backend-ops.js';
@@ -162,6 +164,20 @@ test('concurrent requests on parallel slots give the tokens each gives alone', {
     for (const p of prompts) alone.push(await greedy(m, p, 12));
     const together = await Promise.all(prompts.map((p) => greedy(m, p, 12)));
     assert.deepEqual(together, alone);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('several choices of one prompt (copyKV between slots) give the tokens each gives alone', { skip }, async () => {
+  const m = await loadModel(path.join(dir, 'llama-gqa-q8_0.gguf'), { contextLength: 64, backend: 'webgpu', parallel: 3 });
+  try {
+    const opts = { temperature: 0.9, seed: 11, maxTokens: 10 };
+    const got = await Promise.all(m.generateChoices(PROMPT, 3, opts).map((s) => collect(s)));
+    assert.deepEqual(got.map((g) => g.last.timings!.promptTokens), [m.tokenize(PROMPT).length, 1, 1], 'the others copied the prompt');
+    const alone: number[][] = [];
+    for (let i = 0; i < 3; i++) alone.push((await collect(m.generate(PROMPT, { ...opts, seed: choiceSeed(opts.seed, i) }))).tokens);
+    assert.deepEqual(got.map((g) => g.tokens), alone);
   } finally {
     m.dispose();
   }

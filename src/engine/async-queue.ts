@@ -36,7 +36,9 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   fail(error: unknown): void {
     if (this.ended) return;
     this.failure = { error };
-    this.end();
+    this.ended = true;
+    // A consumer already waiting has read everything queued: it gets the error now (end() would
+    // have told it the stream was done, and the error would be lost).
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
@@ -57,6 +59,12 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
       this.ended = true;
       this.items.length = 0;
       this.onCancel();
+    }
+    // A next() still waiting (another caller of the same iterator) ends too, rather than never.
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve({ value: undefined, done: true });
     }
     return Promise.resolve({ value: undefined, done: true });
   }

@@ -13,8 +13,9 @@ import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ToolFunction } from '../chat/tool-types.js';
 import { chatTemplateFromOption, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 import { resolveSampling, type SamplingOptions } from './sampler.js';
+import { choiceSeed } from './rng.js';
 import type { Grammar } from './grammar.js';
-import { Scheduler, type GenerationChunk, type SchedulerStats } from './scheduler.js';
+import { Scheduler, type GenerationChunk, type SchedulerStats, type SequenceRequest } from './scheduler.js';
 import { LOAD_QUANT_TYPES, isLoadQuant, keptBytes, type LoadQuant } from '../quant/quantize-on-load.js';
 
 export type BackendName = 'auto' | 'webgpu' | 'cpu' | 'reference';
@@ -94,6 +95,9 @@ export interface ChatPromptOptions {
   /** More template variables (e.g. enable_thinking for Qwen3). */
   variables?: Readonly<Record<string, unknown>>;
 }
+
+/** Most choices one prompt may have (startChoices). */
+export const MAX_CHOICES = 128;
 
 export type { FinishReason, GenerationChunk, SchedulerStats, Timings, TokenLogprob } from './scheduler.js';
 export { QueueFullError } from './scheduler.js';
@@ -237,8 +241,42 @@ export class Model {
    * throwing RangeError for bad input and QueueFullError when every slot and the queue are taken.
    */
   start(prompt: readonly number[], options: GenerateOptions = {}): AsyncIterableIterator<GenerationChunk> {
+    return this.scheduler.submit(this.request(prompt, options));
+  }
+
+  /**
+   * `n` choices (independent continuations) of one prompt, as OpenAI's `n`: the prompt is read
+   * once and its keys and values copied to the other choices' sequences. Choice i samples with
+   * its own seed derived from the request's (choice 0 with the seed itself, so it equals the
+   * same request alone; see rng.ts choiceSeed), so sampled choices differ while a seeded request
+   * still repeats; greedy choices are all the same. Each choice takes a sequence slot; those
+   * beyond the free slots wait in the queue. Like start(), it checks everything at once: all
+   * choices are taken, or none (QueueFullError when the free slots and queue places are fewer
+   * than `n`). Each stream's last chunk has that choice's usage (promptTokens is the prompt's
+   * length in each: count it once when summing).
+   */
+  startChoices(prompt: readonly number[], n: number, options: GenerateOptions = {}): AsyncIterableIterator<GenerationChunk>[] {
+    if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CHOICES)) throw new RangeError(`n must be an integer in 1..${MAX_CHOICES}, got ${n}`);
+    const first = this.request(prompt, options);
+    if (n === 1) return [this.scheduler.submit(first)];
+    const reqs = Array.from({ length: n }, (_, i): SequenceRequest => ({
+      ...first, sampling: { ...first.sampling, seed: choiceSeed(first.sampling.seed, i) },
+    }));
+    return this.scheduler.submitChoices(reqs);
+  }
+
+  /** startChoices() as iterables whose checks and submission happen when the first is iterated. */
+  generateChoices(prompt: string | readonly number[], n: number, options: GenerateOptions = {}): AsyncIterable<GenerationChunk>[] {
+    let streams: AsyncIterableIterator<GenerationChunk>[] | undefined;
+    const begin = () => (streams ??= this.startChoices(this.promptTokens(prompt, options), n, options));
+    if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CHOICES)) throw new RangeError(`n must be an integer in 1..${MAX_CHOICES}, got ${n}`);
+    return Array.from({ length: n }, (_, i) => this.deferred(() => begin()[i]!));
+  }
+
+  /** A request checked: sampling options, length, prompt, logprobs. */
+  private request(prompt: readonly number[], options: GenerateOptions): SequenceRequest {
     if (this.disposed) throw new Error('the model has been disposed');
-    const sampling = resolveSampling(options);
+    const sampling = resolveSampling(options, this.spec.vocabSize);
     const maxTokens = options.maxTokens ?? Infinity;
     if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 0))) {
       throw new RangeError(`maxTokens must be an integer >= 0, got ${maxTokens}`);
@@ -248,10 +286,10 @@ export class Model {
     if (logprobs !== undefined && !(Number.isInteger(logprobs) && logprobs >= 0 && logprobs <= 20)) {
       throw new RangeError(`logprobs must be an integer in 0..20, got ${logprobs}`);
     }
-    return this.scheduler.submit({
+    return {
       prompt, sampling, maxTokens, stop: options.stop ?? [], signal: options.signal, logprobs, grammar: options.grammar,
       keepSpecial: options.keepSpecial,
-    });
+    };
   }
 
   /** The prompt's token ids: text is encoded (with BOS unless addSpecial is false), ids are taken as they are. */

@@ -42,3 +42,18 @@ function rotl(x: number, k: number): number {
 export function randomSeed(): number {
   return (Math.random() * 4294967296) >>> 0;
 }
+
+/**
+ * The seed of choice `index` of a request seeded with `seed` (several choices from one prompt):
+ * choice 0 keeps the seed, so it samples as the same request alone; the others get murmur3's
+ * finalizer of seed ^ index·φ, a bijection of the index, so no two of them share a seed, and
+ * their draws are unrelated (seed + index would not do: splitmix32 seeded with seed + k·φ
+ * starts k steps into the same stream).
+ */
+export function choiceSeed(seed: number, index: number): number {
+  if (index === 0) return seed >>> 0;
+  let z = (seed ^ Math.imul(index, 0x9e3779b9)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
+}

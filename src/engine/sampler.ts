@@ -1,6 +1,14 @@
-// The sampler chain, in llama.cpp's order: penalties → top-k → top-p → min-p → temperature →
-// draw. Temperature 0 (or below) is greedy: the highest logit wins, no randomness used.
+// The sampler chain, in llama.cpp's order: logit bias → penalties → top-k → top-p → min-p →
+// temperature → draw. Temperature 0 (or below) is greedy: the highest logit wins, no randomness
+// used. The bias and the penalties change the logits in place, so what the caller reads there
+// afterwards (the scheduler's logprobs) is the distribution after bias and penalties, before
+// temperature — OpenAI, too, reports log-probabilities after logit_bias.
 import { Rng, randomSeed } from './rng.js';
+
+/** A bias at or below this bans the token (its logit becomes -Infinity), as llama.cpp treats -inf. */
+export const LOGIT_BIAS_BAN = -100;
+/** Most entries a logit bias may have. */
+export const LOGIT_BIAS_MAX_ENTRIES = 1024;
 
 export interface SamplingOptions {
   /** 0 = greedy. Default 0.8. */
@@ -21,9 +29,17 @@ export interface SamplingOptions {
   repeatLastN?: number;
   /** Seed of the PRNG; the same seed, prompt and options give the same sample. */
   seed?: number;
+  /**
+   * Added to a token's logit before anything else (OpenAI's logit_bias): token id → bias in
+   * [-100, 100]; -100 bans the token. At most 1024 entries.
+   */
+  logitBias?: ReadonlyMap<number, number> | Readonly<Record<number, number>>;
 }
 
-export const DEFAULT_SAMPLING: Required<Omit<SamplingOptions, 'seed'>> = {
+/** Sampling options as the sampler takes them: every field set, the logit bias as a map. */
+export type ResolvedSampling = Required<Omit<SamplingOptions, 'logitBias'>> & { logitBias: ReadonlyMap<number, number> };
+
+export const DEFAULT_SAMPLING: Required<Omit<SamplingOptions, 'seed' | 'logitBias'>> = {
   temperature: 0.8,
   topK: 40,
   topP: 0.95,
@@ -34,9 +50,13 @@ export const DEFAULT_SAMPLING: Required<Omit<SamplingOptions, 'seed'>> = {
   repeatLastN: 64,
 };
 
-/** Checks sampling options where they enter (CLI, HTTP, library); returns the full set. */
-export function resolveSampling(o: SamplingOptions = {}): Required<SamplingOptions> {
-  const r = { ...DEFAULT_SAMPLING, seed: randomSeed(), ...stripUndefined(o) };
+/**
+ * Checks sampling options where they enter (CLI, HTTP, library); returns the full set. With
+ * `vocabSize`, the logit bias's token ids are checked against it too.
+ */
+export function resolveSampling(o: SamplingOptions = {}, vocabSize?: number): ResolvedSampling {
+  const { logitBias, ...rest } = o;
+  const r = { ...DEFAULT_SAMPLING, seed: randomSeed(), ...stripUndefined(rest) };
   const check = (ok: boolean, what: string) => {
     if (!ok) throw new RangeError(`invalid sampling option: ${what}`);
   };
@@ -49,7 +69,33 @@ export function resolveSampling(o: SamplingOptions = {}): Required<SamplingOptio
   check(Number.isFinite(r.frequencyPenalty), `frequency_penalty must be a number, got ${r.frequencyPenalty}`);
   check(Number.isInteger(r.repeatLastN) && r.repeatLastN >= -1, `repeat_last_n must be an integer >= -1, got ${r.repeatLastN}`);
   check(Number.isInteger(r.seed) && r.seed >= 0 && r.seed < 2 ** 32, `seed must be an integer in [0, 2^32), got ${r.seed}`);
-  return r;
+  return { ...r, logitBias: resolveLogitBias(logitBias, vocabSize) };
+}
+
+const NO_BIAS: ReadonlyMap<number, number> = new Map();
+
+/** A logit bias as a map, checked: integer token ids (below `vocabSize` when given), finite biases in [-100, 100]. */
+function resolveLogitBias(bias: SamplingOptions['logitBias'], vocabSize: number | undefined): ReadonlyMap<number, number> {
+  if (bias === undefined || bias === null) return NO_BIAS;
+  if (typeof bias !== 'object') throw new RangeError('invalid sampling option: logit_bias must map token ids to numbers');
+  const entries: [number, unknown][] = bias instanceof Map
+    ? [...(bias as ReadonlyMap<unknown, unknown>)].map(([k, v]) => [typeof k === 'number' ? k : NaN, v])
+    : Object.entries(bias).map(([k, v]) => [/^(0|[1-9]\d*)$/.test(k) ? Number(k) : NaN, v]);
+  if (entries.length > LOGIT_BIAS_MAX_ENTRIES) {
+    throw new RangeError(`invalid sampling option: logit_bias has ${entries.length} entries; at most ${LOGIT_BIAS_MAX_ENTRIES}`);
+  }
+  const out = new Map<number, number>();
+  for (const [id, v] of entries) {
+    if (!Number.isInteger(id) || id < 0) throw new RangeError(`invalid sampling option: logit_bias token id ${String(id)} must be an integer >= 0`);
+    if (vocabSize !== undefined && id >= vocabSize) {
+      throw new RangeError(`invalid sampling option: logit_bias token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < -100 || v > 100) {
+      throw new RangeError(`invalid sampling option: logit_bias for token ${id} must be a number in [-100, 100], got ${String(v)}`);
+    }
+    if (v !== 0) out.set(id, v);
+  }
+  return out.size === 0 ? NO_BIAS : out;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -66,7 +112,7 @@ export class Sampler {
   private probs: Float64Array;
   private readonly counts = new Map<number, number>();
 
-  constructor(readonly options: Required<SamplingOptions>, vocabSize: number) {
+  constructor(readonly options: ResolvedSampling, vocabSize: number) {
     this.rng = new Rng(options.seed);
     this.ids = new Int32Array(vocabSize);
     this.vals = new Float32Array(vocabSize);
@@ -75,13 +121,18 @@ export class Sampler {
 
   /**
    * Picks the next token.
-   * @param logits [vocab] — modified in place by the penalties
+   * @param logits [vocab] — modified in place by the logit bias and the penalties
    * @param history tokens so far (prompt and generated), for the penalties
+   * @returns the token, or -1 when no token is possible (the logit bias bans every token left)
    */
   sample(logits: Float32Array, history: readonly number[]): number {
     const o = this.options;
+    this.applyBias(logits);
     this.applyPenalties(logits, history);
-    if (o.temperature <= 0) return argmax(logits);
+    if (o.temperature <= 0) {
+      const best = argmax(logits);
+      return logits[best] === -Infinity ? -1 : best;
+    }
 
     const n = logits.length;
     if (this.ids.length < n) {
@@ -90,6 +141,7 @@ export class Sampler {
     // Candidates sorted by logit, best first (only the top k when top-k is on).
     let count = this.sortedCandidates(logits, o.topK > 0 ? Math.min(o.topK, n) : n);
     const ids = this.ids, vals = this.vals;
+    if (vals[0] === -Infinity) return -1;
     // Tokens masked out (constrained decoding) are never candidates, even through rounding below.
     while (count > 1 && vals[count - 1] === -Infinity) count--;
 
@@ -124,6 +176,12 @@ export class Sampler {
       if (r < 0) return ids[i]!;
     }
     return ids[count - 1]!;
+  }
+
+  private applyBias(logits: Float32Array): void {
+    for (const [id, bias] of this.options.logitBias) {
+      if (id < logits.length) logits[id] = bias <= LOGIT_BIAS_BAN ? -Infinity : logits[id]! + bias;
+    }
   }
 
   private applyPenalties(logits: Float32Array, history: readonly number[]): void {

@@ -7,6 +7,11 @@
 // slot, and a new request takes the free slot that shares the longest prefix with its prompt, so
 // the next turn of a chat recomputes only what is new (the prefix cache).
 //
+// Several choices from one prompt (submitChoices) read the prompt once: the first choice
+// prefills it; each other waits until the prompt's keys and values are in the cache, copies all
+// but the last position into its own slot (backend.copyKV), and evaluates only the last prompt
+// token itself — so every choice starts from the same logits as a solo run, bit for bit.
+//
 // Results never depend on the company a sequence keeps: every kernel computes each token's row
 // the same way whatever else is in the batch (tested bit for bit), so a greedy request gives the
 // same tokens alone or beside others, whatever the chunking of its prompt.
@@ -15,7 +20,7 @@ import type { LlamaGraph } from '../model/arch/llama.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { AsyncQueue } from './async-queue.js';
-import { Sampler, type SamplingOptions } from './sampler.js';
+import { Sampler, type ResolvedSampling } from './sampler.js';
 import { StopMatcher } from './stop-strings.js';
 import type { Grammar } from './grammar.js';
 import { GrammarConstraint } from './token-constraint.js';
@@ -47,7 +52,7 @@ export interface GenerationChunk {
 
 export interface TokenLogprob {
   token: number;
-  /** Natural log of the token's probability under the model (after repetition penalties, before temperature). */
+  /** Natural log of the token's probability under the model (after the logit bias and repetition penalties, before temperature). */
   logprob: number;
   /** The `logprobs` most likely tokens at that step, best first. */
   top: { token: number; logprob: number }[];
@@ -55,7 +60,7 @@ export interface TokenLogprob {
 
 export interface SequenceRequest {
   prompt: readonly number[];
-  sampling: Required<SamplingOptions>;
+  sampling: ResolvedSampling;
   /** Most tokens to generate (Infinity: until the context is full). */
   maxTokens: number;
   stop: readonly string[];
@@ -129,6 +134,8 @@ class Sequence {
   readonly submitted = performance.now();
   admitted = 0;
   firstToken = 0;
+  /** With submitChoices: every choice of the same prompt, this one included. */
+  choices: readonly Sequence[] | undefined;
 
   constructor(readonly req: SequenceRequest, tokenizer: Tokenizer, vocabSize: number) {
     this.history = [...req.prompt];
@@ -192,6 +199,23 @@ export class Scheduler {
     return seq.queue;
   }
 
+  /**
+   * Starts several choices of one prompt (the requests differ in their sampling only), which
+   * share the prompt's evaluation. All are taken or none: QueueFullError when the free slots and
+   * the free places in the queue cannot hold them all.
+   */
+  submitChoices(reqs: readonly SequenceRequest[]): AsyncIterableIterator<GenerationChunk>[] {
+    if (this.closed) throw new Error('the model has been disposed');
+    const free = this.slots.filter((s) => !s.busy).length;
+    // Each waiting request will take a free slot or a place in the queue.
+    if (this.waiting.length + reqs.length > free + this.opts.maxQueue) throw new QueueFullError(this.opts.slots, this.waiting.length);
+    const seqs = reqs.map((r) => new Sequence(r, this.tokenizer, this.graph.spec.vocabSize));
+    for (const s of seqs) s.choices = seqs;
+    this.waiting.push(...seqs);
+    this.kick();
+    return seqs.map((s) => s.queue);
+  }
+
   stats(): SchedulerStats {
     return {
       slots: this.slots.length, active: this.active.length, queued: this.waiting.length,
@@ -253,10 +277,15 @@ export class Scheduler {
 
   /** Gives free slots to waiting requests, first come first served. */
   private admit(): void {
-    while (this.waiting.length > 0) {
+    // A choice waiting for another to finish reading their prompt keeps its place: it holds a
+    // free slot back from the requests behind it.
+    let held = 0;
+    for (let next = 0; next < this.waiting.length;) {
       const free = this.slots.map((s, i) => i).filter((i) => !this.slots[i]!.busy);
-      if (free.length === 0) return;
-      const seq = this.waiting.shift()!;
+      if (free.length <= held) return;
+      const candidate = this.waiting[next]!;
+      if (candidate.choices && this.promptBeingRead(candidate)) { held++; next++; continue; }
+      const seq = this.waiting.splice(next, 1)[0]!;
       // The free slot sharing the longest prefix with the prompt, if it shares at least half of it
       // (as llama.cpp's server judges slot similarity); otherwise the least recently used one, so
       // a short common start (BOS, a template header) does not evict a longer conversation.
@@ -269,6 +298,7 @@ export class Scheduler {
         best = free.reduce((a, b) => (this.slots[b]!.lastUsed < this.slots[a]!.lastUsed ? b : a));
         bestShared = commonPrefix(this.slots[best]!.tokens, seq.req.prompt);
       }
+      if (seq.choices) bestShared = Math.max(bestShared, this.copyChoicePrompt(seq, best, bestShared));
       const slot = this.slots[best]!;
       // The prompt's last token always runs again: its logits start the generation.
       const reused = Math.min(bestShared, seq.req.prompt.length - 1);
@@ -280,6 +310,34 @@ export class Scheduler {
       seq.admitted = performance.now();
       this.active.push(seq);
     }
+  }
+
+  /** Another choice of `seq`'s prompt holds a slot and has not yet evaluated all but its last token. */
+  private promptBeingRead(seq: Sequence): boolean {
+    const last = seq.req.prompt.length - 1;
+    let reading = false;
+    for (const c of seq.choices!) {
+      if (c === seq || c.slot < 0) continue;
+      if (c.evaluated >= last) return false; // ready to copy from
+      reading = true;
+    }
+    return reading;
+  }
+
+  /**
+   * Copies the prompt (all but its last token) from the slot of another choice that has read it
+   * into slot `to`, unless `to` already shares at least as much; returns the tokens `to` now shares.
+   */
+  private copyChoicePrompt(seq: Sequence, to: number, shared: number): number {
+    const count = seq.req.prompt.length - 1;
+    if (shared >= count) return shared;
+    const from = seq.choices!.find((c) => c !== seq && c.slot >= 0 && c.evaluated >= count);
+    if (!from) return shared;
+    this.graph.backend.copyKV(this.cache, from.slot, to, count);
+    const slot = this.slots[to]!;
+    slot.tokens.length = 0;
+    slot.tokens.push(...seq.req.prompt.slice(0, count));
+    return count;
   }
 
   /** One batched forward over every active sequence, then a token for each that needs one. */
@@ -350,18 +408,17 @@ export class Scheduler {
       if (!c.allows(token)) {
         work.set(logits);
         if (c.mask(work) === 0) {
-          s.queue.fail(new Error('constrained decoding: no token of the vocabulary can continue the required format'));
-          this.release(s, true);
-          const i = this.active.indexOf(s);
-          if (i >= 0) this.active.splice(i, 1);
+          this.fail(s, 'constrained decoding: no token of the vocabulary can continue the required format');
           return;
         }
         token = s.sampler.sample(work, s.history);
+        if (token < 0) { this.fail(s, 'constrained decoding: the logit bias bans every token that can continue the required format'); return; }
       }
       c.accept(token);
       logits = work;
     } else {
       token = s.sampler.sample(logits, s.history);
+      if (token < 0) { this.fail(s, 'the logit bias bans every token of the vocabulary'); return; }
     }
     s.generated++;
     s.history.push(token);
@@ -379,6 +436,14 @@ export class Scheduler {
     // A complete grammar stops like an end-of-sequence token, keeping all the text.
     if (s.constraint?.finished) { this.finish(s, 'stop', true); return; }
     if (s.generated >= s.req.maxTokens || s.history.length >= this.opts.contextLength) this.finish(s, 'length');
+  }
+
+  /** Ends a sequence with an error (its reader's next() rejects) and frees its slot. */
+  private fail(s: Sequence, message: string): void {
+    s.queue.fail(new Error(message));
+    this.release(s, true);
+    const i = this.active.indexOf(s);
+    if (i >= 0) this.active.splice(i, 1);
   }
 
   /** Streams the last chunk (with usage and timings) and frees the slot. */

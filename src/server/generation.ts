@@ -31,7 +31,10 @@ export interface GenerationJob {
   loaded: LoadedModel;
   /** Prompt token ids. */
   prompt: number[];
+  /** The (first) choice's chunks. */
   chunks: AsyncIterable<GenerationChunk>;
+  /** Every choice's chunks (GenerationRequest.n of them; choices[0] is `chunks`). */
+  choices: AsyncIterable<GenerationChunk>[];
   /** Ends the generation (a client that went away); the stream then ends with finishReason "abort". */
   abort(): void;
   /** Frees everything without reading the stream (safe to call more than once). */
@@ -50,6 +53,8 @@ export interface GenerationRequest {
    */
   prompt: (m: Model, defaults: ModelDefaults | undefined) => number[] | { prompt: number[]; options: GenerateOptions };
   options: GenerateOptions;
+  /** Choices of the prompt to generate (OpenAI's n; the prompt is read once). Default 1. */
+  n?: number;
   keepAliveMs?: number;
   load?: LoadModelOptions;
 }
@@ -71,7 +76,7 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
   timeout.unref();
   let finished = false;
   const done = () => { if (finished) return; finished = true; clearTimeout(timeout); release(); };
-  let prompt: number[], stream: AsyncIterableIterator<GenerationChunk>;
+  let prompt: number[], streams: AsyncIterableIterator<GenerationChunk>[];
   try {
     let extra: GenerateOptions = {};
     try {
@@ -81,7 +86,8 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
     } catch (e) {
       throw e instanceof BadRequest ? e : new BadRequest((e as Error).message);
     }
-    stream = loaded.model.start(prompt, { ...options, ...defined(extra), signal: controller.signal });
+    const o = { ...options, ...defined(extra), signal: controller.signal };
+    streams = (req.n ?? 1) === 1 ? [loaded.model.start(prompt, o)] : loaded.model.startChoices(prompt, req.n!, o);
   } catch (e) {
     done();
     if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ model: loaded.entry.name });
@@ -90,14 +96,16 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
   }
   const name = loaded.entry.name;
   ctx.metrics.promptTokens.inc({ model: name }, prompt.length);
-  async function* measured(): AsyncGenerator<GenerationChunk> {
+  // The model is released when the last choice's stream ends.
+  let open = streams.length, firstToken = false;
+  async function* measured(stream: AsyncIterableIterator<GenerationChunk>): AsyncGenerator<GenerationChunk> {
     let last = 0;
     try {
       for await (const chunk of stream) {
         if (chunk.tokens.length > 0) {
           const now = performance.now();
-          if (last === 0) ctx.metrics.timeToFirstToken.observe({ model: name }, (now - started) / 1000);
-          else ctx.metrics.timePerToken.observe({ model: name }, (now - last) / 1000);
+          if (!firstToken) { firstToken = true; ctx.metrics.timeToFirstToken.observe({ model: name }, (now - started) / 1000); }
+          else if (last !== 0) ctx.metrics.timePerToken.observe({ model: name }, (now - last) / 1000);
           last = now;
           ctx.metrics.generatedTokens.inc({ model: name }, chunk.tokens.length);
         }
@@ -105,11 +113,12 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
       }
     } finally {
       await stream.return?.();
-      done();
+      if (--open === 0) done();
     }
   }
+  const choices = streams.map((s) => measured(s));
   return {
-    loaded, prompt, chunks: measured(), abort: () => controller.abort(), started, loadMs,
-    close: () => { void stream.return?.(); done(); },
+    loaded, prompt, chunks: choices[0]!, choices, abort: () => controller.abort(), started, loadMs,
+    close: () => { for (const s of streams) void s.return?.(); done(); },
   };
 }

@@ -1,6 +1,7 @@
 // OpenAI's API (/v1): models, chat completions and completions, streamed (server-sent events
-// ending with "data: [DONE]") or not, with usage, stop strings, seeds, penalties and logprobs;
-// chat with tools (tool_calls in the reply, finish_reason "tool_calls") and reasoning_content.
+// ending with "data: [DONE]") or not, with usage, stop strings, seeds, penalties, logit bias,
+// logprobs, and several choices of one prompt (n); chat with tools (tool_calls in the reply,
+// finish_reason "tool_calls") and reasoning_content.
 // Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -15,6 +16,7 @@ import { chatMessages, templateVariables, toolRequest } from './chat-request.js'
 import { joinPieces, planChat, type ChatPlan, type ReplyPiece } from './chat-reply.js';
 import type { ToolCall } from '../chat/tool-types.js';
 import { openaiResponseFormat } from './structured-output.js';
+import { LOGIT_BIAS_MAX_ENTRIES } from '../engine/sampler.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
 
@@ -43,7 +45,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const top = logprobsOption(body, 'logprobs', 'top_logprobs');
     let plan: ChatPlan | undefined;
     const job = await startGeneration(ctx, {
-      model, options: { ...o.options, logprobs: top },
+      model, options: { ...o.options, logprobs: top }, n: o.n,
       prompt: (m, defaults) => {
         plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables, think: undefined, separateReasoning });
         return { prompt: plan.prompt, options: plan.options };
@@ -53,52 +55,59 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const created = Math.floor(Date.now() / 1000);
     const name = job.loaded.entry.name;
     const tokenizer = job.loaded.model;
-    const reader = plan!.reader();
     if (!o.stream) {
-      const r = await collect(job, reply);
-      if (!r) return reply;
-      const read = joinPieces(reader.push(r.text), reader.flush());
-      const message: Record<string, unknown> = { role: 'assistant', content: read.content === '' && read.calls.length > 0 ? null : read.content };
-      if (read.reasoning !== '') message.reasoning_content = read.reasoning;
-      if (read.calls.length > 0) message.tool_calls = read.calls.map((c) => openaiToolCall(c));
+      const rs = await collect(job, reply);
+      if (!rs) return reply;
       return {
         id, object: 'chat.completion', created, model: name, system_fingerprint: FINGERPRINT,
-        choices: [{
-          index: 0, message,
-          logprobs: top === undefined ? null : { content: r.logprobs.map((l) => logprobEntry(tokenizer, l)) },
-          finish_reason: chatFinishReason(r.finish, read.calls.length > 0),
-        }],
-        usage: usage(r.promptTokens, r.completionTokens),
+        choices: rs.map((r, index) => {
+          const reader = plan!.reader();
+          const read = joinPieces(reader.push(r.text), reader.flush());
+          const message: Record<string, unknown> = { role: 'assistant', content: read.content === '' && read.calls.length > 0 ? null : read.content };
+          if (read.reasoning !== '') message.reasoning_content = read.reasoning;
+          if (read.calls.length > 0) message.tool_calls = read.calls.map((c) => openaiToolCall(c));
+          return {
+            index, message,
+            logprobs: top === undefined ? null : { content: r.logprobs.map((l) => logprobEntry(tokenizer, l)) },
+            finish_reason: chatFinishReason(r.finish, read.calls.length > 0),
+          };
+        }),
+        usage: choicesUsage(rs),
       };
     }
     const sse = openStream(req, reply, 'text/event-stream', () => job.abort());
     const frame = (choices: unknown[], extra: object = {}) =>
       sse.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: name, system_fingerprint: FINGERPRINT, choices, ...extra })}\n\n`);
-    frame([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-    /** Streams what a piece of the reply holds: reasoning, content, then each completed call as one delta. */
-    const send = (piece: ReplyPiece, logprobs: unknown) => {
-      if (piece.reasoning) frame([{ index: 0, delta: { reasoning_content: piece.reasoning }, logprobs: null, finish_reason: null }]);
-      if (piece.content || logprobs) frame([{ index: 0, delta: { content: piece.content }, logprobs, finish_reason: null }]);
+    for (let index = 0; index < job.choices.length; index++) frame([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+    const ends: GenerationChunk[] = [];
+    // Each choice's text is read apart: its reasoning, content and tool calls.
+    const readers = job.choices.map(() => plan!.reader());
+    /** Streams what a piece of a choice holds: reasoning, content, then each completed call as one delta. */
+    const send = (index: number, piece: ReplyPiece, logprobs: unknown) => {
+      if (piece.reasoning) frame([{ index, delta: { reasoning_content: piece.reasoning }, logprobs: null, finish_reason: null }]);
+      if (piece.content || logprobs) frame([{ index, delta: { content: piece.content }, logprobs, finish_reason: null }]);
       for (const call of piece.calls) {
-        const index = reader.calls.indexOf(call);
-        frame([{ index: 0, delta: { tool_calls: [{ index, ...openaiToolCall(call) }] }, logprobs: null, finish_reason: null }]);
+        const at = readers[index]!.calls.indexOf(call);
+        frame([{ index, delta: { tool_calls: [{ index: at, ...openaiToolCall(call) }] }, logprobs: null, finish_reason: null }]);
       }
     };
     try {
-      for await (const c of job.chunks) {
+      for await (const { index, chunk: c } of mergeChoices(job.choices)) {
         if (sse.closed) { job.abort(); continue; }
         const logprobs = c.logprobs ? { content: c.logprobs.map((l) => logprobEntry(tokenizer, l)) } : null;
         if (c.finishReason) {
-          send(joinPieces(reader.push(c.text), reader.flush()), null);
-          frame([{ index: 0, delta: {}, logprobs: null, finish_reason: chatFinishReason(c.finishReason, reader.calls.length > 0) }]);
-          if (o.includeUsage) frame([], { usage: usage(c.usage!.promptTokens, c.usage!.completionTokens) });
+          const reader = readers[index]!;
+          send(index, joinPieces(reader.push(c.text), reader.flush()), null);
+          frame([{ index, delta: {}, logprobs: null, finish_reason: chatFinishReason(c.finishReason, reader.calls.length > 0) }]);
+          ends.push(c);
         } else if (c.text || c.logprobs) {
-          send(reader.push(c.text), logprobs);
+          send(index, readers[index]!.push(c.text), logprobs);
         }
       }
     } finally {
       job.close();
     }
+    if (o.includeUsage && ends.length > 0) frame([], { usage: choicesUsage(ends.map((c) => c.usage!)) });
     sse.end('data: [DONE]\n\n');
     return reply;
   });
@@ -112,7 +121,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const o = commonOptions(body);
     const top = optInt(body, 'logprobs', 0, 20);
     const job = await startGeneration(ctx, {
-      model, prompt: (m) => (typeof prompt === 'string' ? m.promptTokens(prompt) : prompt), options: { ...o.options, logprobs: top },
+      model, prompt: (m) => (typeof prompt === 'string' ? m.promptTokens(prompt) : prompt), options: { ...o.options, logprobs: top }, n: o.n,
     });
     const id = `cmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -125,31 +134,33 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
       text_offset: [] as number[],
     });
     if (!o.stream) {
-      const r = await collect(job, reply);
-      if (!r) return reply;
+      const rs = await collect(job, reply);
+      if (!rs) return reply;
       return {
         id, object: 'text_completion', created, model: name, system_fingerprint: FINGERPRINT,
-        choices: [{ index: 0, text: r.text, logprobs: top === undefined ? null : legacyLogprobs(r.logprobs), finish_reason: finishReason(r.finish) }],
-        usage: usage(r.promptTokens, r.completionTokens),
+        choices: rs.map((r, index) => ({ index, text: r.text, logprobs: top === undefined ? null : legacyLogprobs(r.logprobs), finish_reason: finishReason(r.finish) })),
+        usage: choicesUsage(rs),
       };
     }
     const sse = openStream(req, reply, 'text/event-stream', () => job.abort());
     const frame = (choices: unknown[], extra: object = {}) =>
       sse.write(`data: ${JSON.stringify({ id, object: 'text_completion', created, model: name, system_fingerprint: FINGERPRINT, choices, ...extra })}\n\n`);
+    const ends: GenerationChunk[] = [];
     try {
-      for await (const c of job.chunks) {
+      for await (const { index, chunk: c } of mergeChoices(job.choices)) {
         if (sse.closed) { job.abort(); continue; }
         if (c.text || c.finishReason || c.logprobs) {
           frame([{
-            index: 0, text: c.text, logprobs: c.logprobs ? legacyLogprobs(c.logprobs) : null,
+            index, text: c.text, logprobs: c.logprobs ? legacyLogprobs(c.logprobs) : null,
             finish_reason: c.finishReason ? finishReason(c.finishReason) : null,
           }]);
         }
-        if (c.finishReason && o.includeUsage) frame([], { usage: usage(c.usage!.promptTokens, c.usage!.completionTokens) });
+        if (c.finishReason) ends.push(c);
       }
     } finally {
       job.close();
     }
+    if (o.includeUsage && ends.length > 0) frame([], { usage: choicesUsage(ends.map((c) => c.usage!)) });
     sse.end('data: [DONE]\n\n');
     return reply;
   });
@@ -192,9 +203,8 @@ function reasoningFormat(body: Record<string, unknown>): boolean {
 }
 
 /** Sampling and length options shared by both endpoints, checked. */
-function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; includeUsage: boolean } {
-  const n = optInt(body, 'n', 1, 128);
-  if (n !== undefined && n !== 1) throw new BadRequest('n must be 1 (one choice per request)', 'n');
+function commonOptions(body: Record<string, unknown>): { options: GenerateOptions; stream: boolean; includeUsage: boolean; n: number } {
+  const n = optInt(body, 'n', 1, MAX_CHOICES) ?? 1;
   const grammar = openaiResponseFormat(optObject(body, 'response_format'));
   const maxTokens = optInt(body, 'max_completion_tokens', 0, MAX_TOKENS_LIMIT) ?? optInt(body, 'max_tokens', 0, MAX_TOKENS_LIMIT);
   const seed = optInt(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
@@ -203,7 +213,7 @@ function commonOptions(body: Record<string, unknown>): { options: GenerateOption
   const streamOptions = optObject(body, 'stream_options');
   if (streamOptions && !stream) throw new BadRequest('stream_options is only allowed with stream: true', 'stream_options');
   return {
-    stream,
+    stream, n,
     includeUsage: streamOptions ? optBool(streamOptions, 'include_usage') ?? false : false,
     options: {
       maxTokens,
@@ -217,6 +227,7 @@ function commonOptions(body: Record<string, unknown>): { options: GenerateOption
       seed: seed === undefined ? undefined : ((seed % 2 ** 32) + 2 ** 32) % 2 ** 32,
       stop: optStops(body, 'stop'),
       grammar,
+      logitBias: logitBiasOption(body),
     },
   };
 }
@@ -248,24 +259,82 @@ function logprobEntry(m: Model, l: TokenLogprob) {
   return { ...entry(l.token, l.logprob), top_logprobs: l.top.map((t) => entry(t.token, t.logprob)) };
 }
 
-/** Reads a whole generation for a non-streaming answer; undefined if the client went away. */
-async function collect(job: GenerationJob, reply: FastifyReply): Promise<{
-  text: string; finish: FinishReason; promptTokens: number; completionTokens: number; logprobs: TokenLogprob[];
-} | undefined> {
+interface ChoiceResult { text: string; finish: FinishReason; promptTokens: number; completionTokens: number; logprobs: TokenLogprob[] }
+
+/** Reads every choice of a generation whole, for a non-streaming answer; undefined if the client went away. */
+async function collect(job: GenerationJob, reply: FastifyReply): Promise<ChoiceResult[] | undefined> {
   const onClose = () => { if (!reply.raw.writableEnded) job.abort(); };
   reply.raw.on('close', onClose);
-  let text = '', last: GenerationChunk | undefined;
-  const logprobs: TokenLogprob[] = [];
-  try {
-    for await (const c of job.chunks) {
+  const read = async (chunks: AsyncIterable<GenerationChunk>): Promise<ChoiceResult> => {
+    let text = '', last: GenerationChunk | undefined;
+    const logprobs: TokenLogprob[] = [];
+    for await (const c of chunks) {
       text += c.text;
       if (c.logprobs) logprobs.push(...c.logprobs);
       last = c;
     }
+    return { text, finish: last!.finishReason!, promptTokens: last!.usage!.promptTokens, completionTokens: last!.usage!.completionTokens, logprobs };
+  };
+  let results: ChoiceResult[];
+  try {
+    results = await Promise.all(job.choices.map(read));
   } finally {
     reply.raw.off('close', onClose);
     job.close();
   }
   if (reply.raw.destroyed) return undefined;
-  return { text, finish: last!.finishReason!, promptTokens: last!.usage!.promptTokens, completionTokens: last!.usage!.completionTokens, logprobs };
+  return results;
+}
+
+/** Most choices one request may ask for. */
+const MAX_CHOICES = 128;
+
+/** Usage of several choices of one prompt: the prompt counted once, the completions summed. */
+function choicesUsage(choices: readonly { promptTokens: number; completionTokens: number }[]) {
+  return usage(choices[0]!.promptTokens, choices.reduce((n, c) => n + c.completionTokens, 0));
+}
+
+/**
+ * The chunks of several choices as they come, each with its choice's index: what a streamed
+ * answer with n > 1 interleaves. Ends when every choice has ended; returning early ends them all.
+ */
+async function* mergeChoices(choices: readonly AsyncIterable<GenerationChunk>[]): AsyncGenerator<{ index: number; chunk: GenerationChunk }> {
+  const its = choices.map((c) => c[Symbol.asyncIterator]());
+  type Next = { index: number; result: IteratorResult<GenerationChunk> };
+  const pending = new Map<number, Promise<Next>>();
+  const pull = (index: number) => pending.set(index, its[index]!.next().then((result) => ({ index, result })));
+  its.forEach((_, i) => pull(i));
+  try {
+    while (pending.size > 0) {
+      const { index, result } = await Promise.race(pending.values());
+      if (result.done) { pending.delete(index); continue; }
+      pull(index);
+      yield { index, chunk: result.value };
+    }
+  } finally {
+    // Left early (a choice failed, or the reader stopped): end the others, and let no later
+    // failure of theirs go unhandled.
+    for (const p of pending.values()) p.catch(() => {});
+    for (const it of its) void it.return?.().catch(() => {});
+  }
+}
+
+/**
+ * OpenAI's logit_bias: an object from token ids (as strings) to a bias in [-100, 100]. Ids past
+ * the vocabulary are refused by the engine once the model is known.
+ */
+function logitBiasOption(body: Record<string, unknown>): Map<number, number> | undefined {
+  const bias = optObject(body, 'logit_bias');
+  if (bias === undefined) return undefined;
+  const entries = Object.entries(bias);
+  if (entries.length > LOGIT_BIAS_MAX_ENTRIES) throw new BadRequest(`logit_bias has ${entries.length} entries; at most ${LOGIT_BIAS_MAX_ENTRIES}`, 'logit_bias');
+  const out = new Map<number, number>();
+  for (const [key, value] of entries) {
+    if (!/^(0|[1-9]\d{0,9})$/.test(key)) throw new BadRequest(`logit_bias: ${JSON.stringify(key.slice(0, 40))} is not a token id (a non-negative integer)`, 'logit_bias');
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < -100 || value > 100) {
+      throw new BadRequest(`logit_bias: the bias of token ${key} must be a number in [-100, 100], got ${JSON.stringify(value)}`, 'logit_bias');
+    }
+    out.set(Number(key), value);
+  }
+  return out;
 }

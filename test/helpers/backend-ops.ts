@@ -64,3 +64,38 @@ export async function assertBatchEqualsTokenByToken(be: Backend, opened: OpenedM
   assert.deepEqual(both.subarray(0, v), await oneByOne(seqA));
   assert.deepEqual(both.subarray(v, 2 * v), await oneByOne(seqB));
 }
+
+/**
+ * copyKV as the scheduler uses it (several choices of one prompt): slot 0 reads a 5-token
+ * prompt in both layers; slot 2, holding other tokens before, takes slot 0's first 4 positions by
+ * copyKV; then the prompt's last token runs in slot 0 and in slot 2 alike. The two outputs of
+ * each layer must be the same bits, and slot 1 must be untouched.
+ */
+export async function copyKVContinues(be: Backend, random: (n: number) => Float32Array): Promise<{ original: Float32Array[]; copied: Float32Array[]; untouched: [Float32Array, Float32Array] }> {
+  const p: AttentionParams = { nHeads: 4, nKVHeads: 2, headDim: 6, scale: 0.4 };
+  const qCols = p.nHeads * p.headDim, kvCols = p.nKVHeads * p.headDim;
+  const cache = be.createKVCache({ nLayers: 2, nKVHeads: p.nKVHeads, headDim: p.headDim, maxSeqs: 3, ctxLen: 8 });
+  const run = (layer: number, seqs: number[], positions: number[], q: Float32Array, k: Float32Array, v: Float32Array) => {
+    const n = seqs.length, o = be.createActivations(n, qCols);
+    be.attention(o, activations(be, n, qCols, q), activations(be, n, kvCols, k), activations(be, n, kvCols, v), cache, layer,
+      { seqs: Int32Array.from(seqs), positions: Int32Array.from(positions) }, p);
+    return be.read(o);
+  };
+  const last = { q: random(qCols), k: random(kvCols), v: random(kvCols) };
+  const probe = { q: random(qCols), k: random(kvCols), v: random(kvCols) };
+  const original: Float32Array[] = [], copied: Float32Array[] = [];
+  const before: Float32Array[] = [];
+  for (let layer = 0; layer < 2; layer++) {
+    // Slot 1 and slot 2 hold 6 tokens of their own; slot 0 the prompt's first 4.
+    for (const slot of [1, 2]) await run(layer, [slot, slot, slot, slot, slot, slot], [0, 1, 2, 3, 4, 5], random(6 * qCols), random(6 * kvCols), random(6 * kvCols));
+    await run(layer, [0, 0, 0, 0], [0, 1, 2, 3], random(4 * qCols), random(4 * kvCols), random(4 * kvCols));
+  }
+  // Slot 1 seen from position 6, before the copy.
+  for (let layer = 0; layer < 2; layer++) before.push(await run(layer, [1], [6], probe.q, probe.k, probe.v));
+  be.copyKV(cache, 0, 2, 4);
+  for (let layer = 0; layer < 2; layer++) {
+    original.push(await run(layer, [0], [4], last.q, last.k, last.v));
+    copied.push(await run(layer, [2], [4], last.q, last.k, last.v));
+  }
+  return { original, copied, untouched: [before[1]!, await run(1, [1], [6], probe.q, probe.k, probe.v)] };
+}

@@ -77,7 +77,7 @@ export class LlamaGraph {
   private readonly logits: Activations;   // [O, vocab]
 
   constructor(
-    private readonly backend: Backend, readonly spec: ModelSpec,
+    readonly backend: Backend, readonly spec: ModelSpec,
     weights: ReadonlyMap<string, Weight>, readonly limits: GraphLimits,
   ) {
     const w = (name: string): Weight => {
