@@ -33,6 +33,8 @@ export interface ReplyPiece {
 }
 
 export interface ChatPlan {
+  /** The rendered prompt, and its tokens. */
+  text: string;
   prompt: number[];
   /** Options the reply needs: a grammar forcing a call, special tokens kept for the parser. */
   options: Pick<GenerateOptions, 'grammar' | 'keepSpecial'>;
@@ -86,7 +88,7 @@ export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
   const split = thinks && parts.separateReasoning && grammar === undefined;
   const startInThinking = split && promptOpensThinking(text);
   return {
-    prompt, format,
+    text, prompt, format,
     options: { grammar, keepSpecial: keepSpecial.length > 0 ? keepSpecial : undefined },
     reader: () => new ChatReplyReader(
       split ? new ReasoningSplitter({ startInThinking }) : undefined,
