@@ -122,3 +122,25 @@ test('minerva bench measures Minerva and llama.cpp on the same GGUF and writes J
   assert.ok(report.ratios.decodeTps > 0);
   assert.equal((await readFile(csv, 'utf8')).trim().split('\n').length, 1 + 4);
 });
+
+test('--chat-template: a built-in name or a file replaces the template; a model without one chats through ChatML and says so', { skip }, async () => {
+  // m.gguf has no template: run --chat notes the fallback on stderr, and info says what chats use.
+  const fallback = await cli(['run', path.join(dir, 'm.gguf'), 'Hi', '--chat', '-n', '3', '--temperature', '0']);
+  assert.match(fallback.stderr, /has no chat template; using chatml \(choose another with --chat-template\)/);
+  assert.match((await cli(['info', path.join(dir, 'm.gguf')])).stdout, /chat template\s+none; chats use chatml/);
+  const model = await loadModel(path.join(dir, 'm.gguf'), { contextLength: 256 });
+  try {
+    assert.equal(model.chatTemplate.origin, 'default');
+    assert.deepEqual(model.chatPromptTokens([{ role: 'user', content: 'Hi' }]), model.tokenize('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n'));
+  } finally {
+    model.dispose();
+  }
+  // A file given to the HF model (which has its own) wins, with no note.
+  const file = path.join(dir, 'plain.jinja');
+  await writeFile(file, '{% for m in messages %}{{ m.content }}{% endfor %}');
+  const chosen = await cli(['run', path.join(dir, 'hf'), 'Hi', '--chat', '--chat-template', file, '-n', '3', '--temperature', '0']);
+  assert.doesNotMatch(chosen.stderr, /no chat template/);
+  const builtin = await cli(['run', path.join(dir, 'm.gguf'), 'Hi', '--chat', '--chat-template', 'llama3', '-n', '3', '--temperature', '0']);
+  assert.doesNotMatch(builtin.stderr, /no chat template/);
+  await assert.rejects(cli(['run', path.join(dir, 'm.gguf'), 'Hi', '--chat', '--chat-template', 'nope']), /neither a file nor a built-in template/);
+});
