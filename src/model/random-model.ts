@@ -63,6 +63,21 @@ function scaleOf(name: string, shape: readonly number[]): { scale: number; offse
 }
 
 /**
+ * With per-head Q/K norms (Qwen3), the heads of Wq and Wk at scales ¼, 1 and 4 in turn, and norm
+ * weights that vary as trained ones do: the norm then changes what attention sees (per head, not
+ * per row), so a model run without it, or with the whole row normalised, parts from llama.cpp.
+ */
+function qkNormShaping(spec: ModelSpec, name: string, data: Float32Array): void {
+  if (!spec.qkNorm) return;
+  if (/\.attn_[qk]\.weight$/.test(name)) {
+    const rowsPerHead = spec.headDim * spec.dim;
+    for (let i = 0; i < data.length; i++) data[i]! *= 4 ** ((Math.floor(i / rowsPerHead) % 3) - 1);
+  } else if (/\.attn_[qk]_norm\.weight$/.test(name)) {
+    for (let i = 0; i < data.length; i++) data[i] = 1 + 5 * (data[i]! - 1); // std 0.5 around 1
+  }
+}
+
+/**
  * Every tensor of the spec's manifest, computed now from one normally distributed stream (tests:
  * the exact values are part of what their expectations were checked against).
  */
@@ -79,6 +94,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     const data = new Float32Array(n);
     const { scale, offset } = scaleOf(e.name, e.shape);
     for (let i = 0; i < n; i++) data[i] = offset + scale * normal();
+    qkNormShaping(spec, e.name, data);
     out.set(e.name, { shape: e.shape, data });
   }
   return out;
@@ -101,6 +117,7 @@ export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights 
         const data = new Float32Array(n);
         const width = 2 * Math.sqrt(3) * scale; // uniform on [-√3σ, √3σ] has variance σ²
         for (let i = 0; i < n; i++) data[i] = offset + (rng.next() - 0.5) * width;
+        qkNormShaping(spec, e.name, data);
         return data;
       },
     });
