@@ -1,7 +1,8 @@
 // The webgpu backend end to end: random-weight Llama-family models (GQA, Qwen2 biases, Llama-3
 // RoPE scaling, Qwen3's per-head Q/K norm, a sliding window) in every weight type against the cpu
-// and reference backends and against llama.cpp's greedy continuations; stories260K's golden text; a sequence's logits
-// equal alone and batched; weights split over many bindings; a forced gc() while generating.
+// and reference backends and against llama.cpp's greedy continuations; stories260K's golden text;
+// a sequence's logits equal alone and batched; weights split over many bindings; a forced gc()
+// while generating.
 // Runs wherever Dawn finds an adapter (lavapipe in CI), else skips saying why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
