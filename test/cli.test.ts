@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 import { loadModel } from '../src/index.js';
+import { startServer } from './helpers/server.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../src/cli/main.js', import.meta.url).pathname;
@@ -86,6 +87,40 @@ test('minerva info reports a GGUF and a Hugging Face model from their headers', 
   const text = (await cli(['info', STORIES])).stdout;
   assert.match(text, /architecture\s+llama2\.c/);
   assert.match(text, /tokenizer\s+none \(pass --tokenizer\)/);
+});
+
+test('a Qwen3 model: minerva info and Ollama\'s /api/show name its architecture qwen3 and its own head size', { skip }, async () => {
+  const models = path.join(dir, 'qwen3-models');
+  const spec = randomSpec({ arch: 'qwen3', dim: 32, nLayers: 1, nHeads: 4, nKVHeads: 2, headDim: 16, ffnDim: 64, tied: true, vocabSize: 32000 });
+  const weights = randomWeights(spec, 7);
+  await writeHFModel(path.join(models, 'qwen3-hf'), spec, weights);
+  await writeGGUFModel(path.join(models, 'qwen3.gguf'), spec, weights, { dtype: 'F16' });
+  // Per layer: q [64, 32], k and v [32, 32], o [32, 64], gate/up/down [64, 32], two norms of 32, q_norm and k_norm of 16.
+  const parameters = 32000 * 32 + (64 * 32 + 2 * 32 * 32 + 32 * 64 + 3 * 64 * 32 + 2 * 32 + 2 * 16) + 32;
+  for (const model of ['qwen3-hf', 'qwen3.gguf']) {
+    const info = JSON.parse((await cli(['info', path.join(models, model), '--json'])).stdout);
+    assert.equal(info.architecture, 'qwen3', model);
+    assert.equal(info.headDim, 16, model);
+    assert.equal(info.parameters, parameters, model);
+  }
+  const text = (await cli(['info', path.join(models, 'qwen3.gguf')])).stdout;
+  assert.match(text, /architecture\s+qwen3\n/);
+  assert.match(text, /heads \/ kv heads\s+4 \/ 2 \(head dim 16\)/);
+  const { server, url } = await startServer(models);
+  try {
+    for (const name of ['qwen3-hf', 'qwen3']) {
+      const res = await fetch(`${url}/api/show`, { method: 'POST', body: JSON.stringify({ model: name }), headers: { 'content-type': 'application/json' } });
+      assert.equal(res.status, 200, name);
+      const show = await res.json() as { details: { family: string; families: string[] }; model_info: Record<string, unknown> };
+      assert.equal(show.details.family, 'qwen3', name);
+      assert.deepEqual(show.details.families, ['qwen3'], name);
+      assert.equal(show.model_info['general.architecture'], 'qwen3', name);
+      assert.equal(show.model_info['general.parameter_count'], parameters, name);
+      assert.equal(show.model_info['qwen3.context_length'], spec.contextLength, name);
+    }
+  } finally {
+    await server.close();
+  }
 });
 
 test('chat applies the model\'s template; minerva chat answers each line on stdin', { skip }, async () => {

@@ -1,7 +1,7 @@
 // minerva convert: random-weight Hugging Face folders (Llama with the Llama 2 SentencePiece-style
-// tokenizer.json, Qwen2 with qkv bias and a byte-level Qwen2 tokenizer, Llama 3 RoPE scaling with
-// a byte-level Llama 3 tokenizer, and a 256-wide 8-layer Llama for the K-quant mixes) converted to
-// every --type, then:
+// tokenizer.json, Qwen2 with qkv bias and Qwen3 with per-head Q/K norms, both with a byte-level
+// Qwen2 tokenizer, Llama 3 RoPE scaling with a byte-level Llama 3 tokenizer, and a 256-wide 8-layer
+// Llama for the K-quant mixes) converted to every --type, then:
 //  (a) @huggingface/gguf, an independent parser, reads the metadata and tensor infos;
 //  (b) llama.cpp (node-llama-cpp, CPU, KV cache in F32, no flash attention) loads the file and
 //      is compared with Minerva: logits at the end of each prompt, and greedy continuations of 32
@@ -55,6 +55,8 @@ type Vocab = 'llama2' | 'llama3' | 'qwen2' | 'synthetic';
 const MODELS: Record<string, { shape: RandomModelShape; vocab: Vocab; pre: string }> = {
   'llama-gqa': { shape: { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false }, vocab: 'llama2', pre: 'default' },
   'qwen2-bias': { shape: { arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 1, ffnDim: 128, tied: true }, vocab: 'qwen2', pre: 'qwen2' },
+  // Per-head Q/K norms, and heads of 32 in a width of 64 (attention.key_length must be written).
+  'qwen3': { shape: { arch: 'qwen3', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, ropeTheta: 1000000 }, vocab: 'qwen2', pre: 'qwen2' },
   'llama3-rope': {
     shape: {
       arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false, ropeTheta: 500000,
@@ -221,6 +223,10 @@ for (const [name, m] of Object.entries(MODELS)) {
         assert.equal(md[`${a}.${key}`], value, `${a}.${key}`);
       }
       assert.ok(Math.abs((md[`${a}.attention.layer_norm_rms_epsilon`] as number) - spec.normEps) < 1e-9);
+      if (spec.headDim * spec.nHeads !== spec.dim) {
+        assert.equal(md[`${a}.attention.key_length`], spec.headDim);
+        assert.equal(md[`${a}.attention.value_length`], spec.headDim);
+      }
       assert.equal(md[`${a}.rope.freq_base`], spec.rope.theta);
       assert.equal(md['tokenizer.ggml.model'], m.vocab === 'llama2' || m.vocab === 'synthetic' ? 'llama' : 'gpt2');
       assert.equal(md['tokenizer.ggml.pre'], m.pre);

@@ -1,4 +1,4 @@
-// The cpu backend's own op kernels (attention, silu·up, rmsNorm, add, rope) against the reference backend, op by op:
+// The cpu backend's own op kernels (attention, silu·up, rmsNorm whole rows and per head, add, rope) against the reference backend, op by op:
 // random inputs, odd head sizes, grouped-query heads, a sliding window, and batches that mix
 // sequences at different positions.
 import { test } from 'node:test';
@@ -99,6 +99,34 @@ test('rmsNorm, add and rope equal the reference: odd widths, many rows, both RoP
       return be.read(b);
     };
     assertClose(await again(cpu), await again(ref), 1e-5, 'rope, next batch');
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('rmsNorm with a weight shorter than the row normalises each group (Qwen3 per-head Q/K norm), equal to the reference', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    // [tokens, heads, headDim]: decode (1 token) and a batch many enough for the worker pool.
+    for (const [rows, heads, headDim] of [[1, 4, 32], [7, 16, 128], [3, 2, 6]] as const) {
+      const cols = heads * headDim;
+      const x = random(rows * cols).map((v, i) => (i % headDim === 0 ? v * 40 : v)), w = random(headDim);
+      const norm = async (be: Backend, r: number, c: number) => {
+        const o = be.createActivations(r, c);
+        const weight = be.loadWeight({ name: 'q_norm', dtype: 'F32', shape: [headDim], byteLength: 4 * headDim }, new Uint8Array(w.buffer.slice(0)));
+        be.rmsNorm(o, activations(be, r, c, x), weight, 1e-6);
+        return be.read(o);
+      };
+      const perHead = await norm(ref, rows, cols);
+      // The definition: each head is a row of its own.
+      assertClose(perHead, await norm(ref, rows * heads, headDim), 0, `reference [${rows}, ${heads}·${headDim}] vs heads as rows`);
+      assertClose(await norm(cpu, rows, cols), perHead, 1e-5, `rmsNorm [${rows}, ${heads}·${headDim}] by heads`);
+    }
+    for (const be of [cpu, ref] as Backend[]) {
+      const weight = be.loadWeight({ name: 'q_norm', dtype: 'F32', shape: [5], byteLength: 20 }, new Uint8Array(20));
+      assert.throws(() => be.rmsNorm(be.createActivations(2, 12), activations(be, 2, 12, random(24)), weight, 1e-6),
+        /rmsNorm: a weight of 5 does not divide rows of 12/, be.name);
+    }
   } finally {
     cpu.dispose();
   }

@@ -1,4 +1,4 @@
-// llama.cpp as the oracle: random-weight Llama-family models written as GGUF (F32 and F16) and as a
+// llama.cpp as the oracle: random-weight Llama-family models (Llama, Qwen2, Qwen3) written as GGUF (F32 and F16) and as a
 // Hugging Face folder with the same weights. llama.cpp (through node-llama-cpp, CPU, prebuilt)
 // must agree with Minerva on tokenization and on greedy continuations, token for token; and the
 // two load paths of Minerva must give the same logits.
@@ -25,6 +25,8 @@ const MODELS: Record<string, RandomModelShape> = {
     arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false, ropeTheta: 500000,
     llama3Rope: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 },
   },
+  // Qwen3: per-head Q/K norm, a head size that is not dim / heads (as Qwen3-0.6B: 1024, 16 × 128).
+  'qwen3': { arch: 'qwen3', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, ropeTheta: 1000000 },
 };
 const PROMPTS = ['Once upon a time', 'The quick brown fox jumps over', '1 + 1 = 2, 2 + 2 =', 'Über café 東京 🚀'];
 const TOKENS = 32;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { specFromHFConfig } from '../src/model/hf-config.js';
 import { specFromGGUF } from '../src/model/gguf-spec.js';
-import { ropeInvFreq } from '../src/model/spec.js';
+import { parameterCount, ropeInvFreq } from '../src/model/spec.js';
 import { checkManifest } from '../src/model/manifest.js';
 import { llamaManifest } from '../src/model/arch/llama.js';
 import { ggufNameFromHF, hfNameFromGGUF } from '../src/model/tensor-names.js';
@@ -102,4 +102,61 @@ test('the manifest check names missing, unexpected and misshapen tensors', () =>
     assert.match(e.message, /blk.0.attn_k.weight is \[8, 8\], expected \[4, 8\]/);
     return true;
   });
+});
+
+// Qwen3-0.6B's published config.json (its head_dim of 128 is not hidden_size / heads = 64).
+const qwen3 = {
+  architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151645,
+  head_dim: 128, hidden_act: 'silu', hidden_size: 1024, initializer_range: 0.02, intermediate_size: 3072,
+  max_position_embeddings: 40960, max_window_layers: 28, model_type: 'qwen3', num_attention_heads: 16, num_hidden_layers: 28,
+  num_key_value_heads: 8, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 1000000, sliding_window: null,
+  tie_word_embeddings: true, torch_dtype: 'bfloat16', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+};
+
+test('config.json of Qwen3-0.6B: explicit head_dim, per-head Q/K norms, no qkv bias, tied embeddings', () => {
+  const s = specFromHFConfig(qwen3, 'config.json');
+  assert.equal(s.arch, 'qwen3');
+  assert.equal(s.modelType, 'qwen3');
+  assert.equal(s.headDim, 128);
+  assert.equal(s.nHeads, 16);
+  assert.equal(s.nKVHeads, 8);
+  assert.equal(s.qkNorm, true);
+  assert.equal(s.qkvBias, false);
+  assert.equal(s.tiedEmbeddings, true);
+  assert.equal(s.rope.theta, 1e6);
+  assert.equal(s.rope.style, 'halves');
+  assert.equal(s.normEps, 1e-6);
+  assert.equal(s.slidingWindow, undefined);
+  // The model card's figures: 0.6B parameters, 0.44B of them outside the (tied) embedding table.
+  const params = parameterCount(s);
+  assert.equal((params / 1e9).toFixed(1), '0.6');
+  assert.equal(((params - s.vocabSize * s.dim) / 1e9).toFixed(2), '0.44');
+  const norms = llamaManifest(s).filter((e) => /^blk\.0\.attn_[qk]_norm\.weight$/.test(e.name));
+  assert.deepEqual(norms.map((e) => e.shape), [[128], [128]]);
+  assert.equal(llamaManifest(specFromHFConfig(tinyLlama, 'c')).some((e) => e.name.includes('_norm.weight') && e.name.includes('attn_q')), false);
+  assert.throws(() => specFromHFConfig({ ...qwen3, attention_bias: true }, 'config.json'), /config.json: "attention_bias": true is not supported/);
+  assert.throws(() => specFromHFConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096 }, 'config.json'),
+    /use_sliding_window with max_window_layers is not supported for qwen3/);
+});
+
+test('GGUF qwen3 metadata: key_length gives the head size; halves RoPE; Q/K norm tensor names map both ways', () => {
+  const meta = new Map<string, unknown>([
+    ['general.architecture', 'qwen3'], ['qwen3.embedding_length', 1024], ['qwen3.block_count', 28],
+    ['qwen3.feed_forward_length', 3072], ['qwen3.attention.head_count', 16], ['qwen3.attention.head_count_kv', 8],
+    ['qwen3.attention.key_length', 128], ['qwen3.attention.value_length', 128], ['qwen3.context_length', 40960],
+    ['qwen3.rope.freq_base', 1e6], ['qwen3.attention.layer_norm_rms_epsilon', 1e-6],
+    ['tokenizer.ggml.tokens', Array.from({ length: 151936 }, (_, i) => `t${i}`)],
+  ]);
+  const s = specFromGGUF(meta, new Set(['token_embd.weight']), 'q.gguf');
+  assert.equal(s.arch, 'qwen3');
+  assert.equal(s.headDim, 128);
+  assert.equal(s.qkNorm, true);
+  assert.equal(s.qkvBias, false);
+  assert.equal(s.rope.style, 'halves');
+  assert.equal(s.tiedEmbeddings, true);
+  meta.set('qwen3.attention.value_length', 64);
+  assert.throws(() => specFromGGUF(meta, new Set(), 'q.gguf'), /q.gguf: qwen3.attention.value_length differs from key_length/);
+  assert.equal(ggufNameFromHF('model.layers.5.self_attn.q_norm.weight'), 'blk.5.attn_q_norm.weight');
+  assert.equal(ggufNameFromHF('model.layers.5.self_attn.k_norm.weight'), 'blk.5.attn_k_norm.weight');
+  assert.equal(hfNameFromGGUF('blk.27.attn_k_norm.weight'), 'model.layers.27.self_attn.k_norm.weight');
 });

@@ -1,8 +1,8 @@
 // The webgpu backend end to end: random-weight Llama-family models (GQA, Qwen2 biases, Llama-3
-// RoPE scaling, a sliding window) in every weight type against the cpu and reference backends
-// and against llama.cpp's greedy continuations; stories260K's golden text; a sequence's logits
-// equal alone and batched; several choices of one prompt; weights split over many bindings; a
-// forced gc() while generating.
+// RoPE scaling, Qwen3's per-head Q/K norm, a sliding window) in every weight type against the cpu
+// and reference backends and against llama.cpp's greedy continuations; stories260K's golden text;
+// a sequence's logits equal alone and batched; several choices of one prompt; weights split over
+// many bindings; a forced gc() while generating.
 // Runs wherever Dawn finds an adapter (lavapipe in CI), else skips saying why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,9 +33,10 @@ const MODELS: Record<string, RandomModelShape> = {
     arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false, ropeTheta: 500000,
     llama3Rope: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64 },
   },
+  'qwen3': { arch: 'qwen3', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, ropeTheta: 1000000 },
 };
 // The seeds llamacpp-oracle.test.ts uses: the same weights, on which the cpu backend equals llama.cpp.
-const SEEDS: Record<string, number> = { 'llama-gqa': 100, 'qwen2-bias': 102, 'llama3-rope': 103 };
+const SEEDS: Record<string, number> = { 'llama-gqa': 100, 'qwen2-bias': 102, 'llama3-rope': 103, 'qwen3': 104 };
 const PROMPT = 'The quick brown fox jumps over the lazy dog';
 let dir: string;
 
@@ -75,6 +76,7 @@ for (const name of Object.keys(MODELS)) {
   CASES.push([name, `${name}-f32.gguf`, 'cpu', {}], [name, `${name}-f16.gguf`, 'cpu', {}], [name, `${name}-bf16`, 'cpu', {}]);
 }
 CASES.push(['llama-gqa', 'llama-gqa-q8_0.gguf', 'reference', {}], ['llama-gqa', 'llama-gqa-q4_0.gguf', 'reference', {}]);
+CASES.push(['qwen3', 'qwen3-q8_0.gguf', 'reference', {}]);
 CASES.push(['qwen2-bias', 'qwen2-bias-f32', 'reference', { quant: 'q4_k' }], ['mistral-window', 'mistral-window-f32', 'cpu', {}]);
 
 for (const [name, file, other, o] of CASES) {
@@ -96,7 +98,7 @@ for (const [name, file, other, o] of CASES) {
 test('F32 and F16 GGUF: webgpu greedy continuations equal llama.cpp\'s for 32 tokens', { skip }, async () => {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   try {
-    for (const file of ['llama-gqa-f32.gguf', 'llama-gqa-f16.gguf', 'qwen2-bias-f16.gguf']) {
+    for (const file of ['llama-gqa-f32.gguf', 'llama-gqa-f16.gguf', 'qwen2-bias-f16.gguf', 'qwen3-f16.gguf']) {
       const model = await loadModel(path.join(dir, file), { contextLength: 256, backend: 'webgpu' });
       try {
         const prompts = ['Once upon a time', 'The quick brown fox jumps over', '1 + 1 = 2, 2 + 2 =', 'Über café 東京 🚀'].map((p) => model.tokenize(p));
@@ -143,7 +145,7 @@ async function prefillAndDecode(be: WebGpuBackend, file: string, ids: number[]):
 
 // Decode runs the matvec kernels, prefill and batches the gemm kernels; both add up in the same
 // order, so a sequence's logits are the same however it was batched.
-for (const file of ['llama-gqa-f16.gguf', 'llama-gqa-q4_0.gguf']) {
+for (const file of ['llama-gqa-f16.gguf', 'llama-gqa-q4_0.gguf', 'qwen3-f16.gguf']) {
   test(`${file}: token-by-token decode and a mixed batch give the same logits`, { skip }, async () => {
     const opened = await openModel(path.join(dir, file));
     const be = await createWebGpu();

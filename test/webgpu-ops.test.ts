@@ -1,6 +1,6 @@
 // The webgpu backend's kernels against the reference backend, op by op, on random inputs with odd
 // sizes and tails: matrix products for every weight type (decode and prefill kernels, biases,
-// weights split over several bindings), embedding, rmsNorm, rope, attention (mixed sequences and
+// weights split over several bindings), embedding, rmsNorm (whole rows and per head), rope, attention (mixed sequences and
 // positions, grouped-query heads, a sliding window), silu·up, add, gatherRows, copyKV.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -199,6 +199,18 @@ test('rmsNorm, add, silu·up, rope, gatherRows and copyKV equal the reference', 
         return be.read(o);
       };
       assertClose(await gather(gpu), await gather(ref), 0, `gatherRows [${rows}, ${cols}]`);
+    }
+    // A weight of one head's length: each head of each row normalised on its own (Qwen3's Q/K norm).
+    for (const [rows, heads, headDim] of [[1, 4, 32], [7, 16, 128], [3, 2, 6]] as const) {
+      const cols = heads * headDim;
+      const x = random(rows * cols).map((v, i) => (i % headDim === 0 ? v * 40 : v)), w = random(headDim);
+      const norm = async (be: Backend) => {
+        const o = be.createActivations(rows, cols);
+        const weight = be.loadWeight({ name: 'k_norm', dtype: 'F32', shape: [headDim], byteLength: 4 * headDim }, new Uint8Array(w.buffer.slice(0)));
+        be.rmsNorm(o, activations(be, rows, cols, x), weight, 1e-6);
+        return be.read(o);
+      };
+      assertClose(await norm(gpu), await norm(ref), 1e-5, `rmsNorm [${rows}, ${heads}·${headDim}] by heads`);
     }
     const nHeads = 3, headDim = 8, n = 5;
     const invFreq = Float32Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-2 * i / headDim));

@@ -79,7 +79,12 @@ export interface Backend {
 
   /** out[t, :] = table[tokens[t], :] */
   embed(out: Activations, table: Weight, tokens: Int32Array): void;
-  /** out[t, :] = x[t, :] / rms(x[t, :]) * weight */
+  /**
+   * out[t, :] = x[t, :] / rms(x[t, :]) * weight. A weight shorter than the row, of a length g that
+   * divides it, normalises each group of g columns on its own: out[t, j·g:(j+1)·g] =
+   * x[t, j·g:(j+1)·g] / rms(x[t, j·g:(j+1)·g]) * weight (Qwen3's per-head norm of Q and K, whose
+   * rows are heads·headDim and whose weight is [headDim]).
+   */
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void;
   /** out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) */
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void;

@@ -14,6 +14,18 @@ export function rmsNorm(o: Float32Array, x: Float32Array, w: Float32Array, rows:
   }
 }
 
+/**
+ * The shape rmsNorm works on for x [rows, cols] and a weight of `weightLength`: a weight shorter
+ * than the row normalises each group of weightLength columns (backend.ts), which is the plain
+ * row norm of x seen as [rows·cols/weightLength, weightLength].
+ */
+export function normRows(rows: number, cols: number, weightLength: number): { rows: number; cols: number } {
+  if (weightLength <= 0 || cols % weightLength !== 0) {
+    throw new Error(`rmsNorm: a weight of ${weightLength} does not divide rows of ${cols}`);
+  }
+  return { rows: rows * (cols / weightLength), cols: weightLength };
+}
+
 /** Rotates each head of x ([rows, cols], heads of headDim from column 0) by its token's position. */
 export function rope(
   x: Float32Array, rows: number, cols: number, batch: BatchLayout, nHeads: number, headDim: number, p: RopeParams,

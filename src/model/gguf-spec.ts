@@ -1,10 +1,11 @@
-// GGUF metadata (llama.*, qwen2.*) → ModelSpec.
+// GGUF metadata (llama.*, qwen2.*, qwen3.*) → ModelSpec.
 import { ConfigReader } from './config-reader.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
 
 const GGUF_ARCHS: Readonly<Record<string, ArchName>> = {
   llama: 'llama',
   qwen2: 'qwen2',
+  qwen3: 'qwen3',
 };
 
 /**
@@ -50,12 +51,13 @@ export function specFromGGUF(
     normEps: g.number(`${a}.attention.layer_norm_rms_epsilon`, 1e-5, { positive: true }),
     rope: {
       theta: g.number(`${a}.rope.freq_base`, 10000, { positive: true }),
-      // convert_hf_to_gguf permutes Llama's Q/K rows to the interleaved layout; Qwen2 keeps HF's.
+      // convert_hf_to_gguf permutes Llama's Q/K rows to the interleaved layout; Qwen2/3 keep HF's.
       style: arch === 'llama' ? 'interleaved' : 'halves',
       scaling: ropeScaling(g, a),
     },
     tiedEmbeddings: !tensorNames.has('output.weight'),
     qkvBias: arch === 'qwen2',
+    qkNorm: arch === 'qwen3',
     // Not a key llama.cpp reads for these architectures; `minerva convert` writes it for Mistral.
     slidingWindow: g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
   };

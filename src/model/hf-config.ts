@@ -7,6 +7,7 @@ const HF_MODEL_TYPES: Readonly<Record<string, ArchName>> = {
   llama: 'llama',
   mistral: 'llama',
   qwen2: 'qwen2',
+  qwen3: 'qwen3',
 };
 
 export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
@@ -33,12 +34,13 @@ export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
   }
   if (headDim % 2 !== 0) c.fail(`head dimension ${headDim} must be even for RoPE`);
 
-  // Mistral always honours its window; Qwen2 only when use_sliding_window is set.
+  // Mistral always honours its window; Qwen2 and Qwen3 only when use_sliding_window is set.
   let slidingWindow: number | undefined;
-  const windowApplies = modelType === 'mistral' || (modelType === 'qwen2' && c.boolean('use_sliding_window', false));
+  const qwen = modelType === 'qwen2' || modelType === 'qwen3';
+  const windowApplies = modelType === 'mistral' || (qwen && c.boolean('use_sliding_window', false));
   if (windowApplies && c.has('sliding_window')) slidingWindow = c.count('sliding_window');
-  if (modelType === 'qwen2' && slidingWindow !== undefined) {
-    c.fail('use_sliding_window with max_window_layers is not supported for qwen2');
+  if (qwen && slidingWindow !== undefined) {
+    c.fail(`use_sliding_window with max_window_layers is not supported for ${modelType}`);
   }
 
   return {
@@ -60,6 +62,7 @@ export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
     },
     tiedEmbeddings: c.boolean('tie_word_embeddings', false),
     qkvBias: arch === 'qwen2',
+    qkNorm: arch === 'qwen3',
     slidingWindow,
   };
 }

@@ -19,6 +19,7 @@ export function specFromLlama2c(c: Llama2cConfig): ModelSpec {
     rope: { theta: 10000, style: 'interleaved', scaling: { type: 'none' } },
     tiedEmbeddings: c.sharedClassifier,
     qkvBias: false,
+    qkNorm: false,
     slidingWindow: undefined,
   };
 }

@@ -19,11 +19,13 @@ import type { ModelSpec } from './spec.js';
 export { permuteForGGUF };
 
 export interface RandomModelShape {
-  arch: 'llama' | 'qwen2';
+  arch: 'llama' | 'qwen2' | 'qwen3';
   dim: number;
   nLayers: number;
   nHeads: number;
   nKVHeads: number;
+  /** Default dim / nHeads; Qwen3 models set their own (config.json head_dim). */
+  headDim?: number;
   ffnDim: number;
   tied: boolean;
   /** Default 32000 (the Llama-2 vocabulary size). */
@@ -38,13 +40,13 @@ export interface RandomModelShape {
 export function randomSpec(s: RandomModelShape): ModelSpec {
   return {
     arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
-    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.dim / s.nHeads, ffnDim: s.ffnDim,
+    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim ?? s.dim / s.nHeads, ffnDim: s.ffnDim,
     contextLength: s.contextLength ?? 512, normEps: 1e-5,
     rope: {
       theta: s.ropeTheta ?? 10000, style: 'halves',
       scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
     },
-    tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', slidingWindow: undefined,
+    tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', qkNorm: s.arch === 'qwen3', slidingWindow: undefined,
   };
 }
 
@@ -58,6 +60,21 @@ function scaleOf(name: string, shape: readonly number[]): { scale: number; offse
   if (name === 'token_embd.weight') return { scale: 1, offset: 0 };
   if (name === 'output.weight') return { scale: 4 / Math.sqrt(shape[1]!), offset: 0 };
   return { scale: 1 / Math.sqrt(shape[1]!), offset: 0 };
+}
+
+/**
+ * With per-head Q/K norms (Qwen3), the heads of Wq and Wk at scales ¼, 1 and 4 in turn, and norm
+ * weights that vary as trained ones do: the norm then changes what attention sees (per head, not
+ * per row), so a model run without it, or with the whole row normalised, parts from llama.cpp.
+ */
+function qkNormShaping(spec: ModelSpec, name: string, data: Float32Array): void {
+  if (!spec.qkNorm) return;
+  if (/\.attn_[qk]\.weight$/.test(name)) {
+    const rowsPerHead = spec.headDim * spec.dim;
+    for (let i = 0; i < data.length; i++) data[i]! *= 4 ** ((Math.floor(i / rowsPerHead) % 3) - 1);
+  } else if (/\.attn_[qk]_norm\.weight$/.test(name)) {
+    for (let i = 0; i < data.length; i++) data[i] = 1 + 5 * (data[i]! - 1); // std 0.5 around 1
+  }
 }
 
 /**
@@ -77,6 +94,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     const data = new Float32Array(n);
     const { scale, offset } = scaleOf(e.name, e.shape);
     for (let i = 0; i < n; i++) data[i] = offset + scale * normal();
+    qkNormShaping(spec, e.name, data);
     out.set(e.name, { shape: e.shape, data });
   }
   return out;
@@ -99,6 +117,7 @@ export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights 
         const data = new Float32Array(n);
         const width = 2 * Math.sqrt(3) * scale; // uniform on [-√3σ, √3σ] has variance σ²
         for (let i = 0; i < n; i++) data[i] = offset + (rng.next() - 0.5) * width;
+        qkNormShaping(spec, e.name, data);
         return data;
       },
     });
@@ -118,6 +137,11 @@ function lazyBytes(dtype: DType, shape: readonly number[], produce: () => Float3
   return { byteLength: byteSize(dtype, shape.reduce((a, b) => a * b, 1)), bytes: () => quantize(dtype, produce()) };
 }
 
+/** config.json "architectures" (the transformers class) of each graph family. */
+const HF_ARCHITECTURES: Readonly<Record<ModelSpec['arch'], string>> = {
+  llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
+};
+
 const TORCH_DTYPES: Partial<Record<DType, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export interface HFTokenizerFiles {
@@ -132,12 +156,14 @@ export async function writeHFModel(
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   const config = {
-    architectures: [spec.arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    architectures: [HF_ARCHITECTURES[spec.arch]],
     model_type: spec.arch, hidden_size: spec.dim, intermediate_size: spec.ffnDim,
     num_attention_heads: spec.nHeads, num_key_value_heads: spec.nKVHeads, num_hidden_layers: spec.nLayers,
     max_position_embeddings: spec.contextLength, rms_norm_eps: spec.normEps, rope_theta: spec.rope.theta,
     tie_word_embeddings: spec.tiedEmbeddings, vocab_size: spec.vocabSize, hidden_act: 'silu',
     bos_token_id: 1, eos_token_id: 2, torch_dtype: TORCH_DTYPES[opts.dtype ?? 'F32'] ?? 'float32',
+    // Qwen3's config.json always states its head size (often not hidden_size / heads) and bias.
+    ...(spec.arch === 'qwen3' ? { head_dim: spec.headDim, attention_bias: false } : {}),
     ...(spec.rope.scaling.type === 'llama3' ? {
       rope_scaling: {
         rope_type: 'llama3', factor: spec.rope.scaling.factor, low_freq_factor: spec.rope.scaling.lowFreqFactor,

@@ -4,7 +4,7 @@
 import type { RopeStyle } from '../backends/backend.js';
 
 /** Graph families. Each has one file in arch/. */
-export type ArchName = 'llama' | 'qwen2';
+export type ArchName = 'llama' | 'qwen2' | 'qwen3';
 
 export type RopeScaling =
   | { type: 'none' }
@@ -23,7 +23,7 @@ export type RopeScaling =
 
 export interface ModelSpec {
   arch: ArchName;
-  /** The model_type / general.architecture the spec was read from (llama, mistral, qwen2). */
+  /** The model_type / general.architecture the spec was read from (llama, mistral, qwen2, qwen3). */
   modelType: string;
   vocabSize: number;
   /** Hidden size (d_model). */
@@ -46,6 +46,8 @@ export interface ModelSpec {
   tiedEmbeddings: boolean;
   /** Q, K and V projections carry biases (Qwen2). */
   qkvBias: boolean;
+  /** Each head of Q and K is RMS-normalised (weights attn_q_norm / attn_k_norm, [headDim]) before RoPE (Qwen3). */
+  qkNorm: boolean;
   /** Mistral sliding-window attention size, if the model uses one. */
   slidingWindow: number | undefined;
 }
@@ -84,7 +86,8 @@ export function parameterCount(spec: ModelSpec): number {
   const { dim, nLayers, headDim, nHeads, nKVHeads, ffnDim, vocabSize } = spec;
   const q = dim * nHeads * headDim, kv = 2 * dim * nKVHeads * headDim, o = nHeads * headDim * dim;
   const bias = spec.qkvBias ? (nHeads + 2 * nKVHeads) * headDim : 0;
-  const perLayer = q + kv + o + bias + 3 * dim * ffnDim + 2 * dim;
+  const qkNorm = spec.qkNorm ? 2 * headDim : 0;
+  const perLayer = q + kv + o + bias + qkNorm + 3 * dim * ffnDim + 2 * dim;
   return vocabSize * dim * (spec.tiedEmbeddings ? 1 : 2) + nLayers * perLayer + dim;
 }
 

@@ -286,8 +286,9 @@ export class CpuBackend implements Backend {
   }
 
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
-    const xa = act(x);
-    this.runOps('rmsNorm', [xa.offset, wt(weight).offset, act(out).offset, xa.cols, f32Bits(eps)], xa.rows, 4);
+    const xa = act(x), w = wt(weight);
+    const g = ops.normRows(xa.rows, xa.cols, w.shape[0]!);
+    this.runOps('rmsNorm', [xa.offset, w.offset, act(out).offset, g.cols, f32Bits(eps)], g.rows, 4);
   }
 
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {

@@ -66,8 +66,9 @@ export class ReferenceBackend implements Backend {
   }
 
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
-    const xa = act(x);
-    ops.rmsNorm(act(out).data, xa.data, wt(weight).data, xa.rows, xa.cols, eps);
+    const xa = act(x), w = wt(weight).data;
+    const g = ops.normRows(xa.rows, xa.cols, w.length);
+    ops.rmsNorm(act(out).data, xa.data, w, g.rows, g.cols, eps);
   }
 
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void {

@@ -11,7 +11,7 @@ import { dequantize } from '../../quant/dequantize.js';
 import type { DType } from '../../quant/dtype.js';
 import { firstNonFiniteBlock } from '../../quant/block-checks.js';
 import { f32Bits } from '../../quant/f16.js';
-import { ropeAngleTable } from '../f32-ops.js';
+import { normRows, ropeAngleTable } from '../f32-ops.js';
 import { BufferUsage, MapMode, pickAdapter, summarize, type AdapterSummary } from './gpu.js';
 import { GpuBuffer, Recorder, type Kernel, type RecorderStats } from './recorder.js';
 import { GPU_WEIGHT_DTYPES, gpuRowBytes, repack, weightReader, type GpuLayout } from './weight-layout.js';
@@ -240,8 +240,9 @@ export class WebGpuBackend implements Backend {
         code: RMS_NORM, arena: false,
         buffers: [{ binding: 2, kind: 'read' }, { binding: 3, kind: 'read' }, { binding: 4, kind: 'rw' }],
       }));
-      const g = grid2d(xa.rows);
-      this.rec.dispatch(k, [xa.buffer, wt(weight).vector!, act(out).buffer], [xa.rows, xa.cols, f32Bits(eps), g.x], [g.x, g.y, 1]);
+      const n = normRows(xa.rows, xa.cols, weight.shape[0]!);
+      const g = grid2d(n.rows);
+      this.rec.dispatch(k, [xa.buffer, wt(weight).vector!, act(out).buffer], [n.rows, n.cols, f32Bits(eps), g.x], [g.x, g.y, 1]);
     });
   }
 

@@ -1,9 +1,11 @@
-// The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, and Qwen2
-// (the same graph with biases on Q, K and V).
+// The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, Qwen2
+// (the same graph with biases on Q, K and V) and Qwen3 (no biases; each head of Q and K
+// RMS-normalised before RoPE: qkNorm).
 //
 //   x = embed(tokens)
 //   for each layer:
-//     h = x + Wo · attention(rope(Wq·norm(x) + bq), rope(Wk·norm(x) + bk), Wv·norm(x) + bv)
+//     h = x + Wo · attention(rope(qn(Wq·norm(x) + bq)), rope(kn(Wk·norm(x) + bk)), Wv·norm(x) + bv)
+//         (qn, kn: per-head RMS norm with Qwen3, identity otherwise)
 //     x = h + Wdown · (silu(Wgate · norm(h)) * Wup · norm(h))
 //   logits = Woutput · norm(x)      (Woutput = embedding table when tied)
 import type { Activations, Backend, BatchLayout, KVCache, RopeParams, Weight } from '../../backends/backend.js';
@@ -38,6 +40,13 @@ export function llamaManifest(s: ModelSpec): ManifestEntry[] {
         { name: b + 'attn_v.bias', shape: [kvDim] },
       );
     }
+    if (s.qkNorm) {
+      // One weight shared by every head (llama.cpp: [n_embd_head_k]).
+      m.push(
+        { name: b + 'attn_q_norm.weight', shape: [s.headDim] },
+        { name: b + 'attn_k_norm.weight', shape: [s.headDim] },
+      );
+    }
   }
   return m;
 }
@@ -45,6 +54,7 @@ export function llamaManifest(s: ModelSpec): ManifestEntry[] {
 interface LayerWeights {
   attnNorm: Weight; wq: Weight; wk: Weight; wv: Weight; wo: Weight;
   bq?: Weight; bk?: Weight; bv?: Weight;
+  qNorm?: Weight; kNorm?: Weight;
   ffnNorm: Weight; gate: Weight; up: Weight; down: Weight;
 }
 
@@ -68,6 +78,10 @@ export class LlamaGraph {
   private readonly q: Activations;        // [B, nHeads·headDim]
   private readonly k: Activations;        // [B, nKVHeads·headDim]
   private readonly v: Activations;        // [B, nKVHeads·headDim]
+  // With qkNorm: Q and K as projected, before the per-head norm writes q and k (a backend's
+  // rmsNorm may not write in place).
+  private readonly qProj?: Activations;   // [B, nHeads·headDim]
+  private readonly kProj?: Activations;   // [B, nKVHeads·headDim]
   private readonly attn: Activations;     // [B, nHeads·headDim] attention output
   private readonly proj: Activations;     // [B, dim] output of Wo or Wdown
   private readonly gate: Activations;     // [B, ffnDim]
@@ -98,6 +112,9 @@ export class LlamaGraph {
       if (spec.qkvBias) {
         layer.bq = w(b + 'attn_q.bias'); layer.bk = w(b + 'attn_k.bias'); layer.bv = w(b + 'attn_v.bias');
       }
+      if (spec.qkNorm) {
+        layer.qNorm = w(b + 'attn_q_norm.weight'); layer.kNorm = w(b + 'attn_k_norm.weight');
+      }
       return layer;
     });
     this.rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec) };
@@ -107,6 +124,7 @@ export class LlamaGraph {
     const a = (rows: number, cols: number) => backend.createActivations(rows, cols);
     this.x = a(B, spec.dim); this.xn = a(B, spec.dim);
     this.q = a(B, qDim); this.k = a(B, kvDim); this.v = a(B, kvDim); this.attn = a(B, qDim);
+    if (spec.qkNorm) { this.qProj = a(B, qDim); this.kProj = a(B, kvDim); }
     this.proj = a(B, spec.dim); this.gate = a(B, spec.ffnDim); this.up = a(B, spec.ffnDim);
     this.last = a(O, spec.dim); this.lastNorm = a(O, spec.dim); this.logits = a(O, spec.vocabSize);
   }
@@ -138,8 +156,17 @@ export class LlamaGraph {
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l]!;
       be.rmsNorm(xn, x, L.attnNorm, s.normEps);
-      be.matmul(q, xn, L.wq, L.bq);
-      be.matmul(k, xn, L.wk, L.bk);
+      if (L.qNorm && L.kNorm) {
+        // A weight of headDim on rows of heads·headDim: each head normalised on its own.
+        const qProj = view(this.qProj!), kProj = view(this.kProj!);
+        be.matmul(qProj, xn, L.wq, L.bq);
+        be.matmul(kProj, xn, L.wk, L.bk);
+        be.rmsNorm(q, qProj, L.qNorm, s.normEps);
+        be.rmsNorm(k, kProj, L.kNorm, s.normEps);
+      } else {
+        be.matmul(q, xn, L.wq, L.bq);
+        be.matmul(k, xn, L.wk, L.bk);
+      }
       be.matmul(v, xn, L.wv, L.bv);
       be.rope(q, batch, s.nHeads, s.headDim, this.rope);
       be.rope(k, batch, s.nKVHeads, s.headDim, this.rope);

@@ -32,7 +32,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 }
 
-/** out[r, :] = x[r, :] / rms(x[r, :]) · w; a workgroup per row, a fixed-order tree sum. */
+/**
+ * out[r, :] = x[r, :] / rms(x[r, :]) · w; a workgroup per row, a fixed-order tree sum. A per-group
+ * norm (a weight shorter than x's rows) runs as rows of the weight's length (f32-ops normRows).
+ */
 export const RMS_NORM = /* wgsl */ `
 struct P { rows: u32, cols: u32, eps: f32, gridX: u32 }
 @group(0) @binding(0) var<uniform> p: P;
