@@ -269,3 +269,35 @@ for (const [model, label] of [['qwen2_5', 'Qwen2.5 (hermes)'], ['mistral_nemo', 
     assert.ok(seen.size >= 2, `the samples reach several functions (${[...seen].join(', ')})`);
   });
 }
+
+test('Qwen3: reasoning may come before forced calls, and a prompt that opened <think> must close it', async () => {
+  const calls = templateCalls('qwen3', CALLS);
+  const reasoning = 'The user wants a table at Noma for two on 2025-02-28 and the weather. Tags like <quiet> matter; "</thin" is not the end.';
+  const block = toolCallGrammar({ format: 'hermes', tools: TOOLS, choice: 'required', reasoning: 'block' });
+  for (const text of [calls, `<think>\n\n</think>\n\n${calls}`, `<think>\n${reasoning}\n</think>\n\n${calls}`]) assert.ok(accepts(block, text), text);
+  for (const text of [
+    `<think>\n${reasoning}\n${calls}`, // never closed
+    `<think>\n${reasoning}\n</think>\n\nI will call the tools now.\n${calls}`, // text between
+    `<think>a</think><think>b</think>${calls}`,
+    `<think>\n${reasoning}\n</think>\n\n`, // no call
+  ]) assert.ok(!accepts(block, text), text);
+  const open = toolCallGrammar({ format: 'hermes', tools: TOOLS, choice: { name: 'book_table' }, reasoning: 'open' });
+  const one = templateCalls('qwen3', CALLS.slice(0, 1));
+  assert.ok(accepts(open, `${reasoning}\n</think>\n\n${one}`));
+  assert.ok(!accepts(open, one) && !accepts(open, `<think>\n${reasoning}\n</think>\n\n${one}\n${one}`));
+
+  // Token by token with Qwen3's tokenizer (<think>, </think>, <tool_call> are its added tokens).
+  const tok = await lenmlTokenizer('qwen3');
+  const reply = `<think>\n${reasoning}\n</think>\n\n${calls}`;
+  const ids = tok.encode(reply, { addSpecial: false });
+  assert.ok(ids.includes(151667) && ids.includes(151668), 'the markers are single tokens');
+  const c = new GrammarConstraint(block, tok, tok.eosIds);
+  for (const id of ids) {
+    assert.ok(c.allows(id), tok.decode([id], { skipSpecial: false }));
+    c.accept(id);
+  }
+  assert.ok(c.allows(tok.eosIds[0]!));
+  const split = splitReasoning(reply);
+  assert.equal(split.reasoning, reasoning);
+  assert.deepEqual(parseToolCalls(split.content, { format: 'hermes', tools: TOOLS }).calls.map((x) => [x.name, x.arguments]), CALLS.map((x) => [x.name, x.arguments]));
+});
