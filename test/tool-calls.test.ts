@@ -190,7 +190,18 @@ test('Llama 3.x: answers in text or in other JSON stay content', () => {
     '<|python_tag|>brave_search.call(query="weather in Oslo")',
     '<|python_tag',
     'Here is the call: {"name": "get_time", "parameters": {}}',
+    '[1] A reply that opens with a bracket',
+    '{ }',
+    '[',
   ]) assertParses(text, llama3, { content: text, calls: [] });
+  // Text that cannot open a call streams at once; what can is held back until it is decided.
+  const p = new ToolCallParser(llama3);
+  assert.deepEqual(p.push('[1'), { content: '[1', calls: [] });
+  const q = new ToolCallParser(llama3);
+  assert.deepEqual(q.push(' {\n '), { content: '', calls: [] });
+  const done = q.push('"name": "get_time", "parameters": {}} ');
+  assert.equal(done.content, '');
+  assert.deepEqual(done.calls.map((c) => c.name), ['get_time']);
   // Text after a call is content.
   assertParses('{"name": "get_time", "parameters": {}}\n\nDone.', llama3, { content: 'Done.', calls: [{ name: 'get_time', arguments: {} }] });
 });

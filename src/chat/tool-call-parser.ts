@@ -268,7 +268,10 @@ export class ToolCallParser {
     if (t === '' && !final) return;
     // The whitespace before a call is not content (it is, should the call fail).
     const ws = this.buf.slice(0, this.buf.length - t.length);
-    if (t.startsWith('{') || t.startsWith('[')) {
+    // Only what can open a call object is held back: a reply such as "[1] …" streams at once.
+    const opens = opensCallObject(t);
+    if (opens === 'wait' && !final) return;
+    if (opens === 'yes' || opens === 'wait') {
       this.wsBeforeCall = ws;
       this.buf = t;
       this.json = new JsonScanner();
@@ -292,7 +295,9 @@ export class ToolCallParser {
   private between(final: boolean): void {
     const t = this.buf.replace(/^[\s;]+/, '');
     if (t === '' && !final) return;
-    if (t.startsWith('{')) {
+    const opens = opensCallObject(t);
+    if (opens === 'wait' && !final) return;
+    if (t.startsWith('{') && opens !== 'no') {
       this.buf = t;
       this.json = new JsonScanner();
       this.state = 'json';
@@ -439,6 +444,22 @@ function parseJson(text: string): unknown {
   }
 }
 
+
+/**
+ * Whether `text` can open a JSON call: "{" then '"' (a key), maybe inside "[" — whitespace
+ * allowed between. "wait": too short to tell.
+ */
+function opensCallObject(text: string): 'yes' | 'no' | 'wait' {
+  let i = 0;
+  const skipWs = (): void => { while (i < text.length && /\s/.test(text[i]!)) i++; };
+  if (text[i] === '[') { i++; skipWs(); }
+  if (i === text.length) return 'wait';
+  if (text[i] !== '{') return 'no';
+  i++;
+  skipWs();
+  if (i === text.length) return 'wait';
+  return text[i] === '"' ? 'yes' : 'no';
+}
 
 const NAME_CHAR = /[A-Za-z0-9_.-]/, ID_CHAR = /[A-Za-z0-9]/;
 
