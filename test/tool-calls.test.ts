@@ -71,6 +71,11 @@ test('Qwen2.5 / Qwen3 (hermes): one call, parallel calls, text around them', () 
   assertParses('<tool_call>\n{"name": "get_time"}\n</tool_call>', hermes, { content: '', calls: [{ name: 'get_time', arguments: {} }] });
   // Arguments as a JSON string, as OpenAI's API carries them.
   assertParses('<tool_call>\n{"name": "get_time", "arguments": "{}"}\n</tool_call>', hermes, { content: '', calls: [{ name: 'get_time', arguments: {} }] });
+  // The closing marker inside a string of the arguments is text.
+  assertParses(
+    '<tool_call>\n{"name": "get_current_temperature", "arguments": {"location": "</tool_call> <tool_call>"}}\n</tool_call>',
+    hermes, { content: '', calls: [{ name: 'get_current_temperature', arguments: { location: '</tool_call> <tool_call>' } }] },
+  );
   // Generation ended (max tokens, a stop string) before </tool_call>: the JSON is whole, so it is a call.
   assertParses('<tool_call>\n{"name": "get_time", "arguments": {}}\n', hermes, { content: '', calls: [{ name: 'get_time', arguments: {} }] });
 });
@@ -89,6 +94,10 @@ test('hermes: text that only looks like a marker, and calls that do not parse, s
     '<tool_call>\n{"name": "get_time", "arguments": [1, 2]}\n</tool_call>',
     // Cut off inside the JSON.
     '<tool_call>\n{"name": "get_time", "argu',
+    // Something other than </tool_call> after the JSON; no JSON at all.
+    '<tool_call>\n{"name": "get_time", "arguments": {}} and more\n</tool_call>',
+    '<tool_call>\nget_time()\n</tool_call>',
+    '<tool_call>',
   ]) assertParses(text, hermes, { content: text, calls: [] });
   // A good call after a bad one still parses; the bad one is content.
   assertParses(
@@ -181,7 +190,18 @@ test('Llama 3.x: answers in text or in other JSON stay content', () => {
     '<|python_tag|>brave_search.call(query="weather in Oslo")',
     '<|python_tag',
     'Here is the call: {"name": "get_time", "parameters": {}}',
+    '[1] A reply that opens with a bracket',
+    '{ }',
+    '[',
   ]) assertParses(text, llama3, { content: text, calls: [] });
+  // Text that cannot open a call streams at once; what can is held back until it is decided.
+  const p = new ToolCallParser(llama3);
+  assert.deepEqual(p.push('[1'), { content: '[1', calls: [] });
+  const q = new ToolCallParser(llama3);
+  assert.deepEqual(q.push(' {\n '), { content: '', calls: [] });
+  const done = q.push('"name": "get_time", "parameters": {}} ');
+  assert.equal(done.content, '');
+  assert.deepEqual(done.calls.map((c) => c.name), ['get_time']);
   // Text after a call is content.
   assertParses('{"name": "get_time", "parameters": {}}\n\nDone.', llama3, { content: 'Done.', calls: [{ name: 'get_time', arguments: {} }] });
 });

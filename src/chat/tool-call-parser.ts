@@ -56,8 +56,10 @@ const PYTHON_TAG = '<|python_tag|>';
 type State =
   /** hermes / mistral: content, watching for the call marker. */
   | 'text'
-  /** hermes: inside <tool_call>, waiting for </tool_call>. */
+  /** hermes: after <tool_call>, before its JSON (or, if none starts, waiting for </tool_call>). */
   | 'hermes-call'
+  /** hermes: after the JSON of a block, expecting </tool_call>. */
+  | 'hermes-close'
   /** mistral: after [TOOL_CALLS], before knowing which form follows. */
   | 'mistral-marker'
   /** mistral: after [TOOL_CALLS]name[ARGS], before the arguments object. */
@@ -84,6 +86,8 @@ export class ToolCallParser {
   private json: JsonScanner | undefined;
   /** The marker text before the JSON value or the call (given out as content if it fails). */
   private marker = '';
+  /** hermes: the JSON of the current block and the calls it holds, until </tool_call> is seen. */
+  private block: { raw: string; calls: ToolCall[] | undefined } | undefined;
   /** mistral [ARGS] form: the function name and id read before the arguments. */
   private argsHeader: { name: string; id: string | undefined } | undefined;
   /** Trailing whitespace of the content so far, held back: a call may follow. */
@@ -139,6 +143,7 @@ export class ToolCallParser {
     switch (this.state) {
       case 'text': return this.text(final);
       case 'hermes-call': return this.hermesCall(final);
+      case 'hermes-close': return this.hermesClose(final);
       case 'mistral-marker': return this.mistralMarker(final);
       case 'mistral-args': return this.expectJson(final, 'text');
       case 'start': return this.start(final);
@@ -168,6 +173,16 @@ export class ToolCallParser {
   }
 
   private hermesCall(final: boolean): void {
+    const t = this.buf.trimStart();
+    if (t === '' && !final) return;
+    // The JSON is scanned to its end, so that a "</tool_call>" inside one of its strings is text.
+    if (t.startsWith('{')) {
+      this.marker += this.buf.slice(0, this.buf.length - t.length);
+      this.buf = t;
+      this.json = new JsonScanner();
+      this.state = 'json';
+      return;
+    }
     const j = this.buf.indexOf(HERMES_CLOSE);
     if (j === -1 && !final) return;
     // Without </tool_call> (generation ended): the block is a call if what it holds is one.
@@ -178,6 +193,33 @@ export class ToolCallParser {
     const call = this.toCall(parseJson(inner.trim()), true);
     if (call) this.called([call]);
     else this.failed(raw);
+  }
+
+  /** After the JSON of a hermes block: whitespace and </tool_call> (or the end of generation). */
+  private hermesClose(final: boolean): void {
+    const t = this.buf.trimStart();
+    const ws = this.buf.slice(0, this.buf.length - t.length);
+    const block = this.block!;
+    if (t.startsWith(HERMES_CLOSE)) {
+      this.buf = t.slice(HERMES_CLOSE.length);
+      this.closeBlock(block, ws + HERMES_CLOSE);
+    } else if (final && t === '') {
+      this.buf = '';
+      this.closeBlock(block, ws);
+    } else if (final || !HERMES_CLOSE.startsWith(t)) {
+      // Something else after the JSON: not a call; the rest is read as text again.
+      this.buf = t;
+      this.block = undefined;
+      this.state = 'text';
+      this.failed(block.raw + ws);
+    }
+  }
+
+  private closeBlock(block: { raw: string; calls: ToolCall[] | undefined }, tail: string): void {
+    this.block = undefined;
+    this.state = 'text';
+    if (block.calls) this.called(block.calls);
+    else this.failed(block.raw + tail);
   }
 
   /** After [TOOL_CALLS]: a JSON array (or object), or name[ARGS] / name[CALL_ID]id[ARGS]. */
@@ -226,7 +268,10 @@ export class ToolCallParser {
     if (t === '' && !final) return;
     // The whitespace before a call is not content (it is, should the call fail).
     const ws = this.buf.slice(0, this.buf.length - t.length);
-    if (t.startsWith('{') || t.startsWith('[')) {
+    // Only what can open a call object is held back: a reply such as "[1] …" streams at once.
+    const opens = opensCallObject(t);
+    if (opens === 'wait' && !final) return;
+    if (opens === 'yes' || opens === 'wait') {
       this.wsBeforeCall = ws;
       this.buf = t;
       this.json = new JsonScanner();
@@ -250,7 +295,9 @@ export class ToolCallParser {
   private between(final: boolean): void {
     const t = this.buf.replace(/^[\s;]+/, '');
     if (t === '' && !final) return;
-    if (t.startsWith('{')) {
+    const opens = opensCallObject(t);
+    if (opens === 'wait' && !final) return;
+    if (t.startsWith('{') && opens !== 'no') {
       this.buf = t;
       this.json = new JsonScanner();
       this.state = 'json';
@@ -267,7 +314,12 @@ export class ToolCallParser {
     this.buf = end === -1 ? '' : this.buf.slice(end);
     this.json = undefined;
     const calls = this.toCalls(parseJson(raw));
-    const next: State = this.format === 'hermes' || this.format === 'mistral' ? 'text' : this.format === 'llama3' ? 'between' : 'plain';
+    if (this.format === 'hermes') {
+      this.block = { raw, calls };
+      this.state = 'hermes-close';
+      return;
+    }
+    const next: State = this.format === 'mistral' ? 'text' : this.format === 'llama3' ? 'between' : 'plain';
     this.argsHeader = undefined;
     if (calls) {
       this.called(calls);
@@ -392,6 +444,22 @@ function parseJson(text: string): unknown {
   }
 }
 
+
+/**
+ * Whether `text` can open a JSON call: "{" then '"' (a key), maybe inside "[" — whitespace
+ * allowed between. "wait": too short to tell.
+ */
+function opensCallObject(text: string): 'yes' | 'no' | 'wait' {
+  let i = 0;
+  const skipWs = (): void => { while (i < text.length && /\s/.test(text[i]!)) i++; };
+  if (text[i] === '[') { i++; skipWs(); }
+  if (i === text.length) return 'wait';
+  if (text[i] !== '{') return 'no';
+  i++;
+  skipWs();
+  if (i === text.length) return 'wait';
+  return text[i] === '"' ? 'yes' : 'no';
+}
 
 const NAME_CHAR = /[A-Za-z0-9_.-]/, ID_CHAR = /[A-Za-z0-9]/;
 

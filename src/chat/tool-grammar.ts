@@ -27,7 +27,16 @@ export interface ToolGrammarOptions {
   parallel?: boolean;
   /** For "mistral": which form the template writes (tool-format.ts mistralCallForm). Default "array". */
   mistralForm?: 'array' | 'args';
+  /**
+   * Reasoning before the calls (Qwen3, DeepSeek-R1; reasoning.ts splits it off before the parser
+   * sees the calls): "block" — a <think>…</think> block may come first; "open" — the prompt
+   * opened <think> (promptOpensThinking), so the reply starts inside it and must close it first.
+   * Default: no reasoning.
+   */
+  reasoning?: 'block' | 'open';
 }
+
+const THINK_OPEN = '<think>', THINK_CLOSE = '</think>';
 
 /**
  * The grammar of a forced tool call. Throws SchemaError (naming the function and the keyword) for
@@ -73,7 +82,49 @@ export function toolCallGrammar(options: ToolGrammarOptions): Grammar {
     case 'mistral': root = [mistralArgs ? joined('') : [...literal('[TOOL_CALLS]['), ...joined(', '), ...literal(']')]]; break;
     default: root = parallel ? [[call], [...literal('['), ...joined(', '), ...literal(']')]] : [[call]];
   }
+  if (options.reasoning !== undefined) {
+    // The reasoning, then at most a few whitespace characters (Qwen3 writes "\n\n"), then the calls.
+    const body = textUntil(g, THINK_CLOSE);
+    const after = g.repeat('think-ws', [chars(' ', '\n', '\t', '\r')], 0, 4);
+    const think = options.reasoning === 'open' ? [body, ...after] : [...literal(THINK_OPEN), body, ...after];
+    const calls = g.rule('calls', root);
+    root = options.reasoning === 'open' ? [[...think, calls]] : [[...think, calls], [calls]];
+  }
   return rules.build(g.rule('tool-calls', root));
+}
+
+/**
+ * Any bytes up to and including the first `marker`: a rule per length of the marker's prefix
+ * matched so far (the marker's KMP automaton), so the text cannot hold the marker before its end.
+ */
+function textUntil(g: GrammarBuilder, marker: string): string {
+  const m = Buffer.from(marker, 'utf8');
+  // fail[k]: the longest proper suffix of m[0..k) that is a prefix of m.
+  const fail = new Array<number>(m.length + 1).fill(0);
+  for (let k = 2; k <= m.length; k++) {
+    let f = fail[k - 1]!;
+    while (f > 0 && m[f] !== m[k - 1]) f = fail[f]!;
+    fail[k] = m[f] === m[k - 1] ? f + 1 : 0;
+  }
+  const next = (k: number, b: number): number => {
+    while (k > 0 && m[k] !== b) k = fail[k]!;
+    return m[k] === b ? k + 1 : 0;
+  };
+  const names = Array.from({ length: m.length }, () => g.name('think'));
+  for (let k = 0; k < m.length; k++) {
+    // Bytes grouped by the state they lead to; reaching m.length ends the text.
+    const byTarget = new Map<number, [number, number][]>();
+    for (let b = 0; b < 256; b++) {
+      const j = next(k, b);
+      const ranges = byTarget.get(j) ?? [];
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === b - 1) last[1] = b;
+      else ranges.push([b, b]);
+      byTarget.set(j, ranges);
+    }
+    g.define(names[k]!, [...byTarget].map(([j, bytes]): Symbol[] => (j === m.length ? [{ bytes }] : [{ bytes }, names[j]!])));
+  }
+  return names[0]!;
 }
 
 /** `, "id": "…"` with Mistral's 9 letters and digits, or nothing. */
