@@ -63,20 +63,12 @@ export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
   const variables: Record<string, unknown> = { ...parts.variables };
   const tools = parts.tools;
   const format = tools ? toolCallFormat(template) : undefined;
-  let grammar: Grammar | undefined;
-  if (tools && format && tools.choice !== 'auto' && tools.choice !== 'none') {
-    try {
-      grammar = toolCallGrammar({ format, tools: tools.tools, choice: tools.choice, parallel: tools.parallel, mistralForm: mistralCallForm(template) });
-    } catch (e) {
-      if (e instanceof SchemaError) throw new BadRequest(`tools: ${e.message}`, 'tools');
-      if (e instanceof RangeError) throw new BadRequest(e.message, 'tool_choice');
-      throw e;
-    }
-    // A forced call leaves no room for reasoning first: the grammar admits only the call.
-    if (thinks) variables.enable_thinking = false;
-  } else if (parts.think !== undefined && variables.enable_thinking === undefined) {
-    variables.enable_thinking = parts.think;
-  }
+  const forced = tools !== undefined && format !== undefined && tools.choice !== 'auto' && tools.choice !== 'none';
+  // A forced call leaves no room for reasoning first: thinking is turned off where the template
+  // can turn it off (Qwen3's enable_thinking); where its prompt opens <think> anyway, the grammar
+  // lets the reply close it before the call.
+  if (forced && thinks) variables.enable_thinking = false;
+  else if (parts.think !== undefined && variables.enable_thinking === undefined) variables.enable_thinking = parts.think;
   let text: string;
   try {
     text = model.renderChat(parts.messages, { tools: tools?.tools, variables });
@@ -84,9 +76,23 @@ export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
     throw new BadRequest((e as Error).message, 'messages');
   }
   const prompt = model.chatTextTokens(text);
+  const opensThinking = thinks && promptOpensThinking(text);
+  let grammar: Grammar | undefined;
+  if (forced) {
+    try {
+      grammar = toolCallGrammar({
+        format: format!, tools: tools!.tools, choice: tools!.choice as 'required' | { name: string }, parallel: tools!.parallel,
+        mistralForm: mistralCallForm(template), reasoning: opensThinking ? 'open' : undefined,
+      });
+    } catch (e) {
+      if (e instanceof SchemaError) throw new BadRequest(`tools: ${e.message}`, 'tools');
+      if (e instanceof RangeError) throw new BadRequest(e.message, 'tool_choice');
+      throw e;
+    }
+  }
   const keepSpecial = format ? toolMarkerTokens(format, model.tokenizer) : [];
-  const split = thinks && parts.separateReasoning && grammar === undefined;
-  const startInThinking = split && promptOpensThinking(text);
+  const split = thinks && parts.separateReasoning;
+  const startInThinking = split && opensThinking;
   return {
     text, prompt, format,
     options: { grammar, keepSpecial: keepSpecial.length > 0 ? keepSpecial : undefined },
