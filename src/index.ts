@@ -22,3 +22,15 @@ export { pull, defaultModelsDir, type PullOptions, type PullResult, type PulledF
 export { ollamaPullStatus, type PullEvent, type PullFileInfo, type OllamaPullStatus } from './hub/pull-events.js';
 export { HubError, type HubErrorKind } from './hub/hub-errors.js';
 export { readPullRecord, verifyPullRecord, pullRecordPath, type PullRecord, type VerifiedFile } from './hub/pull-record.js';
+
+// Chat: templates, tool calls and reasoning (what the server's chat routes run). A chat with
+// tools: model.chat(messages, { tools, keepSpecial: toolMarkerTokens(format, model.tokenizer),
+// grammar: toolCallGrammar(…) to force a call }), its text read with a ToolCallParser.
+export type { ChatPromptOptions } from './engine/model.js';
+export type { ToolCall, ToolCallFormat, ToolChoice, ToolFunction } from './chat/tool-types.js';
+export type { ChatTemplateChoice } from './chat/chat-template-choice.js';
+export { BUILTIN_CHAT_TEMPLATES } from './chat/builtin-templates.js';
+export { toolCallFormat, toolMarkerTokens, mistralCallForm } from './chat/tool-format.js';
+export { ToolCallParser, parseToolCalls } from './chat/tool-call-parser.js';
+export { toolCallGrammar } from './chat/tool-grammar.js';
+export { ReasoningSplitter, splitReasoning, promptOpensThinking } from './chat/reasoning.js';
