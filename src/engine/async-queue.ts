@@ -36,7 +36,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   fail(error: unknown): void {
     if (this.ended) return;
     this.failure = { error };
-    this.end();
+    // Not end(): a consumer already waiting must get the error, not the end of the stream.
+    this.ended = true;
     if (this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
