@@ -283,7 +283,7 @@ export class Model {
     if (options.normalize !== undefined) pooling.normalize = options.normalize;
     const dimensions = checkDimensions(options.dimensions, this.spec);
     const prompts = embedInputs(input).map((x, i) => embeddingTokens(this.tokenizer, this.spec.vocabSize, this.contextLength, x, i, options));
-    const pooled: (Float32Array | undefined)[] = new Array(prompts.length);
+    const pooled: (Float32Array | undefined)[] = prompts.map(() => undefined);
     const streams = new Set<AsyncIterableIterator<GenerationChunk>>();
     const running = new Set<Promise<void>>();
     const sampling = resolveSampling({ temperature: 0, seed: 0 });
