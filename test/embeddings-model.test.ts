@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
-import { EmbedInputError, loadModel, openModel, type LoadModelOptions, type Model, type Pooling } from '../src/index.js';
+import { EmbedInputError, loadModel, openModel, type LoadModelOptions, type Pooling } from '../src/index.js';
 import { ConfigError } from '../src/model/config-reader.js';
 import { specFromGGUF } from '../src/model/gguf-spec.js';
 import { ggufModelMetadata } from '../src/model/gguf-metadata.js';
