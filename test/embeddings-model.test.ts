@@ -18,6 +18,7 @@ import { ggufModelMetadata } from '../src/model/gguf-metadata.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel, type RandomModelShape } from './helpers/random-model.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
 import { collect } from './helpers/generation.js';
+import { webgpuSkip } from './helpers/webgpu.js';
 
 // Untied, so hidden states depend on the whole context (see scheduler.test.ts).
 const SHAPE: RandomModelShape = { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false };
@@ -198,6 +199,27 @@ test('embeddings leave the prefix cache correct, and last-token pooling reuses a
       if (f.includes('last')) assert.ok(again.last.timings!.promptTokens < 5, 'the conversation\'s prefix was still cached');
     } finally {
       model.dispose();
+    }
+  }
+});
+
+test('the webgpu backend gives the cpu backend\'s embeddings, alone and beside a generation', { skip: skip || await webgpuSkip() }, async () => {
+  for (const f of ['llama-mean.gguf', 'st-last']) {
+    const gpu = await load(f, { backend: 'webgpu', parallel: 2, batchSize: 16, prefillChunk: 5 });
+    const cpu = await load(f);
+    try {
+      const want = await cpu.embed(TEXTS);
+      const alone = await gpu.embed(TEXTS);
+      const story = collect(gpu.generate('Once upon a time', { temperature: 0, maxTokens: 16 }));
+      const beside = await gpu.embed(TEXTS);
+      await story;
+      for (let i = 0; i < TEXTS.length; i++) {
+        assert.ok(maxDiff(alone.embeddings[i]!, want.embeddings[i]!) < 1e-4, `${f} input ${i}: ${maxDiff(alone.embeddings[i]!, want.embeddings[i]!)}`);
+        assert.deepEqual(beside.embeddings[i], alone.embeddings[i], `${f} input ${i}: beside a generation`);
+      }
+    } finally {
+      gpu.dispose();
+      cpu.dispose();
     }
   }
 });
