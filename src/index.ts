@@ -1,12 +1,14 @@
 // The library API.
-import { Model, QueueFullError, type LoadModelOptions } from './engine/model.js';
+import { EmbedInputError, Model, QueueFullError, type LoadModelOptions } from './engine/model.js';
 
-export { Model, QueueFullError };
+export { EmbedInputError, Model, QueueFullError };
 export type {
   BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, SchedulerStats, Timings, TokenLogprob,
 } from './engine/model.js';
+export type { EmbedInput, EmbedOptions, EmbedResult } from './engine/model.js';
 export type { SamplingOptions } from './engine/sampler.js';
-export type { ModelSpec } from './model/spec.js';
+export type { ModelSpec, Pooling, PoolingType } from './model/spec.js';
+export { embeddingPooling } from './engine/embeddings.js';
 export type { ChatMessage, Tokenizer } from './tokenizer/tokenizer.js';
 export { openModel } from './model/load.js';
 export { Grammar, GrammarBuilder, GrammarError, chars, literal } from './engine/grammar.js';

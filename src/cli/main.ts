@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `minerva` command line: run · chat · serve · info · pull · convert · list · rm · verify · devices · bench. Every argument is checked here, at the border;
+// The `minerva` command line: run · chat · embed · serve · info · pull · convert · list · rm · verify · devices · bench. Every argument is checked here, at the border;
 // errors print one line and exit non-zero.
 import { Command, Option } from 'commander';
 import { runCommand } from './run.js';
 import { chatCommand } from './chat.js';
+import { embedCommand } from './embed.js';
 import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
@@ -69,6 +70,22 @@ withModelOptions(program.command('chat')
   .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
   .option('--system <text>', 'system message'))
   .action(chatCommand);
+
+program.command('embed')
+  .description('print the embedding of each text (or of stdin) as JSON, pooled as the model declares')
+  .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
+  .argument('[text...]', 'texts to embed, one vector each (default: all of stdin as one text)')
+  .option('--lines', 'with stdin: each non-empty line is a text of its own')
+  .option('--dimensions <n>', 'keep the first n values, normalised again (models that declare an embedding pooling)', intArg(1, 1 << 20))
+  .option('--truncate', 'cut a text longer than the context instead of failing')
+  .option('--normalize', 'scale each vector to unit length (default: as the model declares)')
+  .option('--no-normalize', 'leave each vector as pooled')
+  .option('--tokenizer <path>', 'tokenizer to use: tokenizer.json (or its folder), a .gguf, or a llama2.c tokenizer.bin')
+  .option('--ctx-size <n>', 'context length to allocate (default: min(model, 4096))', intArg(1, 1 << 20))
+  .addOption(backendOption())
+  .option('--threads <n>', 'threads of the cpu backend (default: all cores)', intArg(1, 256))
+  .addOption(new Option('--quant <type>', 'quantize float weight matrices as they load').choices(Object.keys(LOAD_QUANT_TYPES)))
+  .action(embedCommand);
 
 program.command('serve')
   .description('serve the models in the models folder: OpenAI /v1, Ollama /api, Prometheus /metrics, web chat at /')

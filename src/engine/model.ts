@@ -15,7 +15,11 @@ import { chatTemplateFromOption, chooseChatTemplate, type ChatTemplateChoice } f
 import { resolveSampling, type SamplingOptions } from './sampler.js';
 import { choiceSeed } from './rng.js';
 import type { Grammar } from './grammar.js';
-import { Scheduler, type GenerationChunk, type SchedulerStats, type SequenceRequest } from './scheduler.js';
+import { QueueFullError, Scheduler, type GenerationChunk, type SchedulerStats, type SequenceRequest } from './scheduler.js';
+import {
+  checkDimensions, embedInputs, embeddingPooling, embeddingTokens, finishEmbedding,
+  type EmbedInput, type EmbedOptions, type EmbedResult,
+} from './embeddings.js';
 import { LOAD_QUANT_TYPES, isLoadQuant, keptBytes, type LoadQuant } from '../quant/quantize-on-load.js';
 
 export type BackendName = 'auto' | 'webgpu' | 'cpu' | 'reference';
@@ -101,6 +105,8 @@ export const MAX_CHOICES = 128;
 
 export type { FinishReason, GenerationChunk, SchedulerStats, Timings, TokenLogprob } from './scheduler.js';
 export { QueueFullError } from './scheduler.js';
+export type { EmbedInput, EmbedOptions, EmbedResult } from './embeddings.js';
+export { EmbedInputError } from './embeddings.js';
 
 export interface ModelInfo {
   path: string;
@@ -334,6 +340,67 @@ export class Model {
     for await (const chunk of stream) void chunk;
     if (!out) throw new Error('logits: the evaluation ended without logits');
     return out;
+  }
+
+  /**
+   * One embedding vector per input: the final hidden states of its tokens pooled as the model
+   * declares (embeddingPooling: mean, CLS or last token; a model that declares nothing gets its
+   * last token's, normalised). Each input is a sequence of its own, batched with whatever else
+   * the model is running. Throws EmbedInputError for a bad input or option, QueueFullError when
+   * the model is too busy to take it.
+   */
+  async embed(input: EmbedInput, options: EmbedOptions = {}): Promise<EmbedResult> {
+    if (this.disposed) throw new Error('the model has been disposed');
+    const pooling = embeddingPooling(this.spec);
+    if (options.normalize !== undefined) pooling.normalize = options.normalize;
+    const dimensions = checkDimensions(options.dimensions, this.spec);
+    const prompts = embedInputs(input).map((x, i) => embeddingTokens(this.tokenizer, this.spec.vocabSize, this.contextLength, x, i, options));
+    const pooled: (Float32Array | undefined)[] = prompts.map(() => undefined);
+    const streams = new Set<AsyncIterableIterator<GenerationChunk>>();
+    const running = new Set<Promise<void>>();
+    const sampling = resolveSampling({ temperature: 0, seed: 0 });
+    let failure: { error: unknown } | undefined;
+    // At most `parallel` inputs of this call at a time, so one long list does not fill the wait queue.
+    for (let i = 0; i < prompts.length && !failure; i++) {
+      let stream: AsyncIterableIterator<GenerationChunk> | undefined;
+      while (!stream && !failure) {
+        if (running.size >= this.parallel) { await Promise.race(running); continue; }
+        try {
+          stream = this.scheduler.submit({
+            prompt: prompts[i]!, sampling, maxTokens: 0, stop: [], signal: options.signal,
+            embedding: { pooling: pooling.type, onEmbedding: (v) => { pooled[i] = v; } },
+          });
+        } catch (e) {
+          // Other callers fill the queue: wait for one of this call's inputs to finish, then retry.
+          if (!(e instanceof QueueFullError) || running.size === 0) { failure = { error: e }; break; }
+          await Promise.race(running);
+        }
+      }
+      if (!stream) break;
+      const s = stream;
+      streams.add(s);
+      let done = Promise.resolve();
+      done = (async () => {
+        try {
+          for await (const chunk of s) void chunk;
+        } catch (e) {
+          failure ??= { error: e };
+        } finally {
+          streams.delete(s);
+          running.delete(done);
+        }
+      })();
+      running.add(done);
+    }
+    if (failure) for (const s of streams) void s.return?.();
+    await Promise.all(running);
+    if (failure) throw failure.error;
+    const embeddings = pooled.map((v) => {
+      if (!v) throw Object.assign(new Error('the embedding was aborted'), { name: 'AbortError' });
+      return finishEmbedding(v, pooling.normalize, dimensions);
+    });
+    const tokenCounts = prompts.map((p) => p.length);
+    return { embeddings, tokenCounts, promptTokens: tokenCounts.reduce((a, b) => a + b, 0), pooling };
   }
 
   dispose(): void {

@@ -15,9 +15,15 @@
 // Results never depend on the company a sequence keeps: every kernel computes each token's row
 // the same way whatever else is in the batch (tested bit for bit), so a greedy request gives the
 // same tokens alone or beside others, whatever the chunking of its prompt.
+//
+// An embedding is a sequence that only reads its prompt: its chunks share forward passes with
+// everything else, and instead of logits it takes final-norm hidden states — every row for mean
+// pooling (summed in token order, so chunking does not change the sum), the first row for CLS,
+// the last for last-token pooling.
 import type { KVCache } from '../backends/backend.js';
 import type { LlamaGraph } from '../model/arch/llama.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { PoolingType } from '../model/spec.js';
 import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { AsyncQueue } from './async-queue.js';
 import { Sampler, type ResolvedSampling } from './sampler.js';
@@ -73,6 +79,14 @@ export interface SequenceRequest {
   grammar?: Grammar;
   /** Special tokens whose text is written into the stream (and, under a grammar, counts as bytes). */
   keepSpecial?: readonly number[];
+  /** Instead of generating: pool the prompt's final hidden states into one vector, then the stream ends. */
+  embedding?: EmbeddingTarget;
+}
+
+export interface EmbeddingTarget {
+  pooling: PoolingType;
+  /** Receives the pooled [dim] vector (not normalised), before the stream's last chunk. */
+  onEmbedding: (vector: Float32Array) => void;
 }
 
 /** Thrown by submit() when every slot is busy and the wait queue is full. */
@@ -136,10 +150,14 @@ class Sequence {
   firstToken = 0;
   /** With submitChoices: every choice of the same prompt, this one included. */
   choices: readonly Sequence[] | undefined;
+  /** An embedding's [dim] sum of pooled rows (mean pooling) or its one row, and how many rows went in. */
+  pooled: Float64Array | undefined;
+  pooledRows = 0;
 
   constructor(readonly req: SequenceRequest, tokenizer: Tokenizer, vocabSize: number) {
     this.history = [...req.prompt];
-    this.sampler = new Sampler(req.sampling, vocabSize);
+    // An embedding never samples: no [vocab] scratch for it.
+    this.sampler = new Sampler(req.sampling, req.embedding ? 0 : vocabSize);
     this.decoder = new IncrementalDecoder(tokenizer, { context: req.prompt, keepSpecial: req.keepSpecial });
     this.stops = new StopMatcher(req.stop);
     if (req.grammar) {
@@ -167,6 +185,9 @@ export class Scheduler {
   private readonly outputRows: Int32Array;
   /** [slots, vocabSize] logits of one step. */
   private readonly logits: Float32Array;
+  /** Rows of one step whose hidden states embeddings want, and those states [B, dim]: allocated with the first embedding. */
+  private hiddenRows: Int32Array | undefined;
+  private hidden: Float32Array | undefined;
   private running = false;
   private closed = false;
   private clock = 0;
@@ -286,6 +307,10 @@ export class Scheduler {
       const candidate = this.waiting[next]!;
       if (candidate.choices && this.promptBeingRead(candidate)) { held++; next++; continue; }
       const seq = this.waiting.splice(next, 1)[0]!;
+      // Mean and CLS pooling need the hidden state of every token from the first: such an
+      // embedding reuses nothing, so it takes the least recently used slot rather than wipe the
+      // one holding a conversation that shares its start.
+      const everyRow = seq.req.embedding !== undefined && seq.req.embedding.pooling !== 'last';
       // The free slot sharing the longest prefix with the prompt, if it shares at least half of it
       // (as llama.cpp's server judges slot similarity); otherwise the least recently used one, so
       // a short common start (BOS, a template header) does not evict a longer conversation.
@@ -294,9 +319,9 @@ export class Scheduler {
         const shared = commonPrefix(this.slots[i]!.tokens, seq.req.prompt);
         if (shared > bestShared) { best = i; bestShared = shared; }
       }
-      if (bestShared < seq.req.prompt.length / 2) {
+      if (bestShared < seq.req.prompt.length / 2 || everyRow) {
         best = free.reduce((a, b) => (this.slots[b]!.lastUsed < this.slots[a]!.lastUsed ? b : a));
-        bestShared = commonPrefix(this.slots[best]!.tokens, seq.req.prompt);
+        bestShared = everyRow ? 0 : commonPrefix(this.slots[best]!.tokens, seq.req.prompt);
       }
       if (seq.choices) bestShared = Math.max(bestShared, this.copyChoicePrompt(seq, best, bestShared));
       const slot = this.slots[best]!;
@@ -308,6 +333,7 @@ export class Scheduler {
       seq.evaluated = reused;
       seq.reused = reused;
       seq.admitted = performance.now();
+      if (seq.req.embedding) seq.pooled = new Float64Array(this.graph.spec.dim);
       this.active.push(seq);
     }
   }
@@ -343,8 +369,10 @@ export class Scheduler {
   /** One batched forward over every active sequence, then a token for each that needs one. */
   private async step(): Promise<void> {
     const B = this.graph.limits.maxBatchTokens;
-    let n = 0, nOut = 0;
+    let n = 0, nOut = 0, nHidden = 0;
     const outputs: Sequence[] = [];
+    /** Embeddings in this batch: their first row in `hidden` and how many rows they have there. */
+    const pooling: [Sequence, number, number][] = [];
     /** How many tokens each sequence puts in this batch. */
     const placed: [Sequence, number][] = [];
     // Decoding sequences first: one token each (the last one sampled).
@@ -363,6 +391,10 @@ export class Scheduler {
       for (let i = 0; i < take; i++) this.place(n++, s.history[s.evaluated + i]!, s.evaluated + i, s.slot);
       budget -= take;
       placed.push([s, take]);
+      if (s.req.embedding) {
+        nHidden = this.placeHidden(s, n - take, take, nHidden, pooling);
+        continue;
+      }
       if (s.evaluated + take === s.req.prompt.length) {
         this.outputRows[nOut++] = n - 1;
         outputs.push(s);
@@ -371,6 +403,7 @@ export class Scheduler {
     const logits = await this.graph.forward(
       this.tokens.subarray(0, n), { positions: this.positions.subarray(0, n), seqs: this.seqs.subarray(0, n) },
       this.outputRows.subarray(0, nOut), this.cache, this.logits,
+      nHidden > 0 ? { rows: this.hiddenRows!.subarray(0, nHidden), into: this.hidden! } : undefined,
     );
     // The slots now hold these tokens too.
     for (const [s, count] of placed) {
@@ -380,6 +413,43 @@ export class Scheduler {
     }
     const vocab = this.graph.spec.vocabSize;
     outputs.forEach((s, i) => this.advance(s, logits.subarray(i * vocab, (i + 1) * vocab)));
+    for (const [s, first, count] of pooling) this.pool(s, first, count);
+  }
+
+  /**
+   * Marks the rows of an embedding's chunk (rows start.. start+take-1 of the batch) whose hidden
+   * states its pooling needs; returns the new count of hidden rows.
+   */
+  private placeHidden(s: Sequence, start: number, take: number, nHidden: number, pooling: [Sequence, number, number][]): number {
+    const B = this.graph.limits.maxBatchTokens;
+    this.hiddenRows ??= new Int32Array(B);
+    this.hidden ??= new Float32Array(B * this.graph.spec.dim);
+    const type = s.req.embedding!.pooling;
+    const end = s.evaluated + take === s.req.prompt.length;
+    let first = start, count = 0;
+    if (type === 'mean') count = take;
+    else if (type === 'cls' && s.evaluated === 0) count = 1;
+    else if (type === 'last' && end) { first = start + take - 1; count = 1; }
+    for (let i = 0; i < count; i++) this.hiddenRows[nHidden + i] = first + i;
+    pooling.push([s, nHidden, count]);
+    return nHidden + count;
+  }
+
+  /** An embedding's rows of this step are in `hidden`: add them up, and at the prompt's end hand the vector over. */
+  private pool(s: Sequence, first: number, count: number): void {
+    const dim = this.graph.spec.dim, sum = s.pooled!, hidden = this.hidden!;
+    // Row by row in token order, in f64: the same sum whatever the chunks were.
+    for (let r = first; r < first + count; r++) {
+      const row = hidden.subarray(r * dim, (r + 1) * dim);
+      for (let j = 0; j < dim; j++) sum[j]! += row[j]!;
+    }
+    s.pooledRows += count;
+    if (s.prefilling) return;
+    s.firstToken = performance.now();
+    const vector = new Float32Array(dim);
+    for (let j = 0; j < dim; j++) vector[j] = sum[j]! / s.pooledRows;
+    if (!s.cancelled) s.req.embedding!.onEmbedding(vector);
+    this.finish(s, 'stop');
   }
 
   private place(i: number, token: number, position: number, slot: number): void {

@@ -2,6 +2,7 @@
 // inverse of gguf-spec.ts): general.*, then <arch>.* hyper-parameters, then the vocabulary the
 // caller brings, then general.quantization_version, in the order convert_hf_to_gguf.py adds them.
 import type { GGUFMetadataEntry } from '../formats/gguf.js';
+import { GGUF_POOLING_TYPES } from './pooling-config.js';
 import type { ModelSpec } from './spec.js';
 
 /** llama.cpp's file types (llama.h LLAMA_FTYPE_*) of the files Minerva writes: general.file_type. */
@@ -56,6 +57,8 @@ export function ggufModelMetadata(spec: ModelSpec, o: ModelMetadataOptions): GGU
   // llama.cpp's Llama graph has no sliding window and ignores the key; Minerva reads it back, so a
   // converted Mistral attends as the original does (gguf-spec.ts).
   if (spec.slidingWindow !== undefined) out.push(u32('attention.sliding_window', spec.slidingWindow));
+  // An embedding model's pooling, as convert_hf_to_gguf.py reads it from sentence-transformers' files.
+  if (spec.pooling) out.push(u32('pooling_type', GGUF_POOLING_TYPES[spec.pooling.type]));
   out.push(...o.vocab, { key: 'general.quantization_version', type: 'u32', value: GGML_QUANTIZATION_VERSION });
   return out;
 }

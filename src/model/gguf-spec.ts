@@ -1,5 +1,6 @@
 // GGUF metadata (llama.*, qwen2.*, qwen3.*) → ModelSpec.
 import { ConfigReader } from './config-reader.js';
+import { poolingFromGGUF } from './pooling-config.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
 
 const GGUF_ARCHS: Readonly<Record<string, ArchName>> = {
@@ -33,6 +34,7 @@ export function specFromGGUF(
   const ropeDims = g.count(`${a}.rope.dimension_count`, headDim);
   if (ropeDims !== headDim) g.fail(`partial RoPE (${a}.rope.dimension_count ${ropeDims} of ${headDim}) is not supported`);
 
+  const pooling = poolingFromGGUF(g, a);
   const tokens = meta.get('tokenizer.ggml.tokens');
   const tokenCount = Array.isArray(tokens) ? tokens.length : undefined;
   const vocabSize = g.count(`${a}.vocab_size`, tokenCount);
@@ -60,6 +62,7 @@ export function specFromGGUF(
     qkNorm: arch === 'qwen3',
     // Not a key llama.cpp reads for these architectures; `minerva convert` writes it for Mistral.
     slidingWindow: g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
+    ...(pooling ? { pooling } : {}),
   };
 }
 

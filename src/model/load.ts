@@ -17,6 +17,7 @@ import { dequantize } from '../quant/dequantize.js';
 import { quantizeOnLoad, widenForBackend, type LoadQuant } from '../quant/quantize-on-load.js';
 import { ConfigError } from './config-reader.js';
 import { specFromHFConfig } from './hf-config.js';
+import { readSentenceTransformersPooling } from './pooling-config.js';
 import { specFromGGUF } from './gguf-spec.js';
 import { specFromLlama2c } from './llama2c-spec.js';
 import { checkManifest, type ManifestEntry } from './manifest.js';
@@ -114,7 +115,9 @@ export async function detectFormat(modelPath: string): Promise<ModelFormat> {
 async function openHF(modelPath: string): Promise<ModelFiles> {
   const dir = (await stat(modelPath)).isDirectory() ? modelPath : path.dirname(modelPath);
   const configPath = path.join(dir, 'config.json');
-  const spec = specFromHFConfig(await readJSON(configPath), configPath);
+  let spec = specFromHFConfig(await readJSON(configPath), configPath);
+  const pooling = await readSentenceTransformersPooling(dir, spec.dim);
+  if (pooling) spec = { ...spec, pooling };
   const provider = await openSafeTensors(modelPath);
   try {
     // HF names → GGUF names; unknown names are kept as they are so the manifest check lists them.

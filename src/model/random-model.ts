@@ -14,7 +14,7 @@ import { llamaManifest } from './arch/llama.js';
 import { hfNameFromGGUF } from './tensor-names.js';
 import { ggufModelMetadata, LLAMA_FTYPE } from './gguf-metadata.js';
 import { llama3RopeFactors, permuteForGGUF } from './rope-layout.js';
-import type { ModelSpec } from './spec.js';
+import type { ModelSpec, Pooling } from './spec.js';
 
 export { permuteForGGUF };
 
@@ -34,6 +34,8 @@ export interface RandomModelShape {
   ropeTheta?: number;
   /** Llama 3.1-style RoPE scaling. */
   llama3Rope?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
+  /** An embedding model's pooling: written as sentence-transformers modules (HF) and <arch>.pooling_type (GGUF). */
+  pooling?: Pooling;
 }
 
 /** The spec as the HF loader will read it back (halves RoPE layout). */
@@ -47,6 +49,7 @@ export function randomSpec(s: RandomModelShape): ModelSpec {
       scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
     },
     tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', qkNorm: s.arch === 'qwen3', slidingWindow: undefined,
+    ...(s.pooling ? { pooling: { ...s.pooling } } : {}),
   };
 }
 
@@ -181,8 +184,32 @@ export async function writeHFModel(
     tensors.push({ name: hf, shape: w.shape, dtype, data: lazyBytes(dtype, w.shape, () => values(w)) });
   }
   await writeSafeTensorsSharded(dir, tensors, opts.maxShardBytes ?? Number.MAX_SAFE_INTEGER, { format: 'pt' });
+  if (spec.pooling) await writeSentenceTransformersModules(dir, spec);
   await writeFile(path.join(dir, 'tokenizer.json'), opts.tokenizer.tokenizerJSON);
   await writeFile(path.join(dir, 'tokenizer_config.json'), opts.tokenizer.tokenizerConfigJSON);
+}
+
+/** modules.json, 1_Pooling/config.json and (when normalising) 2_Normalize/, as sentence-transformers saves a model. */
+async function writeSentenceTransformersModules(dir: string, spec: ModelSpec): Promise<void> {
+  const pooling = spec.pooling!;
+  const modules = [
+    { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+    { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+    ...(pooling.normalize ? [{ idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' }] : []),
+  ];
+  await writeFile(path.join(dir, 'modules.json'), JSON.stringify(modules, null, 2));
+  await mkdir(path.join(dir, '1_Pooling'), { recursive: true });
+  await writeFile(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({
+    word_embedding_dimension: spec.dim,
+    pooling_mode_cls_token: pooling.type === 'cls',
+    pooling_mode_mean_tokens: pooling.type === 'mean',
+    pooling_mode_max_tokens: false,
+    pooling_mode_mean_sqrt_len_tokens: false,
+    pooling_mode_weightedmean_tokens: false,
+    pooling_mode_lasttoken: pooling.type === 'last',
+    include_prompt: true,
+  }, null, 2));
+  if (pooling.normalize) await mkdir(path.join(dir, '2_Normalize'), { recursive: true });
 }
 
 /** general.file_type of a file whose matrices are all `dtype` (llama.cpp's LLAMA_FTYPE). */

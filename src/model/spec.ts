@@ -21,6 +21,16 @@ export type RopeScaling =
   /** Per-pair divisors of the frequency, as GGUF stores Llama 3 scaling (rope_freqs.weight). */
   | { type: 'factors'; factors: Float32Array };
 
+/** How one sequence's final hidden states become one embedding: their mean, the first token's (CLS), or the last token's. */
+export type PoolingType = 'mean' | 'cls' | 'last';
+
+/** An embedding pooling a model's files declare (pooling-config.ts). */
+export interface Pooling {
+  type: PoolingType;
+  /** Scale the pooled vector to unit L2 length. */
+  normalize: boolean;
+}
+
 export interface ModelSpec {
   arch: ArchName;
   /** The model_type / general.architecture the spec was read from (llama, mistral, qwen2, qwen3). */
@@ -50,6 +60,11 @@ export interface ModelSpec {
   qkNorm: boolean;
   /** Mistral sliding-window attention size, if the model uses one. */
   slidingWindow: number | undefined;
+  /**
+   * The embedding pooling the files declare (GGUF <arch>.pooling_type, sentence-transformers
+   * modules.json); absent for a model that declares none (a generative model).
+   */
+  pooling?: Pooling;
 }
 
 /** RoPE angle per position for each rotated pair, scaling applied: [headDim / 2]. */

@@ -15,6 +15,7 @@ import { registerOllamaModels } from './ollama-models.js';
 import { bundledDemoModel, type DemoModel } from './demo-model.js';
 import { registerOpenAI } from './openai.js';
 import { registerOllama } from './ollama.js';
+import { registerEmbeddings } from './embeddings.js';
 import { BadRequest } from './params.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
@@ -155,6 +156,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);
+  registerEmbeddings(app, ctx);
   registerOllamaModels(app, ctx, o.modelsDir);
 
   return {

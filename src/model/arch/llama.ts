@@ -89,6 +89,7 @@ export class LlamaGraph {
   private readonly last: Activations;     // [O, dim] rows that need logits
   private readonly lastNorm: Activations; // [O, dim]
   private readonly logits: Activations;   // [O, vocab]
+  private readonly syncScratch: Float32Array; // [dim] host copy of one row, read only to wait for the device
 
   constructor(
     readonly backend: Backend, readonly spec: ModelSpec,
@@ -127,6 +128,7 @@ export class LlamaGraph {
     if (spec.qkNorm) { this.qProj = a(B, qDim); this.kProj = a(B, kvDim); }
     this.proj = a(B, spec.dim); this.gate = a(B, spec.ffnDim); this.up = a(B, spec.ffnDim);
     this.last = a(O, spec.dim); this.lastNorm = a(O, spec.dim); this.logits = a(O, spec.vocabSize);
+    this.syncScratch = new Float32Array(spec.dim);
   }
 
   /**
@@ -135,14 +137,19 @@ export class LlamaGraph {
    * @param batch where each token sits (slot, position)
    * @param outputRows indices into tokens whose logits are wanted
    * @param into where to put the logits (a new array if absent)
-   * @returns logits [outputRows.length, vocabSize], row-major
+   * @param hidden rows (indices into tokens) whose final-norm hidden states are wanted (embeddings),
+   *   and where to put them: [hidden.rows.length, dim], row-major
+   * @returns logits [outputRows.length, vocabSize], row-major (empty when no row wants logits: a
+   *   chunk of a prompt that is not its end, or of an embedding)
    */
   async forward(
     tokens: Int32Array, batch: BatchLayout, outputRows: Int32Array, cache: KVCache, into?: Float32Array,
+    hidden?: { rows: Int32Array; into: Float32Array },
   ): Promise<Float32Array> {
-    const n = tokens.length, nOut = outputRows.length;
+    const n = tokens.length, nOut = outputRows.length, nHidden = hidden?.rows.length ?? 0;
     if (n === 0 || n > this.limits.maxBatchTokens) throw new Error(`forward: ${n} tokens, limit ${this.limits.maxBatchTokens}`);
-    if (nOut === 0 || nOut > this.limits.maxOutputs) throw new Error(`forward: ${nOut} outputs, limit ${this.limits.maxOutputs}`);
+    if (nOut > this.limits.maxOutputs) throw new Error(`forward: ${nOut} outputs, limit ${this.limits.maxOutputs}`);
+    if (nHidden > n) throw new Error(`forward: ${nHidden} hidden rows of ${n} tokens`);
     const be = this.backend, s = this.spec;
     const view = (t: Activations) => be.rowsView(t, n);
     const x = view(this.x), xn = view(this.xn), q = view(this.q), k = view(this.k), v = view(this.v);
@@ -181,11 +188,28 @@ export class LlamaGraph {
       be.matmul(proj, gate, L.down);
       be.add(x, x, proj);
     }
-    const last = be.rowsView(this.last, nOut), lastNorm = be.rowsView(this.lastNorm, nOut);
-    const logits = be.rowsView(this.logits, nOut);
-    be.gatherRows(last, x, outputRows);
-    be.rmsNorm(lastNorm, last, this.outputNorm, s.normEps);
-    be.matmul(logits, lastNorm, this.output);
-    return be.read(logits, into);
+    let normed: Activations | undefined;
+    if (hidden && nHidden > 0) {
+      // Embedding rows go through the final norm like the logits rows, in `proj` and `xn`: both
+      // [B, dim] and free once the layers are done, so embeddings allocate nothing.
+      const picked = be.rowsView(this.proj, nHidden);
+      normed = be.rowsView(this.xn, nHidden);
+      be.gatherRows(picked, x, hidden.rows);
+      be.rmsNorm(normed, picked, this.outputNorm, s.normEps);
+    }
+    let out = (into ?? new Float32Array(0)).subarray(0, 0);
+    if (nOut > 0) {
+      const last = be.rowsView(this.last, nOut), lastNorm = be.rowsView(this.lastNorm, nOut);
+      const logits = be.rowsView(this.logits, nOut);
+      be.gatherRows(last, x, outputRows);
+      be.rmsNorm(lastNorm, last, this.outputNorm, s.normEps);
+      be.matmul(logits, lastNorm, this.output);
+      out = await be.read(logits, into);
+    }
+    if (normed) await be.read(normed, hidden!.into);
+    // Nothing read back (a middle chunk of a prompt): wait for the queued work all the same, so a
+    // forward call ends with its keys and values in the cache, as one that returns logits does.
+    if (nOut === 0 && !normed) await be.read(be.rowsView(this.xn, 1), this.syncScratch);
+    return out;
   }
 }
