@@ -55,8 +55,6 @@ type Vocab = 'llama2' | 'llama3' | 'qwen2' | 'synthetic';
 const MODELS: Record<string, { shape: RandomModelShape; vocab: Vocab; pre: string }> = {
   'llama-gqa': { shape: { arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false }, vocab: 'llama2', pre: 'default' },
   'qwen2-bias': { shape: { arch: 'qwen2', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 1, ffnDim: 128, tied: true }, vocab: 'qwen2', pre: 'qwen2' },
-  // Per-head Q/K norms, and heads of 32 in a width of 64 (attention.key_length must be written).
-  'qwen3': { shape: { arch: 'qwen3', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, ropeTheta: 1000000 }, vocab: 'qwen2', pre: 'qwen2' },
   'llama3-rope': {
     shape: {
       arch: 'llama', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128, tied: false, ropeTheta: 500000,
@@ -66,6 +64,9 @@ const MODELS: Record<string, { shape: RandomModelShape; vocab: Vocab; pre: strin
   },
   // Rows of 256 and 512: whole K-quant super-blocks, so q4_k_m and q6_k write Q4_K and Q6_K.
   'llama-kquant': { shape: { arch: 'llama', dim: 256, nLayers: 8, nHeads: 4, nKVHeads: 2, ffnDim: 512, tied: false }, vocab: 'synthetic', pre: 'default' },
+  // Last, so that the models above keep their seeds (the weights their bounds were checked on).
+  // Per-head Q/K norms, and heads of 32 in a width of 64 (attention.key_length must be written).
+  'qwen3': { shape: { arch: 'qwen3', dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, ropeTheta: 1000000 }, vocab: 'qwen2', pre: 'qwen2' },
 };
 
 /**
@@ -494,7 +495,7 @@ test('refused with an error naming the problem: unknown pre-tokenizer, unsupport
   const gemma = path.join(dir, 'gemma');
   await mkdir(gemma, { recursive: true });
   await writeFile(path.join(gemma, 'config.json'), JSON.stringify({ model_type: 'gemma', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 1, intermediate_size: 128, vocab_size: 256 }));
-  await assert.rejects(convertModel(gemma, out, { type: 'f16' }), /config\.json: model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/);
+  await assert.rejects(convertModel(gemma, out, { type: 'f16' }), /config\.json: model_type "gemma" is not supported \(supported: llama, mistral, qwen2, qwen3\)/);
 
   await assert.rejects(convertModel(path.join(dir, 'llama-gqa'), out, { type: 'q5_k' }),
     /--type must be one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k, got "q5_k"/);

@@ -148,6 +148,10 @@ test('refusals: an argument schema the grammar cannot enforce, response_format w
   assert.equal(((await both.json()) as { error: { param: string } }).error.param, 'response_format');
   const notFn = await post({ model: MODELS.hermes, messages: ASK, tools: [{ type: 'code_interpreter' }] });
   assert.equal(notFn.status, 400);
+  // The deprecated functions API is refused by name, not ignored.
+  const legacy = await post({ model: MODELS.hermes, messages: ASK, functions: [{ name: 'f', parameters: {} }] });
+  assert.equal(legacy.status, 400);
+  assert.equal(((await legacy.json()) as { error: { param: string } }).error.param, 'functions');
   // A Mistral template refuses call ids it cannot take: a 400 with the template's own words.
   const badId = await post({
     model: MODELS.mistral, tools: TOOLS, messages: [...ASK,

@@ -34,6 +34,8 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       normEps: s.normEps,
       tiedEmbeddings: s.tiedEmbeddings,
       slidingWindow: s.slidingWindow ?? null,
+      /** Declared embedding pooling (GGUF pooling_type, sentence-transformers files), or null. */
+      pooling: s.pooling ? `${s.pooling.type}${s.pooling.normalize ? ', normalised' : ''}` : null,
       tokenizer: tok.kind,
       tokenizerModel: tok.model,
       tokenizerVocab: tok.vocabSize,
@@ -59,6 +61,7 @@ export async function infoCommand(modelPath: string, o: { tokenizer?: string; js
       ['norm eps', String(Number(info.normEps.toPrecision(6)))],
       ['tied embeddings', info.tiedEmbeddings ? 'yes' : 'no'],
       ['sliding window', info.slidingWindow === null ? 'none' : String(info.slidingWindow)],
+      ['embedding pooling', info.pooling ?? 'none declared (embeddings: last token, normalised)'],
       ['vocabulary', String(info.vocabSize)],
       ['tokenizer', info.tokenizer === 'none' ? 'none (pass --tokenizer)'
         : `${info.tokenizer}, ${info.tokenizerModel} (${info.tokenizerVocab} tokens)`],

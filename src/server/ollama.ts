@@ -32,9 +32,10 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
     const name = optString(body, 'model') ?? requireString(body, 'name');
     const e = await ctx.registry.find(name);
     const template = await ctx.registry.chatTemplate(e);
-    const capabilities = ['completion'];
-    if (templateTakesTools(template.source)) capabilities.push('tools');
-    if (templateThinks(template.source)) capabilities.push('thinking');
+    // As Ollama: an embedding model (one that declares its pooling) is for embeddings.
+    const capabilities = e.embedding ? ['embedding'] : ['completion'];
+    if (!e.embedding && templateTakesTools(template.source)) capabilities.push('tools');
+    if (!e.embedding && templateThinks(template.source)) capabilities.push('thinking');
     return {
       modelfile: '', template: template.source,
       parameters: Object.entries(e.defaults?.parameters ?? {}).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join('\n'),

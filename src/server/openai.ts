@@ -34,6 +34,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/chat/completions', async (req, reply) => {
     const body = objectBody(req.body);
     const model = requireString(body, 'model');
+    refuseUnsupported(body);
     const messages = chatMessages(body, 'openai');
     const tools = toolRequest(body, 'openai');
     const variables = templateVariables(body);
@@ -184,6 +185,22 @@ function finishReason(r: FinishReason): 'stop' | 'length' {
 /** A chat reply that ended by itself after making calls reports "tool_calls", as OpenAI does. */
 function chatFinishReason(r: FinishReason, called: boolean): 'stop' | 'length' | 'tool_calls' {
   return r === 'stop' && called ? 'tool_calls' : finishReason(r);
+}
+
+/**
+ * Chat fields this server cannot honour, refused by name rather than ignored: the deprecated
+ * functions API (its replacement, tools, is supported), and outputs other than text.
+ */
+function refuseUnsupported(body: Record<string, unknown>): void {
+  const given = (k: string) => body[k] !== undefined && body[k] !== null;
+  if (given('functions') || given('function_call')) {
+    throw new BadRequest('functions and function_call are the deprecated form of tools; send tools and tool_choice', given('functions') ? 'functions' : 'function_call');
+  }
+  for (const k of ['audio', 'prediction', 'web_search_options']) if (given(k)) throw new BadRequest(`${k} is not supported`, k);
+  const modalities = body.modalities;
+  if (given('modalities') && !(Array.isArray(modalities) && modalities.every((m) => m === 'text'))) {
+    throw new BadRequest('modalities: only "text" output is supported', 'modalities');
+  }
 }
 
 /** A call as OpenAI writes it: the arguments as JSON text. */

@@ -31,6 +31,8 @@ export interface ModelEntry {
   /** The most common weight type of its matrices ("Q4_0", "F16", …). */
   quantization: string;
   contextLength: number;
+  /** Its files declare an embedding pooling (an embedding model such as Qwen3-Embedding). */
+  embedding?: boolean;
   /** The bundled demo model, offered while the models folder has none. */
   demo?: boolean;
   /** A created model's default system prompt and parameters (model-defaults.ts). */
@@ -281,6 +283,10 @@ export class ModelRegistry {
 
   private async load(entry: ModelEntry, overrides: LoadModelOptions): Promise<LoadedModel> {
     const opts = { ...this.options.load, ...overrides };
+    // A template file beside the model, else the server's --chat-template, else the model's own.
+    // (Read before the memory check: nothing may be awaited between the check and the reservation.)
+    const chatTemplate = (await chatTemplateBeside(entry.path)) ?? this.options.chatTemplate;
+    if (chatTemplate) opts.chatTemplate = chatTemplate;
     const need = await this.estimateBytes(entry, opts);
     // A model on the GPU is budgeted against --max-gpu-memory, else against --max-memory.
     const pool = (overrides.backend ? await resolveBackend(overrides.backend) : await this.resolvedBackend()) === 'webgpu' ? 'gpu' : 'ram';
@@ -299,9 +305,6 @@ export class ModelRegistry {
     if (taken() + need > limit) {
       throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} and the models in use or loading hold ${formatBytes(taken())} of the ${formatBytes(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
     }
-    // A template file beside the model, else the server's --chat-template, else the model's own.
-    const chatTemplate = (await chatTemplateBeside(entry.path)) ?? this.options.chatTemplate;
-    if (chatTemplate) opts.chatTemplate = chatTemplate;
     this.reserved[pool] += need;
     let model: Model;
     try {
@@ -371,6 +374,7 @@ export class ModelRegistry {
         name, path: full, format: files.format === 'gguf' ? 'gguf' : 'safetensors', size: fileSize ?? bytes, modified: mtime,
         architecture: files.spec.modelType, parameters: parameterCount(files.spec), quantization,
         contextLength: files.spec.contextLength,
+        ...(files.spec.pooling ? { embedding: true } : {}),
       };
       this.described.set(full, { key, entry });
       return entry;
