@@ -23,6 +23,7 @@ export function loadModel(path: string, options?: LoadModelOptions): Promise<Mod
 export { pull, defaultModelsDir, type PullOptions, type PullResult, type PulledFile } from './hub/pull.js';
 export { ollamaPullStatus, type PullEvent, type PullFileInfo, type OllamaPullStatus } from './hub/pull-events.js';
 export { HubError, type HubErrorKind } from './hub/hub-errors.js';
+export { ManifestError, UnsupportedTypeError } from './model/manifest.js';
 export { readPullRecord, verifyPullRecord, pullRecordPath, type PullRecord, type VerifiedFile } from './hub/pull-record.js';
 
 // Chat: templates, tool calls and reasoning (what the server's chat routes run). A chat with

@@ -44,13 +44,26 @@ export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number, scale
 }
 
 /** Byte offsets of a block's f16 scales, per quantized weight type the backends compute with. */
-const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
+const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = {
+  Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208],
+  IQ4_XS: [0],
+};
 
-/** Index of the first block of a `dtype` tensor whose f16 scale (any of them) is inf or NaN, or -1 (also for types without scales). */
+/** Index of the first block of a `dtype` tensor whose f16 scale (any of them; MXFP4: its E8M0 exponent) is inf or NaN, or -1 (also for types without scales). */
 export function firstNonFiniteBlock(dtype: DType, bytes: Uint8Array): number {
+  if (dtype === 'MXFP4') return firstNaNExponent(bytes, DTYPE_LAYOUT.MXFP4.blockBytes);
   for (const at of SCALE_OFFSETS[dtype] ?? []) {
     const b = firstNonFiniteScale(bytes, DTYPE_LAYOUT[dtype].blockBytes, at);
     if (b >= 0) return b;
   }
+  return -1;
+}
+
+/**
+ * Index of the first block whose E8M0 exponent (the block's first byte: MXFP4) is 255, the OCP
+ * format's NaN, which llama.cpp refuses when it validates a file; or -1.
+ */
+function firstNaNExponent(bytes: Uint8Array, blockBytes: number): number {
+  for (let b = 0, at = 0; at < bytes.length; b++, at += blockBytes) if (bytes[at] === 0xff) return b;
   return -1;
 }

@@ -11,6 +11,7 @@ import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { formatBytes, modelBytes, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
+import { UnsupportedTypeError } from '../model/manifest.js';
 import { chatTemplateBeside, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 import { parameterCount } from '../model/spec.js';
 import { BadRequest } from './params.js';
@@ -133,7 +134,7 @@ export class ModelRegistry {
       else continue;
       const entry = await this.describe(name, full, st.mtime, st.isDirectory() ? undefined : st.size).catch(() => undefined);
       const defaults = entry && await readModelDefaults(this.options.dir, name);
-      if (entry) entries.push(defaults ? { ...entry, defaults } : entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name)
+      if (entry) entries.push(defaults ? { ...entry, defaults } : entry); // unreadable files are left out of the list (asking for one is a 404, as for any unknown name; one with unsupported weight types, a 400 saying so)
     }
     const demo = this.options.demo;
     if (entries.length === 0 && demo) {
@@ -148,8 +149,27 @@ export class ModelRegistry {
   async find(name: string): Promise<ModelEntry> {
     const wanted = baseName(name);
     const entry = (await this.list()).find((e) => e.name === wanted);
-    if (!entry) throw new UnknownModelError(name);
+    if (!entry) throw (await this.whyUnlisted(wanted)) ?? new UnknownModelError(name);
     return entry;
+  }
+
+  /**
+   * For a name the list leaves out: if the folder holds that model and it opens but uses weight
+   * types no backend computes with, the error to answer with (naming the model and the types);
+   * else undefined (not there, or unreadable: unknown, as any other name).
+   */
+  private async whyUnlisted(name: string): Promise<BadRequest | undefined> {
+    const present = new Set(await readdir(this.options.dir).catch(() => []));
+    for (const file of [`${name}.gguf`, name]) {
+      if (!present.has(file)) continue; // (only entries of the folder: a name cannot reach a path outside it)
+      const full = path.join(this.options.dir, file);
+      try {
+        await (await openModelFiles(full)).close();
+      } catch (e) {
+        if (e instanceof UnsupportedTypeError) return new BadRequest(`model "${name}": ${e.message.replaceAll(full, file)}`, 'model');
+      }
+    }
+    return undefined;
   }
 
   /**

@@ -46,6 +46,8 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
   Q4_K: { matvec: 'matmulQ4_K', gemm: 'gemmQ4_K', gemmFrom: 4, input: 'q8+sums' },
   Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
+  IQ4_XS: { matvec: 'matmulIQ4_XS', gemm: 'gemmIQ4_XS', gemmFrom: 4, input: 'q8' },
+  MXFP4: { matvec: 'matmulMXFP4', gemm: 'gemmMXFP4', gemmFrom: 4, input: 'q8' },
 };
 
 

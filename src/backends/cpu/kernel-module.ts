@@ -55,6 +55,13 @@ export interface MatvecKernels {
   gemmQ4_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ4_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ6_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  /** IQ4_XS (k a multiple of 256) and MXFP4 matrices, x as quantizeRowsQ8 leaves it (nonlinear.ts): matvec, several tokens through it, gemm. */
+  matvecIQ4_XS(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  matmulIQ4_XS(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmIQ4_XS(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matvecMXFP4(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  matmulMXFP4(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmMXFP4(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).
   /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
   attention(params: number, r0: number, r1: number): void;

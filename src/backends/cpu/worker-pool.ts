@@ -18,6 +18,8 @@ import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-
 export const KERNELS = [
   'matmulF32', 'matmulF16', 'matmulF16Scaled', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_K', 'matmulQ6_K',
   'gemmF32', 'gemmF16', 'gemmBF16', 'gemmQ8_0', 'gemmQ4_0', 'gemmQ4_K', 'gemmQ6_K',
+  'matmulIQ4_XS', 'gemmIQ4_XS',
+  'matmulMXFP4', 'gemmMXFP4',
   'attention', 'siluMul', 'rmsNorm', 'rope', 'add', 'quantizeRowsQ8', 'blockSumsQ8', 'addSparseRows', 'setScratch',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];

@@ -3,8 +3,8 @@
 // Shaders read storage buffers as array<u32>, so every block must start on a 4-byte boundary.
 // GGML's Q8_0 (34 bytes), Q4_0 (18) and Q6_K (210) blocks do not; they are repacked at upload into
 // two planes per buffer: the blocks' 4-byte-aligned bodies first, then their f16 scales packed two
-// to a word (`aux` is where that plane starts, in words). Q4_K (144 bytes) and the float types are
-// kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
+// to a word (`aux` is where that plane starts, in words; MXFP4's one-byte exponents four to a
+// word). Q4_K (144 bytes), IQ4_XS (136) and the float types are kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
 //
 // Every dtype provides the same WGSL function, which the matmul and embed kernels are built on:
 //   fn load8(row: u32, g: u32) -> W8   // elements 8g .. 8g+7 of `row`, as two vec4<f32>
@@ -13,7 +13,11 @@ import type { DType } from '../../quant/dtype.js';
 import { DTYPE_LAYOUT } from '../../quant/dtype.js';
 
 /** The weight dtypes the webgpu backend computes with. */
-export const GPU_WEIGHT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'];
+export const GPU_WEIGHT_DTYPES: readonly DType[] = [
+  'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K',
+  'IQ4_XS',
+  'MXFP4',
+];
 
 /** Float types whose rows are padded with zeros to a multiple of 8 elements when they are not one. */
 const FLOATS: ReadonlySet<DType> = new Set(['F32', 'F16', 'BF16']);
@@ -40,11 +44,15 @@ export function gpuRowBytes(dtype: DType, k: number): number {
   return (kp / blockSize) * blockBytes;
 }
 
-/** Planar types: bytes of a block's body (before the scale plane) and where its f16 scale sits. */
-const PLANAR: Partial<Record<DType, { body: number; scaleAt: number }>> = {
+/**
+ * Planar types: bytes of a block's body (before the scale plane), where its scale sits, and the
+ * scale's size (2: an f16, the default; 1: MXFP4's E8M0 exponent byte).
+ */
+const PLANAR: Partial<Record<DType, { body: number; scaleAt: number; scaleBytes?: 1 | 2 }>> = {
   Q8_0: { body: 32, scaleAt: 0 }, // [d][32 × int8]   → body = the int8s
   Q4_0: { body: 16, scaleAt: 0 }, // [d][16 bytes]    → body = the nibbles
   Q6_K: { body: 208, scaleAt: 208 }, // [ql 128][qh 64][scales 16][d] → body = all but d
+  MXFP4: { body: 16, scaleAt: 0, scaleBytes: 1 }, // [e][16 bytes] → body = the nibbles; e bytes packed four to a word
 };
 
 /**
@@ -71,15 +79,15 @@ export function repack(dtype: DType, data: Uint8Array, k: number, r0: number, r1
   }
   const blocks = rows * (k / blockSize);
   const bodyBytes = blocks * planar.body; // a multiple of 4: 16, 32 and 208 are
-  const total = bodyBytes + Math.ceil(blocks / 2) * 4;
+  const scaleBytes = planar.scaleBytes ?? 2;
+  const total = bodyBytes + Math.ceil((blocks * scaleBytes) / 4) * 4;
   const bytes = new Uint8Array(total);
   const first = r0 * (k / blockSize);
-  const bodyStart = planar.scaleAt === 0 ? 2 : 0;
+  const bodyStart = planar.scaleAt === 0 ? scaleBytes : 0;
   for (let b = 0; b < blocks; b++) {
     const at = (first + b) * blockBytes;
     bytes.set(data.subarray(at + bodyStart, at + bodyStart + planar.body), b * planar.body);
-    bytes[bodyBytes + 2 * b] = data[at + planar.scaleAt]!;
-    bytes[bodyBytes + 2 * b + 1] = data[at + planar.scaleAt + 1]!;
+    for (let i = 0; i < scaleBytes; i++) bytes[bodyBytes + scaleBytes * b + i] = data[at + planar.scaleAt + i]!;
   }
   return { bytes, layout: { k: kp, aux: bodyBytes / 4, bytes: total } };
 }
@@ -181,6 +189,39 @@ fn load8(row: u32, g: u32) -> W8 {
   let q1 = ((W[li + 1u] >> lshift) & m4) | (((W[hi + 1u] >> hshift) & m2) << 4u);
   return W8(d * (vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - 32.0),
             d * (vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - 32.0));
+}`,
+  // Super-blocks of 256 in 34 words, kept as stored (iq4_xs.ts): d and scales_h, 4 bytes of scales_l,
+  // 128 bytes of codes; sub-block j's bytes hold element l (low nibble) and l + 16 (high).
+  IQ4_XS: /* wgsl */ `
+var<private> IQ4: array<f32, 16> = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 8u) + (g >> 5u)) * 34u;
+  let e = 8u * (g & 31u);              // first element within the super-block
+  let j = e >> 5u;                     // sub-block of 32
+  let ls = ((byteOf(W[base + 1u], j >> 1u) >> (4u * (j & 1u))) & 15u) | (((W[base] >> (16u + 2u * j)) & 3u) << 4u);
+  let dl = unpack2x16float(W[base]).x * f32(i32(ls) - 32);
+  let i = base + 2u + 4u * j + ((e & 15u) >> 2u);
+  let shift = ((e & 31u) >> 4u) * 4u;  // high nibbles for elements 16..31
+  let m = 0x0f0f0f0fu;
+  let q0 = (W[i] >> shift) & m; let q1 = (W[i + 1u] >> shift) & m;
+  return W8(dl * vec4<f32>(IQ4[byteOf(q0, 0u)], IQ4[byteOf(q0, 1u)], IQ4[byteOf(q0, 2u)], IQ4[byteOf(q0, 3u)]),
+            dl * vec4<f32>(IQ4[byteOf(q1, 0u)], IQ4[byteOf(q1, 1u)], IQ4[byteOf(q1, 2u)], IQ4[byteOf(q1, 3u)]));
+}`,
+  // Blocks of 32: 16 bytes of E2M1 codes in the body plane (as Q4_0's nibbles), the exponent bytes
+  // in the scale plane; x = FP4[q]·2^(e − 128) (mxfp4.ts).
+  MXFP4: /* wgsl */ `
+var<private> FP4: array<f32, 16> = array<f32, 16>(0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 5u) + (g >> 2u);
+  let ex = byteOf(W[p.aux + (blk >> 2u)], blk & 3u);
+  let d = bitcast<f32>(select((ex - 1u) << 23u, 0x00200000u << ex, ex < 2u));
+  let s = g & 3u;
+  let i = blk * 4u + (s & 1u) * 2u;
+  let shift = (s >> 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  let q0 = (W[i] >> shift) & m; let q1 = (W[i + 1u] >> shift) & m;
+  return W8(d * vec4<f32>(FP4[byteOf(q0, 0u)], FP4[byteOf(q0, 1u)], FP4[byteOf(q0, 2u)], FP4[byteOf(q0, 3u)]),
+            d * vec4<f32>(FP4[byteOf(q1, 0u)], FP4[byteOf(q1, 1u)], FP4[byteOf(q1, 2u)], FP4[byteOf(q1, 3u)]));
 }`,
 };
 
