@@ -90,7 +90,9 @@ export const DTYPE_BY_GGML_ID: ReadonlyMap<number, DType> = new Map(
 );
 
 /** Floating or quantized types a weight matrix may have (what the model loader accepts). */
-export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K']);
+export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>(['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K',
+  'Q5_K', 'Q3_K', 'Q2_K',
+]);
 
 /**
  * Types a weight may be stored in: WEIGHT_DTYPES, and Q5_0, which the loader widens to Q8_0

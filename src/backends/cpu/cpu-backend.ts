@@ -46,6 +46,9 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
   Q4_K: { matvec: 'matmulQ4_K', gemm: 'gemmQ4_K', gemmFrom: 4, input: 'q8+sums' },
   Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
+  Q5_K: { matvec: 'matmulQ5_K', gemm: 'gemmQ5_K', gemmFrom: 4, input: 'q8+sums' },
+  Q3_K: { matvec: 'matmulQ3_K', gemm: 'gemmQ3_K', gemmFrom: 4, input: 'q8' },
+  Q2_K: { matvec: 'matmulQ2_K', gemm: 'gemmQ2_K', gemmFrom: 4, input: 'q8' },
 };
 
 

@@ -3,4 +3,5 @@ export * from './matvec';
 export * from './gemm';
 export * from './ops';
 export * from './kquants';
+export * from './kquants-235';
 export { setScratch, staticDataEnd } from './scratch';
