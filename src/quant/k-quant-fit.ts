@@ -16,7 +16,7 @@ export function nearestInt(v: number): number {
 /**
  * make_qkx2_quants: the scale and min (x ≈ scale·L − min, L in 0..nmax, min ≥ 0) of the n values
  * at x, with weighted error (squared, or absolute when `useMad`) over nstep + 1 trial scales
- * (nmax + rmin + rdelta·is over the range), each refit by weighted least squares. L (length n)
+ * (nmax + rmin + rdelta·is over max − the best min so far), each refit by weighted least squares. L (length n)
  * receives the chosen levels; laux is scratch of length n.
  */
 export function makeQkx2Quants(
@@ -40,8 +40,7 @@ export function makeQkx2Quants(
     L.fill(0, 0, n);
     return { scale: 0, min: -min };
   }
-  const range = f(max - min);
-  let iscale = f(nmax / range);
+  let iscale = f(nmax / f(max - min));
   let scale = f(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
@@ -54,7 +53,8 @@ export function makeQkx2Quants(
   if (nstep < 1) return { scale, min: -min };
   const fRmin = f(rmin), fRdelta = f(rdelta);
   for (let is = 0; is <= nstep; is++) {
-    iscale = f(f(f(fRmin + f(fRdelta * is)) + nmax) / range);
+    // As in ggml, later trials measure from the best fit's min so far, not the data's.
+    iscale = f(f(f(fRmin + f(fRdelta * is)) + nmax) / f(max - min));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
       let l = nearestInt(f(iscale * f(x[i]! - min)));
