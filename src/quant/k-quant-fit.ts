@@ -1,10 +1,9 @@
 // The scale searches of ggml's reference K-quant quantizers (quantize_row_q{2,3,5}_K_ref in
 // ggml-quants.c: make_qkx2_quants for the types with a min, make_q3_quants for Q3_K), computed in
 // f32 step by step as the C code does (every operation rounded with Math.fround, its order kept),
-// so the bytes come out as llama.cpp's own quantizer writes them. One thing cannot be reproduced
-// from here: a C compiler allowed to fuse a·b + c into one FMA rounds once where we round twice,
-// which can move a rare tie; the tests therefore judge files by llama.cpp's reading of them, not
-// by byte equality with a llama.cpp build.
+// so the bytes come out as llama.cpp's own quantizer writes them (test/kquants-235.test.ts checks
+// them against the quantize_row_*_ref of the libggml-base that node-llama-cpp ships, built without
+// fused multiply-adds, which would round a·b + c once where this rounds twice).
 
 const f = Math.fround;
 
