@@ -4,18 +4,18 @@
 // f32, f16, bf16: every matrix in that type (convert_hf_to_gguf.py --outtype).
 // q8_0: every matrix Q8_0; one whose rows are not whole 32-element blocks falls back to F16, as
 // convert_hf_to_gguf.py does on its QuantError.
-// q4_0, q4_k_m, q6_k: llama-quantize's mix (src/llama-quant.cpp, llama_tensor_get_type):
+// q4_0, q4_k_m, q6_k, q5_k_m, q3_k_m: llama-quantize's mix (src/llama-quant.cpp, llama_tensor_get_type):
 //  - output.weight (token_embd.weight when the embeddings are tied, which then serves as both):
 //    Q6_K, or Q8_0 when its rows are not whole blocks of the file's main type;
-//  - q4_k_m only: attn_v and ffn_down get Q6_K in the layers use_more_bits picks (the first and
+//  - q4_k_m: attn_v and ffn_down get Q6_K in the layers use_more_bits picks (the first and
 //    last eighth of the layers and every third one between), the rest Q4_K;
 //  - q5_k_m: the same layers' attn_v and ffn_down get Q6_K, the rest Q5_K;
 //  - q3_k_m: attn_v gets Q5_K in layers 0 and 1 and Q4_K after; ffn_down Q5_K in the first
 //    sixteenth of the layers and Q4_K after; attn_output Q4_K; the rest Q3_K;
 //  - then rows that are not whole blocks fall back: Q4_K → Q5_0, Q5_K → Q5_1, Q2_K and Q3_K →
-//    Q4_0, Q6_K → Q8_0, and to F16 where
-//    even that does not fit. (llama-quantize has no fallback for Q4_0 and Q8_0 and refuses such a
-//    model; here they fall back to F16 as convert_hf_to_gguf.py's q8_0 does.)
+//    Q4_0, Q6_K → Q8_0, and to F16 where even that does not fit. (llama-quantize has no fallback
+//    for Q4_0 and Q8_0 and refuses such a model; here they fall back to F16 as
+//    convert_hf_to_gguf.py's q8_0 does.)
 import { DTYPE_LAYOUT, type DType } from '../quant/dtype.js';
 import { CONVERT_TYPES, type ConvertType } from './file-types.js';
 
