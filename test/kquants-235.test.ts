@@ -194,6 +194,27 @@ for (const dtype of TYPES) {
   });
 }
 
+test('gemmQ2_K with room for only a few tokens\' min terms (chunked) equals matmulQ2_K bit for bit', async () => {
+  const memory = createKernelMemory(64);
+  const kernels = await loadMatvecKernels(memory);
+  const [n, k, nTok] = [9, 512, 7];
+  const ws = 2 * k + k / 8; // an unpacked row: int16 values and f32 block scales
+  let top = 65536;
+  const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
+  const wBytes = quantize('Q2_K', normal(n * k, 0.05));
+  const w = alloc(wBytes.length);
+  new Uint8Array(memory.buffer, w, wBytes.length).set(wBytes);
+  const x = alloc(4 * nTok * k), x16 = alloc(2 * nTok * k), xd = alloc(nTok * k / 8), viaMatvec = alloc(4 * nTok * n), viaGemm = alloc(4 * nTok * n);
+  new Float32Array(memory.buffer, x, nTok * k).set(normal(nTok * k, 1));
+  kernels.quantizeRowsQ8(x, x16, xd, k, 0, nTok);
+  // Scratch for a tile of 4 rows and the min terms of 2 tokens: chunks of 2, 2, 2, 1 tokens.
+  const scratchBytes = Math.ceil((4 * ws) / 64) * 64 + 2 * 4 * 4;
+  kernels.setScratch(alloc(scratchBytes), scratchBytes, 0);
+  kernels.matmulQ2_K(w, x16, xd, viaMatvec, k, n, nTok, 0, n);
+  kernels.gemmQ2_K(w, x16, xd, viaGemm, k, n, nTok, 0, n);
+  assert.deepEqual(new Float32Array(memory.buffer, viaGemm, nTok * n), new Float32Array(memory.buffer, viaMatvec, nTok * n));
+});
+
 test('cpu backend matmul of Q5_K, Q3_K and Q2_K weights (decode and prefill) equals the reference within 8-bit x, embed exactly', async () => {
   const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
   try {
