@@ -157,7 +157,7 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
   let top = 0;
   const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
   const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
-  for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
+  for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'Q5_K', 'Q3_K', 'Q2_K'] as const) {
     const shapes: [number, number][] = dtype === 'F32' ? [[1, 1], [7, 13], [21, 66]] : dtype.endsWith('_K') ? [[3, 256], [23, 512]]
       : dtype.startsWith('Q') ? [[3, 32], [23, 96]] : [[5, 8], [22, 40]];
     for (const [n, k] of shapes) {
@@ -174,12 +174,12 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
         // Scratch for the 4-row minimum tile, so the larger shapes span several tiles.
         kernels.setScratch(alloc(16 * k), 16 * k, 0);
         const [r0, r1] = [n > 4 ? 1 : 0, n];
-        if (dtype === 'Q4_K') {
+        if (dtype === 'Q4_K' || dtype === 'Q5_K') {
           kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, nTok);
           kernels.blockSumsQ8(x16, xd, xt, k, 0, nTok);
-          kernels.matmulQ4_K(wOff, x16, xd, xt, viaMatvec, k, n, nTok, r0, r1);
-          kernels.gemmQ4_K(wOff, x16, xd, xt, viaGemm, k, n, nTok, r0, r1);
-        } else if (dtype === 'Q8_0' || dtype === 'Q4_0' || dtype === 'Q6_K') {
+          kernels[`matmul${dtype}`](wOff, x16, xd, xt, viaMatvec, k, n, nTok, r0, r1);
+          kernels[`gemm${dtype}`](wOff, x16, xd, xt, viaGemm, k, n, nTok, r0, r1);
+        } else if (dtype === 'Q8_0' || dtype === 'Q4_0' || dtype === 'Q6_K' || dtype === 'Q3_K' || dtype === 'Q2_K') {
           kernels.quantizeRowsQ8(xOff, x16, xd, k, 0, nTok);
           kernels[`matmul${dtype}`](wOff, x16, xd, viaMatvec, k, n, nTok, r0, r1);
           kernels[`gemm${dtype}`](wOff, x16, xd, viaGemm, k, n, nTok, r0, r1);

@@ -102,6 +102,6 @@ test('bad CLI arguments are refused with the option named', { skip }, async () =
   assert.match(await err(['run', good, 'hi', '--top-p', '2']), /--top-p.*expected a number in/);
   assert.match(await err(['run', good]), /missing required argument 'prompt'/);
   assert.match(await err(['frobnicate']), /unknown command 'frobnicate'/);
-  assert.match(await err(['run', good, 'hi', '--quant', 'q5_k']), /--quant.*q5_k.*invalid.*q8_0, q4_0, q4_k/);
-  await assert.rejects(loadModel(good, { quant: 'q5_k' as never }), /quant must be one of q8_0, q4_0, q4_k, got q5_k/);
+  assert.match(await err(['run', good, 'hi', '--quant', 'q2_k']), /--quant.*q2_k.*invalid.*q8_0, q4_0, q4_k, q5_k, q3_k/);
+  await assert.rejects(loadModel(good, { quant: 'q2_k' as never }), /quant must be one of q8_0, q4_0, q4_k, q5_k, q3_k, got q2_k/);
 });

@@ -36,7 +36,7 @@ const SHAPES: Record<string, [number, number][]> = {
 test('matmul equals the reference for every weight type, decode and prefill kernels, with and without bias', { skip }, async () => {
   const gpu = await createWebGpu(), ref = new ReferenceBackend();
   try {
-    for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as DType[]) {
+    for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'Q5_K', 'Q3_K', 'Q2_K'] as DType[]) {
       const shapes = ['F32', 'F16', 'BF16'].includes(dtype) ? SHAPES.float! : dtype.endsWith('_K') ? SHAPES.block256! : SHAPES.block32!;
       for (const [n, k] of shapes) {
         const bytes = encode(dtype, random(n * k));
@@ -66,7 +66,7 @@ test('matmul equals the reference for every weight type, decode and prefill kern
 test('a token gets the same result from the decode and the prefill kernel (batch does not change it)', { skip }, async () => {
   const gpu = await createWebGpu();
   try {
-    for (const dtype of ['F16', 'Q8_0', 'Q4_K'] as DType[]) {
+    for (const dtype of ['F16', 'Q8_0', 'Q4_K', 'Q5_K', 'Q3_K', 'Q2_K'] as DType[]) {
       const [n, k] = [45, 512];
       const bytes = encode(dtype, random(n * k));
       const w = gpu.loadWeight({ name: 'w', dtype, shape: [n, k], byteLength: bytes.length }, bytes);
@@ -88,8 +88,8 @@ test('a token gets the same result from the decode and the prefill kernel (batch
 test('a weight split over several bindings gives the same products and embeddings', { skip }, async () => {
   const whole = await createWebGpu(), split = await createWebGpu({ maxWeightPartBytes: 1024 });
   try {
-    for (const dtype of ['F32', 'Q8_0', 'Q6_K'] as DType[]) {
-      const [n, k] = dtype === 'Q6_K' ? [50, 256] : [75, 64];
+    for (const dtype of ['F32', 'Q8_0', 'Q6_K', 'Q3_K'] as DType[]) {
+      const [n, k] = dtype.endsWith('_K') ? [50, 256] : [75, 64];
       const bytes = encode(dtype, random(n * k));
       const info = { name: 'w', dtype, shape: [n, k], byteLength: bytes.length };
       const ws = split.loadWeight(info, bytes), ww = whole.loadWeight(info, bytes);
@@ -116,7 +116,7 @@ test('a weight split over several bindings gives the same products and embedding
 test('embed equals the reference for every weight type', { skip }, async () => {
   const gpu = await createWebGpu(), ref = new ReferenceBackend();
   try {
-    for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as DType[]) {
+    for (const dtype of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K', 'Q5_K', 'Q3_K', 'Q2_K'] as DType[]) {
       const [n, k] = dtype.endsWith('_K') ? [9, 256] : dtype.startsWith('Q') ? [9, 64] : [9, 37];
       const bytes = encode(dtype, random(n * k));
       const info = { name: 't', dtype, shape: [n, k], byteLength: bytes.length };

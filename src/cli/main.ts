@@ -136,7 +136,7 @@ program.command('verify')
   .action(verifyCommand);
 
 program.command('convert')
-  .description('write a model as a GGUF file llama.cpp loads: f32, f16, bf16, q8_0, or llama-quantize\'s q4_0, q4_k_m, q6_k mixes')
+  .description('write a model as a GGUF file llama.cpp loads: f32, f16, bf16, q8_0, or llama-quantize\'s q4_0, q4_k_m, q6_k, q5_k_m, q3_k_m mixes')
   .argument('<model>', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint')
   .argument('<out>', 'the .gguf file to write')
   .addOption(new Option('--type <type>', 'file type (which tensor gets which type follows llama.cpp)')

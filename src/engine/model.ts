@@ -45,7 +45,7 @@ export interface LoadModelOptions extends OpenModelOptions {
   maxGpuMemory?: number;
   /** Threads of the cpu backend. Default: available cores. */
   threads?: number;
-  /** Quantize float weight matrices as they load: "q8_0", "q4_0" or "q4_k". Default: keep the stored types. */
+  /** Quantize float weight matrices as they load: "q8_0", "q4_0", "q4_k", "q5_k" or "q3_k". Default: keep the stored types. */
   quant?: LoadQuant;
   /**
    * Chat template to use instead of the model's own: a built-in name (chatml, llama2, llama3, gemma,

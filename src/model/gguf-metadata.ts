@@ -10,6 +10,7 @@ export const LLAMA_FTYPE = {
   ALL_F32: 0, MOSTLY_F16: 1, MOSTLY_Q4_0: 2, MOSTLY_Q8_0: 7, MOSTLY_Q4_K_M: 15, MOSTLY_Q6_K: 18, MOSTLY_BF16: 32,
   MOSTLY_IQ4_XS: 30,
   MOSTLY_MXFP4_MOE: 38,
+  MOSTLY_Q2_K: 10, MOSTLY_Q3_K_S: 11, MOSTLY_Q3_K_M: 12, MOSTLY_Q5_K_S: 16, MOSTLY_Q5_K_M: 17,
 } as const;
 
 /** ggml's GGML_QNT_VERSION: the layout version of its quantized blocks. */

@@ -47,6 +47,9 @@ export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number, scale
 const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = {
   Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208],
   IQ4_XS: [0],
+  Q5_K: [0, 2],
+  Q3_K: [108],
+  Q2_K: [80, 82],
 };
 
 /** Index of the first block of a `dtype` tensor whose f16 scale (any of them; MXFP4: its E8M0 exponent) is inf or NaN, or -1 (also for types without scales). */

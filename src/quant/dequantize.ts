@@ -9,6 +9,9 @@ import * as q4_k from './q4_k.js';
 import * as q6_k from './q6_k.js';
 import * as iq4_xs from './iq4_xs.js';
 import * as mxfp4 from './mxfp4.js';
+import * as q5_k from './q5_k.js';
+import * as q3_k from './q3_k.js';
+import * as q2_k from './q2_k.js';
 
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -28,6 +31,9 @@ export function dequantize(dtype: DType, bytes: Uint8Array, count: number, out?:
     case 'Q6_K': return q6_k.dequantize(bytes, count, out);
     case 'IQ4_XS': return iq4_xs.dequantize(bytes, count, out);
     case 'MXFP4': return mxfp4.dequantize(bytes, count, out);
+    case 'Q5_K': return q5_k.dequantize(bytes, count, out);
+    case 'Q3_K': return q3_k.dequantize(bytes, count, out);
+    case 'Q2_K': return q2_k.dequantize(bytes, count, out);
     default:
       throw new Error(`cannot convert ${dtype} to f32: only ${[...WEIGHT_DTYPES].join(', ')} are supported`);
   }
@@ -45,6 +51,9 @@ export function quantize(dtype: DType, values: Float32Array): Uint8Array {
     case 'Q6_K': return q6_k.quantize(values);
     case 'IQ4_XS': return iq4_xs.quantize(values);
     case 'MXFP4': return mxfp4.quantize(values);
+    case 'Q5_K': return q5_k.quantize(values);
+    case 'Q3_K': return q3_k.quantize(values);
+    case 'Q2_K': return q2_k.quantize(values);
     default:
       throw new Error(`cannot convert f32 to ${dtype}: only ${[...WEIGHT_DTYPES].join(', ')} are supported`);
   }

@@ -94,6 +94,7 @@ export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>([
   'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K',
   'IQ4_XS',
   'MXFP4',
+  'Q5_K', 'Q3_K', 'Q2_K',
 ]);
 
 /**

@@ -8,7 +8,11 @@ import { DTYPE_LAYOUT, type DType } from './dtype.js';
 import * as q5_0 from './q5_0.js';
 
 /** The `--quant` choices and the weight type each produces. */
-export const LOAD_QUANT_TYPES = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_k: 'Q4_K' } as const satisfies Record<string, DType>;
+export const LOAD_QUANT_TYPES = {
+  q8_0: 'Q8_0', q4_0: 'Q4_0', q4_k: 'Q4_K',
+  q5_k: 'Q5_K',
+  q3_k: 'Q3_K',
+} as const satisfies Record<string, DType>;
 export type LoadQuant = keyof typeof LOAD_QUANT_TYPES;
 
 const FLOAT_TYPES: ReadonlySet<DType> = new Set(['F32', 'F16', 'BF16']);

@@ -48,6 +48,9 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
   IQ4_XS: { matvec: 'matmulIQ4_XS', gemm: 'gemmIQ4_XS', gemmFrom: 4, input: 'q8' },
   MXFP4: { matvec: 'matmulMXFP4', gemm: 'gemmMXFP4', gemmFrom: 4, input: 'q8' },
+  Q5_K: { matvec: 'matmulQ5_K', gemm: 'gemmQ5_K', gemmFrom: 4, input: 'q8+sums' },
+  Q3_K: { matvec: 'matmulQ3_K', gemm: 'gemmQ3_K', gemmFrom: 4, input: 'q8' },
+  Q2_K: { matvec: 'matmulQ2_K', gemm: 'gemmQ2_K', gemmFrom: 4, input: 'q8' },
 };
 
 

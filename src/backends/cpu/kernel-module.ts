@@ -62,6 +62,16 @@ export interface MatvecKernels {
   matvecMXFP4(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   matmulMXFP4(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmMXFP4(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  // Q5_K (xt from blockSumsQ8, as Q4_K), Q3_K and Q2_K (kquants-235.ts): matvec, several tokens, gemm.
+  matvecQ5_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, r0: number, r1: number): void;
+  matmulQ5_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ5_K(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matvecQ3_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  matmulQ3_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ3_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matvecQ2_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
+  matmulQ2_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ2_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).
   /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
   attention(params: number, r0: number, r1: number): void;

@@ -21,6 +21,9 @@ export const KERNELS = [
   'matmulIQ4_XS', 'gemmIQ4_XS',
   'matmulMXFP4', 'gemmMXFP4',
   'attention', 'siluMul', 'rmsNorm', 'rope', 'add', 'quantizeRowsQ8', 'blockSumsQ8', 'addSparseRows', 'setScratch',
+  'matmulQ5_K', 'gemmQ5_K',
+  'matmulQ3_K', 'gemmQ3_K',
+  'matmulQ2_K', 'gemmQ2_K',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 

@@ -17,6 +17,7 @@ export const GPU_WEIGHT_DTYPES: readonly DType[] = [
   'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q6_K',
   'IQ4_XS',
   'MXFP4',
+  'Q5_K', 'Q3_K', 'Q2_K',
 ];
 
 /** Float types whose rows are padded with zeros to a multiple of 8 elements when they are not one. */
@@ -53,6 +54,7 @@ const PLANAR: Partial<Record<DType, { body: number; scaleAt: number; scaleBytes?
   Q4_0: { body: 16, scaleAt: 0 }, // [d][16 bytes]    → body = the nibbles
   Q6_K: { body: 208, scaleAt: 208 }, // [ql 128][qh 64][scales 16][d] → body = all but d
   MXFP4: { body: 16, scaleAt: 0, scaleBytes: 1 }, // [e][16 bytes] → body = the nibbles; e bytes packed four to a word
+  Q3_K: { body: 108, scaleAt: 108 }, // [hmask 32][qs 64][scales 12][d] → body = all but d
 };
 
 /**
@@ -222,6 +224,69 @@ fn load8(row: u32, g: u32) -> W8 {
   let q0 = (W[i] >> shift) & m; let q1 = (W[i + 1u] >> shift) & m;
   return W8(d * vec4<f32>(FP4[byteOf(q0, 0u)], FP4[byteOf(q0, 1u)], FP4[byteOf(q0, 2u)], FP4[byteOf(q0, 3u)]),
             d * vec4<f32>(FP4[byteOf(q1, 0u)], FP4[byteOf(q1, 1u)], FP4[byteOf(q1, 2u)], FP4[byteOf(q1, 3u)]));
+}`,
+  // Super-blocks of 256 in 44 words: d and dmin, 12 scale bytes (as Q4_K), qh 32 bytes, qs 128 (q5_k.ts).
+  Q5_K: /* wgsl */ `
+fn scaleByte(base: u32, i: u32) -> u32 { return byteOf(W[base + 1u + (i >> 2u)], i & 3u); }
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 8u) + (g >> 5u)) * 44u;
+  let dm = unpack2x16float(W[base]);
+  let e = 8u * (g & 31u);
+  let j = e >> 5u;
+  var sc: u32; var mn: u32;
+  if (j < 4u) {
+    sc = scaleByte(base, j) & 63u; mn = scaleByte(base, j + 4u) & 63u;
+  } else {
+    sc = (scaleByte(base, j + 4u) & 15u) | ((scaleByte(base, j - 4u) >> 6u) << 4u);
+    mn = (scaleByte(base, j + 4u) >> 4u) | ((scaleByte(base, j) >> 6u) << 4u);
+  }
+  let d = dm.x * f32(sc); let mdm = dm.y * f32(mn);
+  let l = (e & 31u) >> 2u;             // word of the 32 bytes of qh (and of the chunk's qs)
+  let i = base + 12u + 8u * (j >> 1u) + l;
+  let h = base + 4u + l;
+  let shift = (j & 1u) * 4u;           // low or high nibbles
+  let m4 = 0x0f0f0f0fu; let m1 = 0x01010101u;
+  let q0 = ((W[i] >> shift) & m4) | (((W[h] >> j) & m1) << 4u);
+  let q1 = ((W[i + 1u] >> shift) & m4) | (((W[h + 1u] >> j) & m1) << 4u);
+  return W8(d * vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - mdm,
+            d * vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - mdm);
+}`,
+  // Super-blocks of 256: a body of 27 words (hmask 32 bytes, qs 64, 12 scale bytes) and d in the scale plane (q3_k.ts).
+  Q3_K: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 8u) + (g >> 5u);
+  let base = blk * 27u;
+  let e = 8u * (g & 31u);
+  let half = e >> 7u; let s = (e & 127u) >> 5u; let l = (e & 31u) >> 2u;
+  let j = e >> 4u;                     // sub-block of 16
+  var sc: u32;
+  if (j < 8u) { sc = byteOf(W[base + 24u + (j >> 2u)], j & 3u) & 15u; }
+  else { sc = byteOf(W[base + 24u + ((j - 8u) >> 2u)], j & 3u) >> 4u; }
+  sc = sc | (((byteOf(W[base + 26u], j & 3u) >> (2u * (j >> 2u))) & 3u) << 4u);
+  let d = scaleAt(blk) * (f32(sc) - 32.0);
+  let qi = base + 8u + 8u * half + l; let hi = base + l;
+  let hb = 4u * half + s;
+  let m2 = 0x03030303u; let m1 = 0x01010101u;
+  let q0 = ((W[qi] >> (2u * s)) & m2) | (((W[hi] >> hb) & m1) << 2u);
+  let q1 = ((W[qi + 1u] >> (2u * s)) & m2) | (((W[hi + 1u] >> hb) & m1) << 2u);
+  return W8(d * (vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - 4.0),
+            d * (vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - 4.0));
+}`,
+  // Super-blocks of 256 in 21 words: 16 scale bytes (scale | min << 4), qs 64 bytes, d and dmin (q2_k.ts).
+  Q2_K: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 8u) + (g >> 5u)) * 21u;
+  let dm = unpack2x16float(W[base + 20u]);
+  let e = 8u * (g & 31u);
+  let half = e >> 7u; let s = (e & 127u) >> 5u; let l = (e & 31u) >> 2u;
+  let j = e >> 4u;
+  let sc = byteOf(W[base + (j >> 2u)], j & 3u);
+  let d = dm.x * f32(sc & 15u); let mdm = dm.y * f32(sc >> 4u);
+  let qi = base + 4u + 8u * half + l;
+  let m2 = 0x03030303u;
+  let q0 = (W[qi] >> (2u * s)) & m2; let q1 = (W[qi + 1u] >> (2u * s)) & m2;
+  return W8(d * vec4<f32>(f32(byteOf(q0, 0u)), f32(byteOf(q0, 1u)), f32(byteOf(q0, 2u)), f32(byteOf(q0, 3u))) - mdm,
+            d * vec4<f32>(f32(byteOf(q1, 0u)), f32(byteOf(q1, 1u)), f32(byteOf(q1, 2u)), f32(byteOf(q1, 3u))) - mdm);
 }`,
 };
 

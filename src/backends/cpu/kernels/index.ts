@@ -4,4 +4,5 @@ export * from './gemm';
 export * from './ops';
 export * from './kquants';
 export * from './nonlinear';
+export * from './kquants-235';
 export { setScratch, staticDataEnd } from './scratch';
