@@ -35,7 +35,6 @@ import { llamaManifest } from '../src/model/arch/llama.js';
 import { openModelFiles } from '../src/model/load.js';
 import * as random from '../src/model/random-model.js';
 import * as q5_0 from '../src/quant/q5_0.js';
-import { dequantize } from '../src/quant/dequantize.js';
 import { syntheticSpmVocab, syntheticVocabHF } from '../src/tokenizer/synthetic-vocab.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import { randomSpec, randomWeights, writeHFModel, LLAMA2_GGUF_VOCAB, LLAMA2_HF_TOKENIZER, type RandomModelShape } from './helpers/random-model.js';
@@ -361,7 +360,7 @@ test('rows that are not whole blocks fall back as llama-quantize does; tied embe
   assert.equal(tensorTypes(odd, 'q4_k_m', 1).get('blk.0.ffn_down.weight'), 'Q8_0', 'rows of 64: Q6_K → Q8_0 (layer 0 of 1 has more bits)');
 });
 
-test('Q5_0: hand-made block; widening to Q8_0 keeps every value', () => {
+test('Q5_0: hand-made block', () => {
   // One block: -8 is the largest magnitude, so d = -8 / -16 = 0.5 and q = x / 0.5 + 16.
   const x = Float32Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5);
   const bytes = q5_0.quantize(x);
@@ -371,9 +370,6 @@ test('Q5_0: hand-made block; widening to Q8_0 keeps every value', () => {
   assert.deepEqual([...bytes.subarray(2, 6)], [0, 0, 0xff, 0xff]);
   // Byte j: element j's low nibble, element j+16's above it (both j here).
   assert.deepEqual([...bytes.subarray(6, 9)], [0x00, 0x11, 0x22]);
-  const noise = Float32Array.from({ length: 32 * 64 }, (_, i) => Math.sin(i * 12.9898) * 3.7);
-  const q = q5_0.quantize(noise);
-  assert.deepEqual([...dequantize('Q8_0', q5_0.toQ8_0(q, noise.length), noise.length)], [...q5_0.dequantize(q, noise.length)]);
 });
 
 test('tokenizer.model is read as llama.cpp\'s converter reads it; tokenizer.json gives the same tokenization', { skip }, async () => {

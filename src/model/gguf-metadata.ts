@@ -8,6 +8,7 @@ import type { ModelSpec } from './spec.js';
 /** llama.cpp's file types (llama.h LLAMA_FTYPE_*) of the files Minerva writes: general.file_type. */
 export const LLAMA_FTYPE = {
   ALL_F32: 0, MOSTLY_F16: 1, MOSTLY_Q4_0: 2, MOSTLY_Q8_0: 7, MOSTLY_Q4_K_M: 15, MOSTLY_Q6_K: 18, MOSTLY_BF16: 32,
+  MOSTLY_Q4_1: 3, MOSTLY_Q5_0: 8, MOSTLY_Q5_1: 9, MOSTLY_IQ4_NL: 25,
 } as const;
 
 /** ggml's GGML_QNT_VERSION: the layout version of its quantized blocks. */

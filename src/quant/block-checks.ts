@@ -44,7 +44,10 @@ export function firstNonFiniteScale(bytes: Uint8Array, blockBytes: number, scale
 }
 
 /** Byte offsets of a block's f16 scales, per quantized weight type the backends compute with. */
-const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] };
+const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = {
+  Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208],
+  Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], IQ4_NL: [0],
+};
 
 /** Index of the first block of a `dtype` tensor whose f16 scale (any of them) is inf or NaN, or -1 (also for types without scales). */
 export function firstNonFiniteBlock(dtype: DType, bytes: Uint8Array): number {

@@ -1,5 +1,5 @@
 // Reference conversion between a tensor's stored bytes and f32, for the dtypes a weight may have
-// (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K). Stored bytes are little-endian and may sit at any byte offset
+// (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q6_K). Stored bytes are little-endian and may sit at any byte offset
 // (a view into a file buffer), so nothing here assumes the bytes are 4-byte aligned.
 import type { DType } from './dtype.js';
 import { decodeBF16, decodeF16, encodeBF16, encodeF16 } from './f16.js';
@@ -7,6 +7,10 @@ import * as q4_0 from './q4_0.js';
 import * as q8_0 from './q8_0.js';
 import * as q4_k from './q4_k.js';
 import * as q6_k from './q6_k.js';
+import * as q4_1 from './q4_1.js';
+import * as q5_0 from './q5_0.js';
+import * as q5_1 from './q5_1.js';
+import * as iq4_nl from './iq4_nl.js';
 
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -24,8 +28,12 @@ export function dequantize(dtype: DType, bytes: Uint8Array, count: number, out?:
     case 'Q4_0': return q4_0.dequantize(bytes, count, out);
     case 'Q4_K': return q4_k.dequantize(bytes, count, out);
     case 'Q6_K': return q6_k.dequantize(bytes, count, out);
+    case 'Q4_1': return q4_1.dequantize(bytes, count, out);
+    case 'Q5_0': return q5_0.dequantize(bytes, count, out);
+    case 'Q5_1': return q5_1.dequantize(bytes, count, out);
+    case 'IQ4_NL': return iq4_nl.dequantize(bytes, count, out);
     default:
-      throw new Error(`cannot convert ${dtype} to f32: only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K are supported`);
+      throw new Error(`cannot convert ${dtype} to f32: only F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K and Q6_K are supported`);
   }
 }
 
@@ -39,8 +47,12 @@ export function quantize(dtype: DType, values: Float32Array): Uint8Array {
     case 'Q4_0': return q4_0.quantize(values);
     case 'Q4_K': return q4_k.quantize(values);
     case 'Q6_K': return q6_k.quantize(values);
+    case 'Q4_1': return q4_1.quantize(values);
+    case 'Q5_0': return q5_0.quantize(values);
+    case 'Q5_1': return q5_1.quantize(values);
+    case 'IQ4_NL': return iq4_nl.quantize(values);
     default:
-      throw new Error(`cannot convert f32 to ${dtype}: only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K are supported`);
+      throw new Error(`cannot convert f32 to ${dtype}: only F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K and Q6_K are supported`);
   }
 }
 

@@ -18,6 +18,7 @@ import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-
 export const KERNELS = [
   'matmulF32', 'matmulF16', 'matmulF16Scaled', 'matmulBF16', 'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_K', 'matmulQ6_K',
   'gemmF32', 'gemmF16', 'gemmBF16', 'gemmQ8_0', 'gemmQ4_0', 'gemmQ4_K', 'gemmQ6_K',
+  'matmulQ4_1', 'gemmQ4_1', 'matmulQ5_0', 'gemmQ5_0', 'matmulQ5_1', 'gemmQ5_1', 'matmulIQ4_NL', 'gemmIQ4_NL',
   'attention', 'siluMul', 'rmsNorm', 'rope', 'add', 'quantizeRowsQ8', 'blockSumsQ8', 'addSparseRows', 'setScratch',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];

@@ -4,3 +4,4 @@ export * from './gemm';
 export * from './ops';
 export * from './kquants';
 export { setScratch, staticDataEnd } from './scratch';
+export * from './legacy';
