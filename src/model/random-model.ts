@@ -222,11 +222,12 @@ const FILE_TYPES: Partial<Record<DType, number>> = {
 /**
  * Writes the same weights as a GGUF file, as convert_hf_to_gguf.py would: GGUF tensor names,
  * Llama's Q/K rows permuted for interleaved RoPE, 1-D tensors in F32, and `vocab` (tokenizer.*
- * metadata entries). Every matrix is `dtype` (no llama-quantize mix: see src/convert for that).
+ * metadata entries). Every matrix is `dtype` (no llama-quantize mix: see src/convert for that),
+ * or what `typeOf` names for it (files mixing types, for tests).
  */
 export async function writeGGUFModel(
   file: string, spec: ModelSpec, weights: RandomWeights,
-  opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string },
+  opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string; typeOf?: (tensor: string) => DType | undefined },
 ): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const metadata = ggufModelMetadata(spec, { name: opts.name ?? 'minerva-random-test', fileType: FILE_TYPES[dtype] ?? 0, vocab: opts.vocab });
@@ -235,7 +236,7 @@ export async function writeGGUFModel(
     let produce = () => values(w);
     if (spec.arch === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
     if (spec.arch === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
-    const stored = storedType(dtype, w.shape);
+    const stored = storedType(opts.typeOf?.(name) ?? dtype, w.shape);
     tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
   }
   if (spec.rope.scaling.type === 'llama3') {
