@@ -1,10 +1,10 @@
 // How each weight dtype is laid out in a GPU buffer, and the WGSL that reads it back.
 //
 // Shaders read storage buffers as array<u32>, so every block must start on a 4-byte boundary.
-// GGML's Q8_0 (34 bytes), Q4_0 (18), Q5_0 (22), IQ4_NL (18) and Q6_K (210) blocks do not; they are repacked at upload into
-// two planes per buffer: the blocks' 4-byte-aligned bodies first, then their f16 scales packed two
-// to a word (`aux` is where that plane starts, in words). Q4_K (144 bytes) and the float types are
-// kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
+// GGML's Q8_0 (34 bytes), Q4_0 (18), Q5_0 (22), IQ4_NL (18) and Q6_K (210) blocks do not; they
+// are repacked at upload into two planes per buffer: the blocks' 4-byte-aligned bodies first, then
+// their f16 scales packed two to a word (`aux` is where that plane starts, in words). Q4_K (144
+// bytes), Q4_1 (20), Q5_1 (24) and the float types are kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
 //
 // Every dtype provides the same WGSL function, which the matmul and embed kernels are built on:
 //   fn load8(row: u32, g: u32) -> W8   // elements 8g .. 8g+7 of `row`, as two vec4<f32>
