@@ -1,6 +1,6 @@
 // Q4_1, Q5_0, Q5_1 and IQ4_NL model files against llama.cpp (node-llama-cpp, CPU). node-llama-cpp
-// cannot quantize, so the files are written by Minerva's quantizers (which follow llama.cpp's
-// reference quantizers) and llama.cpp dequantizes the same bytes: its logits and greedy
+// cannot quantize, so the files are written by Minerva's quantizers (the bytes llama.cpp's own
+// quantizers write: legacy-quants.test.ts) and llama.cpp dequantizes the same bytes: its logits and greedy
 // continuations must agree with Minerva's on each file, and each file's logits must stay close to
 // the F32 model's, by as much as the type's bits allow. A file mixing these types with Q4_K, Q6_K
 // and Q8_0 (as llama-quantize's mixes do) runs too, on the cpu backend and on webgpu.

@@ -1,10 +1,15 @@
 // Q4_1, Q5_0, Q5_1 and IQ4_NL (ggml's other blocks of 32): hand-computed blocks in llama.cpp's
-// layouts, the quantizers' error bounds, the cpu kernels against the exact block-scaled integer
+// layouts, the quantizers' error bounds and bytes (against llama.cpp's own quantizers), the cpu kernels against the exact block-scaled integer
 // dot (every row and tile split, decode == prefill bit for bit), and the cpu and webgpu backends'
 // matmul and embed against the reference backend. Model files against llama.cpp:
 // legacy-quants-llamacpp.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Backend, Weight } from '../src/backends/backend.js';
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
@@ -115,6 +120,69 @@ test('every type: quantize → dequantize within what its bits allow, ordered by
     assert.throws(() => quantize(t, new Float32Array(33)), /not a whole number of blocks/);
     assert.throws(() => quantize(t, Float32Array.of(...new Array(31).fill(0), NaN)), new RegExp(`${t}: cannot quantize the non-finite value NaN at index 31`));
     assert.throws(() => dequantize(t, new Uint8Array(DTYPE_LAYOUT[t].blockBytes - 1), 32), /need/);
+  }
+});
+
+// llama.cpp's own quantizers, from the prebuilt ggml library node-llama-cpp ships (linux-x64),
+// called through Python's ctypes: ggml_quantize_chunk is what llama-quantize calls (for IQ4_NL,
+// quantize_iq4_nl with its scale search), and quantize_row_iq4_nl_ref the single-scale reference.
+const GGML_BASE = path.resolve('node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so');
+const ggmlSkip = (() => {
+  if (process.platform !== 'linux' || process.arch !== 'x64' || !existsSync(GGML_BASE)) return 'no linux-x64 ggml library from node-llama-cpp';
+  try { execFileSync('python3', ['-c', 'import ctypes']); return false; } catch { return 'no python3 with ctypes'; }
+})();
+const GGML_QUANTIZE = String.raw`
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+lib.quantize_row_iq4_nl_ref.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+x = open(sys.argv[2], 'rb').read()
+n, rows, block_bytes, which = len(x) // 4, int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+out = ctypes.create_string_buffer(n // 32 * block_bytes)
+if which == 'ref':
+    lib.quantize_row_iq4_nl_ref(x, out, n)
+else:
+    lib.ggml_quantize_chunk(int(which), x, out, 0, rows, n // rows, None)
+open(sys.argv[3], 'wb').write(out.raw)
+`;
+const GGML_IDS: Record<LegacyType, number> = { Q4_1: 3, Q5_0: 6, Q5_1: 7, IQ4_NL: 20 };
+
+test('the quantizers write the bytes llama.cpp\'s own quantizers write', { skip: ggmlSkip }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-ggml-quant-'));
+  try {
+    const ggml = async (x: Float32Array, rows: number, dtype: LegacyType, which: string) => {
+      const [inFile, outFile] = [path.join(dir, 'x.f32'), path.join(dir, 'q.bin')];
+      await writeFile(inFile, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+      execFileSync('python3', ['-c', GGML_QUANTIZE, GGML_BASE, inFile, outFile, String(rows), String(DTYPE_LAYOUT[dtype].blockBytes), which]);
+      return new Uint8Array(await readFile(outFile));
+    };
+    // Rows of 256: Gaussian, uniform, wide-ranged, tiny (near GROUP_MAX_EPS and f16's subnormals),
+    // all-zero and constant blocks, and values on a coarse grid (ties in the rounding).
+    const k = 256;
+    const inputs: Float32Array[] = [
+      gaussian(8 * k), random(8 * k).map((v) => v * 1e4), random(4 * k).map((v) => v * 1e-6), random(2 * k).map((v) => v * 1e-16),
+      Float32Array.from({ length: 4 * k }, (_, i) => (i >> 5) % 3 === 0 ? 0 : (i >> 5) % 3 === 1 ? 0.75 : Math.round(8 * Math.sin(i)) / 4),
+    ];
+    for (const dtype of TYPES) {
+      for (const [i, x] of inputs.entries()) {
+        const expected = await ggml(x, x.length / k, dtype, String(GGML_IDS[dtype]));
+        assert.deepEqual(quantize(dtype, x), expected, `${dtype}, input ${i}`);
+      }
+    }
+    // quantize_row_iq4_nl_ref leaves an all-zero block's indices as they were: uninitialised stack
+    // memory when no block before it set them. Such blocks (d = 0) are compared by d alone.
+    const zeroBlocksCleared = (q: Uint8Array) => {
+      const c = q.slice();
+      for (let at = 0; at < c.length; at += 18) if (c[at] === 0 && c[at + 1] === 0) c.fill(0, at + 2, at + 18);
+      return c;
+    };
+    for (const [i, x] of inputs.entries()) {
+      const expected = zeroBlocksCleared(await ggml(x, 1, 'IQ4_NL', 'ref'));
+      assert.deepEqual(zeroBlocksCleared(iq4_nl.quantize(x, { search: false })), expected, `IQ4_NL reference (no search), input ${i}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

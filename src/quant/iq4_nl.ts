@@ -8,7 +8,9 @@
 // least-squares refit, then 15 trial scales (−127 + t) / max for t in −7..7, keeping the refit
 // with the smallest weighted error; the indices are then taken again for the chosen scale.
 // With { search: false } it follows quantize_row_iq4_nl_ref instead (ntry = −1 there): one scale
-// max / −127, its refit stored as d, and the indices of the first scale kept.
+// max / −127, its refit stored as d, and the indices of the first scale kept. Both give llama.cpp's
+// bytes (test/legacy-quants.test.ts calls its library), except that the reference leaves the
+// indices of all-zero blocks before any other as its stack buffer held them (here 0); d is 0.
 import { readF16, writeF16 } from './f16.js';
 import { checkDequantizeArgs, checkFinite } from './block-checks.js';
 
