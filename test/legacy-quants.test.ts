@@ -140,7 +140,11 @@ lib.quantize_row_iq4_nl_ref.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes
 x = open(sys.argv[2], 'rb').read()
 n, rows, block_bytes, which = len(x) // 4, int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 out = ctypes.create_string_buffer(n // 32 * block_bytes)
-if which == 'ref':
+if which.startswith('dequantize_row_'):
+    n = len(x) // block_bytes * 32
+    out = ctypes.create_string_buffer(4 * n)
+    getattr(lib, which)(x, out, ctypes.c_int64(n))
+elif which == 'ref':
     lib.quantize_row_iq4_nl_ref(x, out, n)
 else:
     lib.ggml_quantize_chunk(int(which), x, out, 0, rows, n // rows, None)
@@ -148,7 +152,7 @@ open(sys.argv[3], 'wb').write(out.raw)
 `;
 const GGML_IDS: Record<LegacyType, number> = { Q4_1: 3, Q5_0: 6, Q5_1: 7, IQ4_NL: 20 };
 
-test('the quantizers write the bytes llama.cpp\'s own quantizers write', { skip: ggmlSkip }, async () => {
+test('the quantizers write the bytes llama.cpp\'s own quantizers write; the dequantizers give its values bit for bit', { skip: ggmlSkip }, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-ggml-quant-'));
   try {
     const ggml = async (x: Float32Array, rows: number, dtype: LegacyType, which: string) => {
@@ -180,6 +184,14 @@ test('the quantizers write the bytes llama.cpp\'s own quantizers write', { skip:
     for (const [i, x] of inputs.entries()) {
       const expected = zeroBlocksCleared(await ggml(x, 1, 'IQ4_NL', 'ref'));
       assert.deepEqual(zeroBlocksCleared(iq4_nl.quantize(x, { search: false })), expected, `IQ4_NL reference (no search), input ${i}`);
+    }
+    // Dequantization of arbitrary blocks (random bytes under finite f16 scales and mins) as
+    // llama.cpp's dequantize_row_*: bit for bit.
+    for (const dtype of TYPES) {
+      const bytes = Uint8Array.from({ length: 64 * DTYPE_LAYOUT[dtype].blockBytes }, () => Math.floor(rng.next() * 256));
+      for (let at = 0; at < bytes.length; at += DTYPE_LAYOUT[dtype].blockBytes) for (const f of SCALE_FIELDS[dtype]) bytes[at + f + 1]! &= 0xbb;
+      const theirs = await ggml(new Float32Array(bytes.buffer), 1, dtype, `dequantize_row_${dtype.toLowerCase()}`);
+      assert.deepEqual(dequantize(dtype, bytes, 64 * 32), new Float32Array(theirs.buffer), `${dtype} dequantized`);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
