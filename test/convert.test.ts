@@ -35,7 +35,6 @@ import { llamaManifest } from '../src/model/arch/llama.js';
 import { openModelFiles } from '../src/model/load.js';
 import * as random from '../src/model/random-model.js';
 import * as q5_0 from '../src/quant/q5_0.js';
-import { dequantize } from '../src/quant/dequantize.js';
 import { syntheticSpmVocab, syntheticVocabHF } from '../src/tokenizer/synthetic-vocab.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import { randomSpec, randomWeights, writeHFModel, LLAMA2_GGUF_VOCAB, LLAMA2_HF_TOKENIZER, type RandomModelShape } from './helpers/random-model.js';
@@ -205,8 +204,6 @@ const TOKENIZER_TEXTS = [
 
 for (const [name, m] of Object.entries(MODELS)) {
   for (const type of TYPES) {
-    // q5_k_m's fallback for rows that are not whole super-blocks is Q5_1, which this branch cannot write yet.
-    if ((type === 'q5_k_m' || type === 'q3_k_m') && m.shape.dim % 256 !== 0) continue;
     test(`${name} → ${type}: @huggingface/gguf reads it; llama.cpp runs it as Minerva runs the source (bounds: ${JSON.stringify(BOUNDS[type])})`, { skip }, async () => {
       const src = sources.get(name)!;
       const { spec } = src;
@@ -372,7 +369,7 @@ test('rows that are not whole blocks fall back as llama-quantize does; tied embe
   assert.equal(tensorTypes(odd, 'q4_k_m', 1).get('blk.0.ffn_down.weight'), 'Q8_0', 'rows of 64: Q6_K → Q8_0 (layer 0 of 1 has more bits)');
 });
 
-test('Q5_0: hand-made block; widening to Q8_0 keeps every value', () => {
+test('Q5_0: hand-made block', () => {
   // One block: -8 is the largest magnitude, so d = -8 / -16 = 0.5 and q = x / 0.5 + 16.
   const x = Float32Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5);
   const bytes = q5_0.quantize(x);
@@ -382,9 +379,6 @@ test('Q5_0: hand-made block; widening to Q8_0 keeps every value', () => {
   assert.deepEqual([...bytes.subarray(2, 6)], [0, 0, 0xff, 0xff]);
   // Byte j: element j's low nibble, element j+16's above it (both j here).
   assert.deepEqual([...bytes.subarray(6, 9)], [0x00, 0x11, 0x22]);
-  const noise = Float32Array.from({ length: 32 * 64 }, (_, i) => Math.sin(i * 12.9898) * 3.7);
-  const q = q5_0.quantize(noise);
-  assert.deepEqual([...dequantize('Q8_0', q5_0.toQ8_0(q, noise.length), noise.length)], [...q5_0.dequantize(q, noise.length)]);
 });
 
 test('tokenizer.model is read as llama.cpp\'s converter reads it; tokenizer.json gives the same tokenization', { skip }, async () => {

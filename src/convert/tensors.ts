@@ -6,21 +6,12 @@ import type { GGUFTensorToWrite } from '../formats/gguf.js';
 import { elementCount } from '../formats/tensor.js';
 import { dequantize, quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
-import * as q5_0 from '../quant/q5_0.js';
 import type { ModelFiles } from '../model/load.js';
 import { llama3RopeFactors, permuteForGGUF } from '../model/rope-layout.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { PlannedTensor } from './tensor-types.js';
 
 const FLOAT_TYPES: ReadonlySet<DType> = new Set(['F32', 'F16', 'BF16']);
-
-function decode(dtype: DType, bytes: Uint8Array, count: number): Float32Array {
-  return dtype === 'Q5_0' ? q5_0.dequantize(bytes, count) : dequantize(dtype, bytes, count);
-}
-
-function encode(dtype: DType, values: Float32Array): Uint8Array {
-  return dtype === 'Q5_0' ? q5_0.quantize(values) : quantize(dtype, values);
-}
 
 /**
  * What the file will hold, in order: rope_freqs.weight first (as convert_hf_to_gguf.py generates
@@ -68,7 +59,7 @@ export function tensorsToWrite(files: ModelFiles, planned: readonly PlannedTenso
     const count = elementCount(t.shape);
     const byteLength = byteSize(dtype, count);
     if (t.name === 'rope_freqs.weight') {
-      return { name: t.name, dtype, shape: t.shape, data: { byteLength, bytes: () => encode(dtype, ropeFactors(spec)) } };
+      return { name: t.name, dtype, shape: t.shape, data: { byteLength, bytes: () => quantize(dtype, ropeFactors(spec)) } };
     }
     const source = files.tensors.get(t.name)!;
     const heads = permutedHeads(spec, t.name);
@@ -84,9 +75,9 @@ export function tensorsToWrite(files: ModelFiles, planned: readonly PlannedTenso
         bytes: async () => {
           const stored = await files.read(t.name);
           if (source.dtype === dtype && heads === undefined) return stored;
-          let values = decode(source.dtype, stored, count);
+          let values = dequantize(source.dtype, stored, count);
           if (heads !== undefined) values = permuteForGGUF(values, t.shape, heads);
-          return encode(dtype, values);
+          return quantize(dtype, values);
         },
       },
     };

@@ -11,6 +11,7 @@ export const LLAMA_FTYPE = {
   MOSTLY_IQ4_XS: 30,
   MOSTLY_MXFP4_MOE: 38,
   MOSTLY_Q2_K: 10, MOSTLY_Q3_K_S: 11, MOSTLY_Q3_K_M: 12, MOSTLY_Q5_K_S: 16, MOSTLY_Q5_K_M: 17,
+  MOSTLY_Q4_1: 3, MOSTLY_Q5_0: 8, MOSTLY_Q5_1: 9, MOSTLY_IQ4_NL: 25,
 } as const;
 
 /** ggml's GGML_QNT_VERSION: the layout version of its quantized blocks. */

@@ -14,7 +14,7 @@ import {
   describeGGUFTokenizer, describeHFTokenizer, summarizeTokenizer, type TokenizerSummary,
 } from '../tokenizer/describe.js';
 import { dequantize } from '../quant/dequantize.js';
-import { quantizeOnLoad, widenForBackend, type LoadQuant } from '../quant/quantize-on-load.js';
+import { quantizeOnLoad, type LoadQuant } from '../quant/quantize-on-load.js';
 import { ConfigError } from './config-reader.js';
 import { specFromHFConfig } from './hf-config.js';
 import { readSentenceTransformersPooling } from './pooling-config.js';
@@ -258,7 +258,7 @@ export async function loadWeights(
   const largest = Math.max(0, ...[...model.tensors.values()].map((t) => t.byteLength));
   const buffer = new Uint8Array(largest);
   for (const [name, info] of model.tensors) {
-    const stored = widenForBackend(info, await model.read(name, buffer));
+    const stored = { info, data: await model.read(name, buffer) };
     const kept = quant ? quantizeOnLoad(stored.info, stored.data, quant) : stored;
     weights.set(name, backend.loadWeight(kept.info, kept.data));
     loadedBytes += info.byteLength;

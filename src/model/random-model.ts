@@ -219,16 +219,18 @@ const FILE_TYPES: Partial<Record<DType, number>> = {
   IQ4_XS: LLAMA_FTYPE.MOSTLY_IQ4_XS,
   MXFP4: LLAMA_FTYPE.MOSTLY_MXFP4_MOE,
   Q5_K: LLAMA_FTYPE.MOSTLY_Q5_K_S, Q3_K: LLAMA_FTYPE.MOSTLY_Q3_K_S, Q2_K: LLAMA_FTYPE.MOSTLY_Q2_K,
+  Q4_1: LLAMA_FTYPE.MOSTLY_Q4_1, Q5_0: LLAMA_FTYPE.MOSTLY_Q5_0, Q5_1: LLAMA_FTYPE.MOSTLY_Q5_1, IQ4_NL: LLAMA_FTYPE.MOSTLY_IQ4_NL,
 };
 
 /**
  * Writes the same weights as a GGUF file, as convert_hf_to_gguf.py would: GGUF tensor names,
  * Llama's Q/K rows permuted for interleaved RoPE, 1-D tensors in F32, and `vocab` (tokenizer.*
- * metadata entries). Every matrix is `dtype` (no llama-quantize mix: see src/convert for that).
+ * metadata entries). Every matrix is `dtype` (no llama-quantize mix: see src/convert for that),
+ * or what `typeOf` names for it (files mixing types, for tests).
  */
 export async function writeGGUFModel(
   file: string, spec: ModelSpec, weights: RandomWeights,
-  opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string },
+  opts: { dtype?: DType; vocab: readonly GGUFMetadataEntry[]; name?: string; typeOf?: (tensor: string) => DType | undefined },
 ): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const metadata = ggufModelMetadata(spec, { name: opts.name ?? 'minerva-random-test', fileType: FILE_TYPES[dtype] ?? 0, vocab: opts.vocab });
@@ -237,7 +239,7 @@ export async function writeGGUFModel(
     let produce = () => values(w);
     if (spec.arch === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
     if (spec.arch === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
-    const stored = storedType(dtype, w.shape);
+    const stored = storedType(opts.typeOf?.(name) ?? dtype, w.shape);
     tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
   }
   if (spec.rope.scaling.type === 'llama3') {

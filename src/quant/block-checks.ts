@@ -50,6 +50,7 @@ const SCALE_OFFSETS: Partial<Record<DType, readonly number[]>> = {
   Q5_K: [0, 2],
   Q3_K: [108],
   Q2_K: [80, 82],
+  Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], IQ4_NL: [0],
 };
 
 /** Index of the first block of a `dtype` tensor whose f16 scale (any of them; MXFP4: its E8M0 exponent) is inf or NaN, or -1 (also for types without scales). */

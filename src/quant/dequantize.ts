@@ -12,6 +12,10 @@ import * as mxfp4 from './mxfp4.js';
 import * as q5_k from './q5_k.js';
 import * as q3_k from './q3_k.js';
 import * as q2_k from './q2_k.js';
+import * as q4_1 from './q4_1.js';
+import * as q5_0 from './q5_0.js';
+import * as q5_1 from './q5_1.js';
+import * as iq4_nl from './iq4_nl.js';
 
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
@@ -34,6 +38,10 @@ export function dequantize(dtype: DType, bytes: Uint8Array, count: number, out?:
     case 'Q5_K': return q5_k.dequantize(bytes, count, out);
     case 'Q3_K': return q3_k.dequantize(bytes, count, out);
     case 'Q2_K': return q2_k.dequantize(bytes, count, out);
+    case 'Q4_1': return q4_1.dequantize(bytes, count, out);
+    case 'Q5_0': return q5_0.dequantize(bytes, count, out);
+    case 'Q5_1': return q5_1.dequantize(bytes, count, out);
+    case 'IQ4_NL': return iq4_nl.dequantize(bytes, count, out);
     default:
       throw new Error(`cannot convert ${dtype} to f32: only ${[...WEIGHT_DTYPES].join(', ')} are supported`);
   }
@@ -54,6 +62,10 @@ export function quantize(dtype: DType, values: Float32Array): Uint8Array {
     case 'Q5_K': return q5_k.quantize(values);
     case 'Q3_K': return q3_k.quantize(values);
     case 'Q2_K': return q2_k.quantize(values);
+    case 'Q4_1': return q4_1.quantize(values);
+    case 'Q5_0': return q5_0.quantize(values);
+    case 'Q5_1': return q5_1.quantize(values);
+    case 'IQ4_NL': return iq4_nl.quantize(values);
     default:
       throw new Error(`cannot convert f32 to ${dtype}: only ${[...WEIGHT_DTYPES].join(', ')} are supported`);
   }

@@ -95,13 +95,11 @@ export const WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>([
   'IQ4_XS',
   'MXFP4',
   'Q5_K', 'Q3_K', 'Q2_K',
+  'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL',
 ]);
 
-/**
- * Types a weight may be stored in: WEIGHT_DTYPES, and Q5_0, which the loader widens to Q8_0
- * exactly (quant/quantize-on-load.ts widenForBackend).
- */
-export const STORED_WEIGHT_DTYPES: ReadonlySet<DType> = new Set<DType>([...WEIGHT_DTYPES, 'Q5_0']);
+/** Types a weight may be stored in: every backend computes with each as stored (WEIGHT_DTYPES). */
+export const STORED_WEIGHT_DTYPES: ReadonlySet<DType> = WEIGHT_DTYPES;
 
 /**
  * Bytes taken by `count` elements of `dtype`, or an error message if `count` is not a whole

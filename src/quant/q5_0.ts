@@ -3,15 +3,14 @@
 // bytes whose byte j holds the low 4 bits of element j (low nibble) and of element j+16 (high
 // nibble); x = d · (q − 16), q in 0..31.
 //
-// No backend computes with Q5_0: llama-quantize writes it where a Q4_K matrix has rows that are
-// not whole 256-element super-blocks (Qwen2-0.5B's 896), so `minerva convert` writes it there too,
-// and the loader widens it to Q8_0, which holds every Q5_0 block exactly (same d, q − 16 in int8).
+// llama-quantize writes Q5_0 where a Q4_K matrix has rows that are not whole 256-element
+// super-blocks (Qwen2-0.5B's 896), so `minerva convert` writes it there too; the backends compute
+// with it as stored (cpu: kernels/legacy.ts; webgpu: weight-layout.ts).
 // quantize() follows quantize_row_q5_0_ref step by step in f32, so it produces llama.cpp's bytes:
 // max is the signed value of largest magnitude (the first on ties), d = max / −16,
 // q = min(31, trunc(x · (1/d) + 16.5)).
 import { readF16, writeF16 } from './f16.js';
 import { checkDequantizeArgs, checkFinite } from './block-checks.js';
-import * as q8_0 from './q8_0.js';
 
 export const BLOCK_SIZE = 32;
 export const BLOCK_BYTES = 22;
@@ -71,24 +70,4 @@ export function dequantize(bytes: Uint8Array, count: number, out?: Float32Array)
     for (let j = 0; j < BLOCK_SIZE; j++) dst[b * BLOCK_SIZE + j] = (level(bytes, at, j) - 16) * d;
   }
   return dst;
-}
-
-/**
- * The same `count` values as Q8_0 blocks, exactly: each block keeps its f16 d and stores q − 16
- * (−16..15) as its int8. So the backends, which compute with Q8_0, run a Q5_0 file unchanged.
- */
-export function toQ8_0(bytes: Uint8Array, count: number): Uint8Array {
-  if (!Number.isSafeInteger(count) || count < 0 || count % BLOCK_SIZE !== 0) {
-    throw new Error(`Q5_0: ${count} elements is not a whole number of blocks of ${BLOCK_SIZE}`);
-  }
-  const nBlocks = count / BLOCK_SIZE;
-  if (bytes.length < nBlocks * BLOCK_BYTES) throw new Error(`Q5_0: ${count} elements need ${nBlocks * BLOCK_BYTES} bytes, got ${bytes.length}`);
-  const out = new Uint8Array(nBlocks * q8_0.BLOCK_BYTES);
-  for (let b = 0; b < nBlocks; b++) {
-    const at = b * BLOCK_BYTES, to = b * q8_0.BLOCK_BYTES;
-    out[to] = bytes[at]!;
-    out[to + 1] = bytes[at + 1]!;
-    for (let j = 0; j < BLOCK_SIZE; j++) out[to + 2 + j] = (level(bytes, at, j) - 16) & 0xff;
-  }
-  return out;
 }

@@ -5,7 +5,6 @@
 import { elementCount, type TensorInfo } from '../formats/tensor.js';
 import { dequantize, quantize } from './dequantize.js';
 import { DTYPE_LAYOUT, type DType } from './dtype.js';
-import * as q5_0 from './q5_0.js';
 
 /** The `--quant` choices and the weight type each produces. */
 export const LOAD_QUANT_TYPES = {
@@ -33,20 +32,8 @@ export function quantizeOnLoad(info: TensorInfo, data: Uint8Array, quant: LoadQu
   return { info: { ...info, dtype: target, byteLength: encoded.length }, data: encoded };
 }
 
-/**
- * A stored type no backend computes with, rewritten as one they do, exactly: Q5_0 (what
- * llama-quantize's Q4_K_M falls back to for rows that are not whole super-blocks) as Q8_0.
- * Anything else is returned as is.
- */
-export function widenForBackend(info: TensorInfo, data: Uint8Array): { info: TensorInfo; data: Uint8Array } {
-  if (info.dtype !== 'Q5_0') return { info, data };
-  const widened = q5_0.toQ8_0(data, elementCount(info.shape));
-  return { info: { ...info, dtype: 'Q8_0', byteLength: widened.length }, data: widened };
-}
-
 /** Bytes `info` takes once loaded under `quant` (what quantizeOnLoad would return), without converting it. */
 export function keptBytes(info: TensorInfo, quant: LoadQuant | undefined): number {
-  if (info.dtype === 'Q5_0') return (elementCount(info.shape) / DTYPE_LAYOUT.Q8_0.blockSize) * DTYPE_LAYOUT.Q8_0.blockBytes;
   if (!quant) return info.byteLength;
   const target = LOAD_QUANT_TYPES[quant];
   if (info.shape.length !== 2 || !FLOAT_TYPES.has(info.dtype)) return info.byteLength;

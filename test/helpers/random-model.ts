@@ -25,7 +25,7 @@ export async function writeHFModel(
 
 /** The same weights as GGUF, with the Llama-2 vocabulary copied from the vocab-only GGUF fixture. */
 export async function writeGGUFModel(
-  file: string, spec: ModelSpec, weights: random.RandomWeights, opts: { dtype?: DType } = {},
+  file: string, spec: ModelSpec, weights: random.RandomWeights, opts: { dtype?: DType; typeOf?: (tensor: string) => DType | undefined } = {},
 ): Promise<void> {
   const vocab = await openGGUF(LLAMA2_GGUF_VOCAB);
   const tokenizerEntries = metadataEntries(vocab, (k) => k.startsWith('tokenizer.'));

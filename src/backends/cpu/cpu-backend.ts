@@ -36,7 +36,7 @@ const WEIGHT_LIMIT_SHARD = MAX_BYTES - 2 ** 28;
  * from `gemmFrom` tokens on (measured on 2048×2048: f16's conversion is dear, so gemm pays from 2
  * tokens; bf16 and the quantized types from 4). Both give bit-identical results. `input` is how x
  * is prepared: as is, permuted to match how f16/bf16 pairs are split, or quantized to 8-bit blocks
- * (`q8+sums`: plus each block's scaled sum, which Q4_K's mins multiply).
+ * (`q8+sums`: plus each block's scaled sum, which the mins of Q4_K, Q4_1 and Q5_1 multiply).
  */
 const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'permuted' | 'q8' | 'q8+sums' }>> = {
   F32: { matvec: 'matmulF32', gemm: 'gemmF32', gemmFrom: 2, input: 'f32' },
@@ -51,6 +51,10 @@ const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gem
   Q5_K: { matvec: 'matmulQ5_K', gemm: 'gemmQ5_K', gemmFrom: 4, input: 'q8+sums' },
   Q3_K: { matvec: 'matmulQ3_K', gemm: 'gemmQ3_K', gemmFrom: 4, input: 'q8' },
   Q2_K: { matvec: 'matmulQ2_K', gemm: 'gemmQ2_K', gemmFrom: 4, input: 'q8' },
+  Q4_1: { matvec: 'matmulQ4_1', gemm: 'gemmQ4_1', gemmFrom: 4, input: 'q8+sums' },
+  Q5_0: { matvec: 'matmulQ5_0', gemm: 'gemmQ5_0', gemmFrom: 4, input: 'q8' },
+  Q5_1: { matvec: 'matmulQ5_1', gemm: 'gemmQ5_1', gemmFrom: 4, input: 'q8+sums' },
+  IQ4_NL: { matvec: 'matmulIQ4_NL', gemm: 'gemmIQ4_NL', gemmFrom: 4, input: 'q8' },
 };
 
 

@@ -72,6 +72,15 @@ export interface MatvecKernels {
   matvecQ2_K(w: number, x16: number, xd: number, out: number, k: number, r0: number, r1: number): void;
   matmulQ2_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmQ2_K(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  // Q4_1, Q5_1 (with xt from blockSumsQ8: their mins multiply it), Q5_0 and IQ4_NL (legacy.ts): matmul* per token, gemm* by unpacked tiles, bit-identical.
+  matmulQ4_1(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ4_1(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ5_1(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ5_1(w: number, x16: number, xd: number, xt: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulQ5_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmQ5_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  matmulIQ4_NL(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  gemmIQ4_NL(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).
   /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
   attention(params: number, r0: number, r1: number): void;

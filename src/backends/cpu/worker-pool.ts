@@ -20,6 +20,7 @@ export const KERNELS = [
   'gemmF32', 'gemmF16', 'gemmBF16', 'gemmQ8_0', 'gemmQ4_0', 'gemmQ4_K', 'gemmQ6_K',
   'matmulIQ4_XS', 'gemmIQ4_XS',
   'matmulMXFP4', 'gemmMXFP4',
+  'matmulQ4_1', 'gemmQ4_1', 'matmulQ5_0', 'gemmQ5_0', 'matmulQ5_1', 'gemmQ5_1', 'matmulIQ4_NL', 'gemmIQ4_NL',
   'attention', 'siluMul', 'rmsNorm', 'rope', 'add', 'quantizeRowsQ8', 'blockSumsQ8', 'addSparseRows', 'setScratch',
   'matmulQ5_K', 'gemmQ5_K',
   'matmulQ3_K', 'gemmQ3_K',

@@ -1,10 +1,12 @@
 // How each weight dtype is laid out in a GPU buffer, and the WGSL that reads it back.
 //
 // Shaders read storage buffers as array<u32>, so every block must start on a 4-byte boundary.
-// GGML's Q8_0 (34 bytes), Q4_0 (18) and Q6_K (210) blocks do not; they are repacked at upload into
-// two planes per buffer: the blocks' 4-byte-aligned bodies first, then their f16 scales packed two
-// to a word (`aux` is where that plane starts, in words; MXFP4's one-byte exponents four to a
-// word). Q4_K (144 bytes), IQ4_XS (136) and the float types are kept byte for byte. Nothing is expanded: a weight takes its stored size (plus at most a word).
+// GGML's Q8_0 (34 bytes), Q4_0 (18), Q5_0 (22), IQ4_NL (18), Q3_K (110) and Q6_K (210) blocks do
+// not; they are repacked at upload into two planes per buffer: the blocks' 4-byte-aligned bodies
+// first, then their f16 scales packed two to a word (`aux` is where that plane starts, in words;
+// MXFP4's one-byte exponents four to a word). Q4_K (144 bytes), Q5_K (176), Q2_K (84), IQ4_XS
+// (136), Q4_1 (20), Q5_1 (24) and the float types are kept byte for byte. Nothing is expanded: a
+// weight takes its stored size (plus at most a word).
 //
 // Every dtype provides the same WGSL function, which the matmul and embed kernels are built on:
 //   fn load8(row: u32, g: u32) -> W8   // elements 8g .. 8g+7 of `row`, as two vec4<f32>
@@ -18,6 +20,7 @@ export const GPU_WEIGHT_DTYPES: readonly DType[] = [
   'IQ4_XS',
   'MXFP4',
   'Q5_K', 'Q3_K', 'Q2_K',
+  'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL',
 ];
 
 /** Float types whose rows are padded with zeros to a multiple of 8 elements when they are not one. */
@@ -55,6 +58,8 @@ const PLANAR: Partial<Record<DType, { body: number; scaleAt: number; scaleBytes?
   Q6_K: { body: 208, scaleAt: 208 }, // [ql 128][qh 64][scales 16][d] → body = all but d
   MXFP4: { body: 16, scaleAt: 0, scaleBytes: 1 }, // [e][16 bytes] → body = the nibbles; e bytes packed four to a word
   Q3_K: { body: 108, scaleAt: 108 }, // [hmask 32][qs 64][scales 12][d] → body = all but d
+  Q5_0: { body: 20, scaleAt: 0 }, // [d][qh 4][16 bytes] → body = qh and the nibbles
+  IQ4_NL: { body: 16, scaleAt: 0 }, // [d][16 bytes]    → body = the indices
 };
 
 /**
@@ -290,8 +295,71 @@ fn load8(row: u32, g: u32) -> W8 {
 }`,
 };
 
+/** Q4_1, Q5_0, Q5_1 and IQ4_NL: blocks of 32 whose 16 nibble bytes hold element j low and j + 16 high (src/quant/). */
+const NIBBLES32 = /* wgsl */ `
+// Bit j (j < 4) of h moved to bit 4 of byte j: four elements' fifth bits.
+fn spread4(h: u32) -> u32 { return ((h & 1u) << 4u) | ((h & 2u) << 11u) | ((h & 4u) << 18u) | ((h & 8u) << 25u); }
+fn bytes4(q: u32) -> vec4<f32> { return vec4<f32>(f32(byteOf(q, 0u)), f32(byteOf(q, 1u)), f32(byteOf(q, 2u)), f32(byteOf(q, 3u))); }
+`;
+const LEGACY_LOAD8: Record<string, string> = {
+  // Blocks of 5 words: d and m, then 4 words of nibbles; x = d·q + m.
+  Q4_1: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 5u) + (g >> 2u)) * 5u;
+  let dm = unpack2x16float(W[base]);
+  let s = g & 3u;
+  let i = base + 1u + (s & 1u) * 2u;
+  let shift = (s >> 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  return W8(dm.x * bytes4((W[i] >> shift) & m) + dm.y, dm.x * bytes4((W[i + 1u] >> shift) & m) + dm.y);
+}`,
+  // Blocks of 6 words: d and m, qh (bit e: fifth bit of element e), 4 words of nibbles; x = d·q + m.
+  Q5_1: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let base = (row * (p.k >> 5u) + (g >> 2u)) * 6u;
+  let dm = unpack2x16float(W[base]);
+  let s = g & 3u;
+  let h = W[base + 1u] >> (8u * s);
+  let i = base + 2u + (s & 1u) * 2u;
+  let shift = (s >> 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  return W8(dm.x * bytes4(((W[i] >> shift) & m) | spread4(h)) + dm.y,
+            dm.x * bytes4(((W[i + 1u] >> shift) & m) | spread4(h >> 4u)) + dm.y);
+}`,
+  // Bodies of 5 words (qh, then the nibbles) and d in the scale plane; x = d·(q − 16).
+  Q5_0: /* wgsl */ `
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 5u) + (g >> 2u);
+  let d = scaleAt(blk);
+  let s = g & 3u;
+  let h = W[blk * 5u] >> (8u * s);
+  let i = blk * 5u + 1u + (s & 1u) * 2u;
+  let shift = (s >> 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  return W8(d * (bytes4(((W[i] >> shift) & m) | spread4(h)) - 16.0),
+            d * (bytes4(((W[i + 1u] >> shift) & m) | spread4(h >> 4u)) - 16.0));
+}`,
+  // Bodies of 4 words of indices into the levels, d in the scale plane; x = d·KVALUES[q].
+  IQ4_NL: /* wgsl */ `
+var<private> KVALUES: array<f32, 16> = array<f32, 16>(-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+fn levels4(q: u32) -> vec4<f32> {
+  return vec4<f32>(KVALUES[byteOf(q, 0u)], KVALUES[byteOf(q, 1u)], KVALUES[byteOf(q, 2u)], KVALUES[byteOf(q, 3u)]);
+}
+fn load8(row: u32, g: u32) -> W8 {
+  let blk = row * (p.k >> 5u) + (g >> 2u);
+  let d = scaleAt(blk);
+  let s = g & 3u;
+  let i = blk * 4u + (s & 1u) * 2u;
+  let shift = (s >> 1u) * 4u;
+  let m = 0x0f0f0f0fu;
+  return W8(d * levels4((W[i] >> shift) & m), d * levels4((W[i + 1u] >> shift) & m));
+}`,
+};
+
 /** The WGSL that reads weights of `dtype` (needs `W` and uniform `p` with fields k and aux declared first). */
 export function weightReader(dtype: DType): string {
+  const legacy = LEGACY_LOAD8[dtype];
+  if (legacy) return COMMON + NIBBLES32 + legacy;
   const f = LOAD8[dtype];
   if (!f) throw new RangeError(`webgpu backend: no kernel reads ${dtype} weights`);
   return COMMON + f;

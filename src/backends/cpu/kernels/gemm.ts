@@ -152,7 +152,8 @@ export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: 
  * Quantized tile: rows at w with stride ws bytes ([k] int16 then [k/32] f32 scales); tokens at x16
  * ([nTok, k] int16) with scales xd ([nTok, k/32] f32). Register blocks of 4 rows × 2 tokens; each block's
  * eight integer sums stay in registers over its four 8-lane steps (twice the speed of 2 × 2 blocks
- * that summed each pair's block separately).
+ * that summed each pair's block separately). Exported for the other quantized kernel files
+ * (legacy.ts), which unpack their blocks into the same layout.
  */
 export function gemmTileQ(w: usize, ws: usize, rows: i32, x16: usize, xd: usize, nTok: i32, k: i32, out: usize, n: i32): void {
   const nb = k >> 5;

@@ -6,3 +6,4 @@ export * from './kquants';
 export * from './nonlinear';
 export * from './kquants-235';
 export { setScratch, staticDataEnd } from './scratch';
+export * from './legacy';
