@@ -20,10 +20,10 @@ import { collect, logitsDiff } from './helpers/generation.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 
 const MODELS: Record<string, RandomModelShape> = {
-  // Even layers slide over 8 positions, odd ones see everything; scores capped at ±2, logits at ±20.
+  // Even layers slide over 8 positions, odd ones see everything; scores capped at ±2, logits at ±5.
   gemma2: {
     arch: 'gemma2', dim: 64, nLayers: 4, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true,
-    slidingWindow: 8, attnSoftcap: 2, finalSoftcap: 20,
+    slidingWindow: 8, attnSoftcap: 2, finalSoftcap: 5,
   },
   // Layers 0–4 and 6 slide (RoPE base 10000), layer 5 is global (base 1e6, positions / 8); per-head Q/K norms.
   gemma3: {
@@ -107,6 +107,51 @@ for (const name of Object.keys(MODELS)) {
     }
   });
 }
+
+// The oracle has teeth: the same weights run without the sliding window, without Gemma 2's
+// attention soft-cap, or (Gemma 3) with the local layers on the global RoPE, continue differently
+// from llama.cpp; and the final soft-cap bounds Gemma 2's logits.
+test('the window, the attention soft-cap and Gemma 3\'s local RoPE base each change the continuations', { skip }, async () => {
+  const variants: [string, RandomModelShape][] = [
+    ['gemma2', { ...MODELS.gemma2!, slidingWindow: 256 }],
+    ['gemma2', { ...MODELS.gemma2!, attnSoftcap: 1e6 }],
+    ['gemma3', { ...MODELS.gemma3!, slidingWindow: 256 }],
+  ];
+  for (const [i, [name, shape]] of variants.entries()) {
+    const file = path.join(dir, `variant-${i}.gguf`);
+    await writeGGUFModel(file, randomSpec(shape), randomWeights(randomSpec(MODELS[name]!), Object.keys(MODELS).indexOf(name) + 300));
+    const original = path.join(dir, `${name}-f32.gguf`);
+    const model = await loadModel(file, { contextLength: 256 });
+    try {
+      const prompts = PROMPTS.map((p) => model.tokenize(p));
+      assert.notDeepEqual(await minervaGreedy(model, prompts), await llamaCppGreedy(llama!, original, prompts, TOKENS), `variant ${i}`);
+    } finally {
+      model.dispose();
+    }
+  }
+  const gemma2 = await loadModel(path.join(dir, 'gemma2-f32.gguf'), { contextLength: 64 });
+  try {
+    const logits = await gemma2.logits(gemma2.tokenize(PROMPTS[0]!));
+    const max = logits.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(max < 5 && max > 4, `max |logit| ${max}: capped at 5, and the cap bites`);
+  } finally {
+    gemma2.dispose();
+  }
+  // Gemma 3 with its local layers on the global base (rope_local_base_freq = rope_theta).
+  const spec3 = randomSpec(MODELS.gemma3!);
+  const global = {
+    ...spec3, layers: spec3.layers!.map((l) => (l.rope ? { ...l, rope: { theta: spec3.rope.theta, scaling: { type: 'none' as const } } } : l)),
+  };
+  const hfDir = path.join(dir, 'gemma3-global-rope');
+  await writeHFModel(hfDir, global, randomWeights(spec3, Object.keys(MODELS).indexOf('gemma3') + 300));
+  const model = await loadModel(hfDir, { contextLength: 256 });
+  try {
+    const prompts = PROMPTS.map((p) => model.tokenize(p));
+    assert.notDeepEqual(await minervaGreedy(model, prompts), await llamaCppGreedy(llama!, path.join(dir, 'gemma3-f32.gguf'), prompts, TOKENS));
+  } finally {
+    model.dispose();
+  }
+});
 
 test('minerva convert of the Gemma 2 and Gemma 3 folders gives GGUFs that llama.cpp continues as the originals', { skip }, async () => {
   for (const name of ['gemma2', 'gemma3']) {

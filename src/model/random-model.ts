@@ -89,11 +89,15 @@ function randomGemmaSpec(s: RandomModelShape): ModelSpec {
 /** Weights by GGUF name, in Hugging Face row order; data may be produced on demand. */
 export type RandomWeights = Map<string, { shape: number[]; data: Float32Array | (() => Float32Array) }>;
 
-/** Standard deviation and mean of a tensor's values: norms near 1, matrices 1/√fan-in. */
-function scaleOf(name: string, shape: readonly number[]): { scale: number; offset: number } {
+/**
+ * Standard deviation and mean of a tensor's values: norms near 1, matrices 1/√fan-in. A model that
+ * scales its embeddings (Gemma, by √dim) gets a table that scaling brings to std 2, as trained
+ * Gemma tables are small: at std 1 the scaled embedding would outweigh every block.
+ */
+function scaleOf(name: string, shape: readonly number[], spec: ModelSpec): { scale: number; offset: number } {
   if (name.endsWith('norm.weight')) return { scale: 0.1, offset: 1 };
   if (name.endsWith('.bias')) return { scale: 0.2, offset: 0 };
-  if (name === 'token_embd.weight') return { scale: 1, offset: 0 };
+  if (name === 'token_embd.weight') return { scale: spec.embedScale ? 2 / spec.embedScale : 1, offset: 0 };
   if (name === 'output.weight') return { scale: 4 / Math.sqrt(shape[1]!), offset: 0 };
   return { scale: 1 / Math.sqrt(shape[1]!), offset: 0 };
 }
@@ -128,7 +132,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     if (e.optional) continue; // output.weight of a tied model
     const n = e.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    const { scale, offset } = scaleOf(e.name, e.shape);
+    const { scale, offset } = scaleOf(e.name, e.shape, spec);
     for (let i = 0; i < n; i++) data[i] = offset + scale * normal();
     qkNormShaping(spec, e.name, data);
     out.set(e.name, { shape: e.shape, data });
@@ -145,7 +149,7 @@ export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights 
   const out: RandomWeights = new Map();
   llamaManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
-    const { scale, offset } = scaleOf(e.name, e.shape);
+    const { scale, offset } = scaleOf(e.name, e.shape, spec);
     out.set(e.name, {
       shape: e.shape,
       data: () => {
