@@ -9,6 +9,7 @@ import { ReferenceBackend } from '../src/backends/reference/reference-backend.js
 import { Rng } from '../src/engine/rng.js';
 import { encodeF16 } from '../src/quant/f16.js';
 import { activations, assertClose, attentionSteps, copyKVContinues } from './helpers/backend-ops.js';
+import { assertGemmaOpsMatchReference } from './helpers/gemma-ops.js';
 
 const rng = new Rng(99);
 
@@ -180,6 +181,15 @@ test('copyKV gives another slot a prompt\'s keys and values in every layer, and 
     assert.deepEqual(got.untouched[1], got.untouched[0], 'the other slot is untouched');
     const ref = await copyKVContinues(new ReferenceBackend(), seeded(3));
     for (let l = 0; l < 2; l++) assertClose(got.copied[l]!, ref.copied[l]!, 1e-5, `layer ${l} after copyKV`);
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('Gemma\'s ops equal the reference: gelu(gate)·up, softcap, embed × √dim, attention with soft-capped scores', async () => {
+  const cpu = await CpuBackend.create(2);
+  try {
+    await assertGemmaOpsMatchReference(cpu, random);
   } finally {
     cpu.dispose();
   }

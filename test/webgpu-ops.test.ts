@@ -12,6 +12,7 @@ import { quantize } from '../src/quant/dequantize.js';
 import type { DType } from '../src/quant/dtype.js';
 import { createWebGpu, webgpuSkip } from './helpers/webgpu.js';
 import { activations, assertClose, attentionSteps } from './helpers/backend-ops.js';
+import { assertGemmaOpsMatchReference } from './helpers/gemma-ops.js';
 
 const skip = await webgpuSkip();
 const rng = new Rng(2024);
@@ -261,6 +262,15 @@ test('reads started together each get their own activations; aliasing an op\'s o
     assert.throws(() => gpu.rmsNorm(a, a, w, 1e-5), /rmsNorm: out must not alias x/);
     assert.throws(() => gpu.gatherRows(a, a, Int32Array.of(0)), /gatherRows: out must not alias x/);
     assert.deepEqual(await gpu.read(a), x, 'the backend still works after a refused op');
+  } finally {
+    gpu.dispose();
+  }
+});
+
+test('Gemma\'s ops equal the reference: gelu(gate)·up, softcap, embed × √dim, attention with soft-capped scores', { skip }, async () => {
+  const gpu = await createWebGpu();
+  try {
+    await assertGemmaOpsMatchReference(gpu, random);
   } finally {
     gpu.dispose();
   }

@@ -65,6 +65,8 @@ export interface AttentionParams {
   scale: number;
   /** Attend only to the last `slidingWindow` positions (Mistral); undefined for full attention. */
   slidingWindow?: number;
+  /** Scores (q·k·scale) become softcap·tanh(score / softcap) before the softmax (Gemma 2); undefined: none. */
+  softcap?: number;
 }
 
 export interface Backend {
@@ -77,8 +79,8 @@ export interface Backend {
   rowsView(a: Activations, rows: number): Activations;
   createKVCache(shape: KVCacheShape): KVCache;
 
-  /** out[t, :] = table[tokens[t], :] */
-  embed(out: Activations, table: Weight, tokens: Int32Array): void;
+  /** out[t, :] = table[tokens[t], :] · scale (scale default 1; Gemma scales by √dim) */
+  embed(out: Activations, table: Weight, tokens: Int32Array, scale?: number): void;
   /**
    * out[t, :] = x[t, :] / rms(x[t, :]) * weight. A weight shorter than the row, of a length g that
    * divides it, normalises each group of g columns on its own: out[t, j·g:(j+1)·g] =
@@ -101,6 +103,14 @@ export interface Backend {
   ): void;
   /** out = silu(gate) * up, elementwise */
   siluMul(out: Activations, gate: Activations, up: Activations): void;
+  /**
+   * out = gelu(gate) * up, elementwise, with GELU's tanh approximation (PyTorch's
+   * gelu(approximate='tanh'), transformers' gelu_pytorch_tanh): gelu(x) = ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+   * out may alias gate.
+   */
+  geluMul(out: Activations, gate: Activations, up: Activations): void;
+  /** x = cap · tanh(x / cap), elementwise, in place (Gemma 2's final logit soft-capping). */
+  softcap(x: Activations, cap: number): void;
   /** out = a + b, elementwise (out may alias a) */
   add(out: Activations, a: Activations, b: Activations): void;
   /** out[i, :] = x[rows[i], :] */

@@ -99,7 +99,7 @@ export function attention(
         const kBase = (slotBase + s) * kvDim + kvHead;
         let dot = 0;
         for (let i = 0; i < hd; i++) dot += q[qBase + i]! * keys[kBase + i]!;
-        const score = dot * p.scale;
+        const score = p.softcap !== undefined ? p.softcap * Math.tanh((dot * p.scale) / p.softcap) : dot * p.scale;
         scores[s] = score;
         if (score > max) max = score;
       }
@@ -137,6 +137,22 @@ export function siluMul(o: Float32Array, g: Float32Array, u: Float32Array): void
     const x = g[i]!;
     o[i] = (x / (1 + Math.exp(-x))) * u[i]!;
   }
+}
+
+/** √(2/π), GELU's tanh-approximation constant. */
+export const GELU_TANH_C = Math.sqrt(2 / Math.PI);
+
+/** o = gelu(g) · u, elementwise, GELU's tanh approximation: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). */
+export function geluMul(o: Float32Array, g: Float32Array, u: Float32Array): void {
+  for (let i = 0; i < o.length; i++) {
+    const x = g[i]!;
+    o[i] = 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x))) * u[i]!;
+  }
+}
+
+/** x = cap · tanh(x / cap), elementwise, in place. */
+export function softcap(x: Float32Array, cap: number): void {
+  for (let i = 0; i < x.length; i++) x[i] = cap * Math.tanh(x[i]! / cap);
 }
 
 /** o = a + b, elementwise. */

@@ -4,6 +4,7 @@
 import type { GGUFMetadataEntry } from '../formats/gguf.js';
 import { GGUF_POOLING_TYPES } from './pooling-config.js';
 import type { ModelSpec } from './spec.js';
+import { gemmaGGUFMetadata, isGemma } from './arch/gemma.js';
 
 /** llama.cpp's file types (llama.h LLAMA_FTYPE_*) of the files Minerva writes: general.file_type. */
 export const LLAMA_FTYPE = {
@@ -63,6 +64,8 @@ export function ggufModelMetadata(spec: ModelSpec, o: ModelMetadataOptions): GGU
   if (spec.slidingWindow !== undefined) out.push(u32('attention.sliding_window', spec.slidingWindow));
   // An embedding model's pooling, as convert_hf_to_gguf.py reads it from sentence-transformers' files.
   if (spec.pooling) out.push(u32('pooling_type', GGUF_POOLING_TYPES[spec.pooling.type]));
+  // Gemma 2's soft-caps (and a refusal where llama.cpp would run the spec differently).
+  if (isGemma(spec.arch)) for (const e of gemmaGGUFMetadata(spec)) out.push({ key: e.key, type: 'f32', value: e.value });
   out.push(...o.vocab, { key: 'general.quantization_version', type: 'u32', value: GGML_QUANTIZATION_VERSION });
   return out;
 }

@@ -2,11 +2,15 @@
 import { ConfigReader } from './config-reader.js';
 import { poolingFromGGUF } from './pooling-config.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
+import { gemmaSpecFromGGUF, isGemma } from './arch/gemma.js';
 
 const GGUF_ARCHS: Readonly<Record<string, ArchName>> = {
   llama: 'llama',
   qwen2: 'qwen2',
   qwen3: 'qwen3',
+  gemma: 'gemma',
+  gemma2: 'gemma2',
+  gemma3: 'gemma3',
 };
 
 /**
@@ -39,7 +43,7 @@ export function specFromGGUF(
   const tokenCount = Array.isArray(tokens) ? tokens.length : undefined;
   const vocabSize = g.count(`${a}.vocab_size`, tokenCount);
 
-  return {
+  const spec: ModelSpec = {
     arch,
     modelType: a,
     vocabSize,
@@ -64,6 +68,7 @@ export function specFromGGUF(
     slidingWindow: g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
     ...(pooling ? { pooling } : {}),
   };
+  return isGemma(arch) ? gemmaSpecFromGGUF(g, arch, spec) : spec;
 }
 
 function ropeScaling(g: ConfigReader, a: string): RopeScaling {

@@ -1,6 +1,7 @@
 // config.json (Hugging Face transformers) → ModelSpec.
 import { ConfigReader } from './config-reader.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
+import { GEMMA_HF_MODEL_TYPES, specFromGemmaHFConfig } from './arch/gemma.js';
 
 /** model_type values we run, and the graph family each uses. */
 const HF_MODEL_TYPES: Readonly<Record<string, ArchName>> = {
@@ -13,9 +14,11 @@ const HF_MODEL_TYPES: Readonly<Record<string, ArchName>> = {
 export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
   const c = ConfigReader.fromObject(file, raw);
   const modelType = c.string('model_type');
+  if (Object.hasOwn(GEMMA_HF_MODEL_TYPES, modelType)) return specFromGemmaHFConfig(c, modelType, ropeScaling);
   const arch = HF_MODEL_TYPES[modelType];
   if (!arch) {
-    c.fail(`model_type "${modelType}" is not supported (supported: ${Object.keys(HF_MODEL_TYPES).join(', ')})`);
+    const supported = [...Object.keys(HF_MODEL_TYPES), ...Object.keys(GEMMA_HF_MODEL_TYPES)];
+    c.fail(`model_type "${modelType}" is not supported (supported: ${supported.join(', ')})`);
   }
   const act = c.string('hidden_act', 'silu');
   if (act !== 'silu') c.fail(`hidden_act "${act}" is not supported (only silu)`);

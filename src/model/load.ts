@@ -23,6 +23,7 @@ import { specFromLlama2c } from './llama2c-spec.js';
 import { checkManifest, type ManifestEntry } from './manifest.js';
 import { ggufNameFromHF } from './tensor-names.js';
 import { llamaManifest } from './arch/llama.js';
+import { hfNormsAreOffset, isOffsetNorm } from './arch/gemma.js';
 import type { ModelSpec } from './spec.js';
 
 export type ModelFormat = 'safetensors' | 'gguf' | 'llama2c';
@@ -123,15 +124,38 @@ async function openHF(modelPath: string): Promise<ModelFiles> {
     // HF names → GGUF names; unknown names are kept as they are so the manifest check lists them.
     const renamed = new Map<string, TensorInfo>();
     const hfName = new Map<string, string>();
+    const offsetNorms = new Set<string>(); // HF names
     for (const [name, info] of provider.tensors) {
-      const g = ggufNameFromHF(name);
+      const g = ggufNameFromHF(name, spec.arch);
       if (g === null) continue;
       const key = g ?? name;
-      renamed.set(key, { ...info, name: key });
       hfName.set(key, name);
+      if (hfNormsAreOffset(spec) && isOffsetNorm(key) && info.shape.length === 1) {
+        // Stored as w of x̂·(1 + w): read as the F32 weight 1 + w of a plain RMS norm (arch/gemma.ts).
+        offsetNorms.add(name);
+        renamed.set(key, { name: key, dtype: 'F32', shape: info.shape, byteLength: 4 * info.shape[0]! });
+      } else {
+        renamed.set(key, { ...info, name: key });
+      }
     }
+    const shifted: WeightProvider = offsetNorms.size === 0 ? provider : {
+      source: provider.source,
+      tensors: provider.tensors,
+      close: () => provider.close(),
+      read: async (name, into) => {
+        if (!offsetNorms.has(name)) return provider.read(name, into);
+        const info = provider.tensors.get(name)!;
+        const n = info.shape[0]!;
+        const values = dequantize(info.dtype, await provider.read(name), n);
+        for (let i = 0; i < n; i++) values[i]! += 1;
+        const bytes = new Uint8Array(values.buffer, values.byteOffset, 4 * n);
+        if (!into) return bytes;
+        into.set(bytes);
+        return into.subarray(0, 4 * n);
+      },
+    };
     const tokenizer = { load: () => loadHFTokenizer(dir), describe: () => describeHFTokenizer(dir) };
-    return finish(modelPath, 'safetensors', spec, tokenizer, renamed, provider, (n) => hfName.get(n) ?? n);
+    return finish(modelPath, 'safetensors', spec, tokenizer, renamed, shifted, (n) => hfName.get(n) ?? n);
   } catch (e) {
     await provider.close();
     throw e;

@@ -12,6 +12,8 @@ import { quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
 import { llamaManifest } from './arch/llama.js';
 import { hfNameFromGGUF } from './tensor-names.js';
+import { gemmaHFConfig, hfNormsAreOffset, isGemma, isOffsetNorm } from './arch/gemma.js';
+import { specFromHFConfig } from './hf-config.js';
 import { ggufModelMetadata, LLAMA_FTYPE } from './gguf-metadata.js';
 import { llama3RopeFactors, permuteForGGUF } from './rope-layout.js';
 import type { ModelSpec, Pooling } from './spec.js';
@@ -19,7 +21,7 @@ import type { ModelSpec, Pooling } from './spec.js';
 export { permuteForGGUF };
 
 export interface RandomModelShape {
-  arch: 'llama' | 'qwen2' | 'qwen3';
+  arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
   dim: number;
   nLayers: number;
   nHeads: number;
@@ -36,10 +38,18 @@ export interface RandomModelShape {
   llama3Rope?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
   /** An embedding model's pooling: written as sentence-transformers modules (HF) and <arch>.pooling_type (GGUF). */
   pooling?: Pooling;
+  /** Gemma 2/3: the window of the sliding layers (Gemma 2: even layers; Gemma 3: five of six). */
+  slidingWindow?: number;
+  /** Gemma 2: attention and final logit soft-caps. */
+  attnSoftcap?: number;
+  finalSoftcap?: number;
+  /** Gemma 3: linear RoPE scaling of the global layers. */
+  linearRope?: number;
 }
 
 /** The spec as the HF loader will read it back (halves RoPE layout). */
 export function randomSpec(s: RandomModelShape): ModelSpec {
+  if (isGemma(s.arch)) return randomGemmaSpec(s);
   return {
     arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
     nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim ?? s.dim / s.nHeads, ffnDim: s.ffnDim,
@@ -53,14 +63,41 @@ export function randomSpec(s: RandomModelShape): ModelSpec {
   };
 }
 
+/**
+ * A Gemma spec, read from the config.json its shape gives (so it is what the HF loader reads back),
+ * with llama.cpp's fixed choices: local layers by the family's pattern, Gemma 3's local RoPE base
+ * 10000, the query scaled by head_dim^-½.
+ */
+function randomGemmaSpec(s: RandomModelShape): ModelSpec {
+  const pattern = s.arch === 'gemma2' ? 2 : 6;
+  const headDim = s.headDim ?? s.dim / s.nHeads;
+  const config = {
+    model_type: s.arch === 'gemma3' ? 'gemma3_text' : s.arch, hidden_size: s.dim, intermediate_size: s.ffnDim,
+    num_hidden_layers: s.nLayers, num_attention_heads: s.nHeads, num_key_value_heads: s.nKVHeads, head_dim: headDim,
+    max_position_embeddings: s.contextLength ?? 512, rms_norm_eps: 1e-6, vocab_size: s.vocabSize ?? 32000,
+    rope_theta: s.ropeTheta ?? 10000, tie_word_embeddings: true, query_pre_attn_scalar: headDim,
+    ...(s.linearRope ? { rope_scaling: { rope_type: 'linear', factor: s.linearRope } } : {}),
+    ...(s.arch !== 'gemma' ? {
+      sliding_window: s.slidingWindow ?? 4096,
+      attn_logit_softcapping: s.attnSoftcap ?? null, final_logit_softcapping: s.finalSoftcap ?? null,
+      layer_types: Array.from({ length: s.nLayers }, (_, l) => ((l + 1) % pattern !== 0 ? 'sliding_attention' : 'full_attention')),
+    } : {}),
+  };
+  return specFromHFConfig(config, `random ${s.arch} model`);
+}
+
 /** Weights by GGUF name, in Hugging Face row order; data may be produced on demand. */
 export type RandomWeights = Map<string, { shape: number[]; data: Float32Array | (() => Float32Array) }>;
 
-/** Standard deviation and mean of a tensor's values: norms near 1, matrices 1/√fan-in. */
-function scaleOf(name: string, shape: readonly number[]): { scale: number; offset: number } {
+/**
+ * Standard deviation and mean of a tensor's values: norms near 1, matrices 1/√fan-in. A model that
+ * scales its embeddings (Gemma, by √dim) gets a table that scaling brings to std 2, as trained
+ * Gemma tables are small: at std 1 the scaled embedding would outweigh every block.
+ */
+function scaleOf(name: string, shape: readonly number[], spec: ModelSpec): { scale: number; offset: number } {
   if (name.endsWith('norm.weight')) return { scale: 0.1, offset: 1 };
   if (name.endsWith('.bias')) return { scale: 0.2, offset: 0 };
-  if (name === 'token_embd.weight') return { scale: 1, offset: 0 };
+  if (name === 'token_embd.weight') return { scale: spec.embedScale ? 2 / spec.embedScale : 1, offset: 0 };
   if (name === 'output.weight') return { scale: 4 / Math.sqrt(shape[1]!), offset: 0 };
   return { scale: 1 / Math.sqrt(shape[1]!), offset: 0 };
 }
@@ -95,7 +132,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     if (e.optional) continue; // output.weight of a tied model
     const n = e.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    const { scale, offset } = scaleOf(e.name, e.shape);
+    const { scale, offset } = scaleOf(e.name, e.shape, spec);
     for (let i = 0; i < n; i++) data[i] = offset + scale * normal();
     qkNormShaping(spec, e.name, data);
     out.set(e.name, { shape: e.shape, data });
@@ -112,7 +149,7 @@ export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights 
   const out: RandomWeights = new Map();
   llamaManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
-    const { scale, offset } = scaleOf(e.name, e.shape);
+    const { scale, offset } = scaleOf(e.name, e.shape, spec);
     out.set(e.name, {
       shape: e.shape,
       data: () => {
@@ -141,7 +178,7 @@ function lazyBytes(dtype: DType, shape: readonly number[], produce: () => Float3
 }
 
 /** config.json "architectures" (the transformers class) of each graph family. */
-const HF_ARCHITECTURES: Readonly<Record<ModelSpec['arch'], string>> = {
+const HF_ARCHITECTURES: Readonly<Record<'llama' | 'qwen2' | 'qwen3', string>> = {
   llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
 };
 
@@ -158,8 +195,8 @@ export async function writeHFModel(
   opts: { dtype?: DType; maxShardBytes?: number; tokenizer: HFTokenizerFiles },
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const config = {
-    architectures: [HF_ARCHITECTURES[spec.arch]],
+  const config = isGemma(spec.arch) ? { ...gemmaHFConfig(spec), bos_token_id: 1, eos_token_id: 2, torch_dtype: TORCH_DTYPES[opts.dtype ?? 'F32'] ?? 'float32' } : {
+    architectures: [HF_ARCHITECTURES[spec.arch as 'llama' | 'qwen2' | 'qwen3']],
     model_type: spec.arch, hidden_size: spec.dim, intermediate_size: spec.ffnDim,
     num_attention_heads: spec.nHeads, num_key_value_heads: spec.nKVHeads, num_hidden_layers: spec.nLayers,
     max_position_embeddings: spec.contextLength, rms_norm_eps: spec.normEps, rope_theta: spec.rope.theta,
@@ -178,10 +215,13 @@ export async function writeHFModel(
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const tensors: TensorToWrite[] = [];
   for (const [name, w] of weights) {
-    const hf = hfNameFromGGUF(name);
+    const hf = hfNameFromGGUF(name, spec.arch);
     if (!hf) throw new Error(`no HF name for ${name}`);
     const dtype = storedType(opts.dtype ?? 'F32', w.shape);
-    tensors.push({ name: hf, shape: w.shape, dtype, data: lazyBytes(dtype, w.shape, () => values(w)) });
+    // Gemma's HF norms hold w of x̂·(1 + w); the weights here are the GGUF form 1 + w (arch/gemma.ts).
+    const offset = hfNormsAreOffset(spec) && isOffsetNorm(name);
+    const produce = offset ? () => values(w).map((v) => v - 1) : () => values(w);
+    tensors.push({ name: hf, shape: w.shape, dtype, data: lazyBytes(dtype, w.shape, produce) });
   }
   await writeSafeTensorsSharded(dir, tensors, opts.maxShardBytes ?? Number.MAX_SAFE_INTEGER, { format: 'pt' });
   if (spec.pooling) await writeSentenceTransformersModules(dir, spec);

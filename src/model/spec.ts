@@ -4,7 +4,7 @@
 import type { RopeStyle } from '../backends/backend.js';
 
 /** Graph families. Each has one file in arch/. */
-export type ArchName = 'llama' | 'qwen2' | 'qwen3';
+export type ArchName = 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
 
 export type RopeScaling =
   | { type: 'none' }
@@ -20,6 +20,20 @@ export type RopeScaling =
   }
   /** Per-pair divisors of the frequency, as GGUF stores Llama 3 scaling (rope_freqs.weight). */
   | { type: 'factors'; factors: Float32Array };
+
+/** RoPE frequencies: base and scaling. */
+export interface RopeFrequencies {
+  theta: number;
+  scaling: RopeScaling;
+}
+
+/** What one layer's attention does where layers differ (Gemma 2/3: sliding-window and global layers). */
+export interface LayerAttention {
+  /** Attend only to the last `slidingWindow` positions; undefined for full attention. */
+  slidingWindow: number | undefined;
+  /** This layer's RoPE frequencies (Gemma 3's local layers have their own base); absent: spec.rope's. */
+  rope?: RopeFrequencies;
+}
 
 /** How one sequence's final hidden states become one embedding: their mean, the first token's (CLS), or the last token's. */
 export type PoolingType = 'mean' | 'cls' | 'last';
@@ -60,6 +74,23 @@ export interface ModelSpec {
   qkNorm: boolean;
   /** Mistral sliding-window attention size, if the model uses one. */
   slidingWindow: number | undefined;
+  /** Token embeddings are multiplied by this (Gemma: √dim); absent: 1. */
+  embedScale?: number;
+  /** The gated MLP's activation: silu (absent) or GELU, tanh approximation (Gemma's gelu_pytorch_tanh). */
+  activation?: 'silu' | 'gelu';
+  /**
+   * RMS norms of the attention output and of the MLP output before each is added to the residual
+   * stream (weights post_attention_norm / post_ffw_norm, [dim]; Gemma 2/3).
+   */
+  postNorms?: boolean;
+  /** Multiplier of q·k; absent: 1/√headDim (Gemma 2/3: query_pre_attn_scalar^-½). */
+  attentionScale?: number;
+  /** Attention scores become cap·tanh(score / cap) before the softmax (Gemma 2). */
+  attnSoftcap?: number;
+  /** Logits become cap·tanh(logit / cap) (Gemma 2). */
+  finalSoftcap?: number;
+  /** Per-layer attention where layers differ, [nLayers]; absent: every layer uses slidingWindow and rope. */
+  layers?: LayerAttention[];
   /**
    * The embedding pooling the files declare (GGUF <arch>.pooling_type, sentence-transformers
    * modules.json); absent for a model that declares none (a generative model).
@@ -67,11 +98,14 @@ export interface ModelSpec {
   pooling?: Pooling;
 }
 
-/** RoPE angle per position for each rotated pair, scaling applied: [headDim / 2]. */
-export function ropeInvFreq(spec: ModelSpec): Float32Array {
+/**
+ * RoPE angle per position for each rotated pair, scaling applied: [headDim / 2].
+ * @param freqs a layer's own base and scaling (LayerAttention.rope); default spec.rope's
+ */
+export function ropeInvFreq(spec: ModelSpec, freqs: RopeFrequencies = spec.rope): Float32Array {
   const half = spec.headDim / 2;
   const inv = new Float32Array(half);
-  const { theta, scaling } = spec.rope;
+  const { theta, scaling } = freqs;
   for (let i = 0; i < half; i++) {
     let f = 1 / Math.pow(theta, (2 * i) / spec.headDim);
     if (scaling.type === 'factors') {
@@ -102,7 +136,8 @@ export function parameterCount(spec: ModelSpec): number {
   const q = dim * nHeads * headDim, kv = 2 * dim * nKVHeads * headDim, o = nHeads * headDim * dim;
   const bias = spec.qkvBias ? (nHeads + 2 * nKVHeads) * headDim : 0;
   const qkNorm = spec.qkNorm ? 2 * headDim : 0;
-  const perLayer = q + kv + o + bias + qkNorm + 3 * dim * ffnDim + 2 * dim;
+  const postNorms = spec.postNorms ? 2 * dim : 0;
+  const perLayer = q + kv + o + bias + qkNorm + 3 * dim * ffnDim + 2 * dim + postNorms;
   return vocabSize * dim * (spec.tiedEmbeddings ? 1 : 2) + nLayers * perLayer + dim;
 }
 

@@ -1,5 +1,6 @@
 // Tensor names. Inside Minerva every weight goes by its GGUF name (token_embd.weight,
 // blk.N.attn_q.weight, ...); Hugging Face names are mapped to those at load.
+import type { ArchName } from './spec.js';
 
 /** HF per-layer suffix (after "model.layers.N.") → GGUF per-layer suffix (after "blk.N."). */
 const HF_LAYER_NAMES: Readonly<Record<string, string>> = {
@@ -19,6 +20,33 @@ const HF_LAYER_NAMES: Readonly<Record<string, string>> = {
   'mlp.down_proj.weight': 'ffn_down.weight',
 };
 
+/**
+ * Gemma 2/3 name their four norms per layer differently: post_attention_layernorm is the norm of
+ * the attention output (not the MLP's input, as in Llama), pre_feedforward_layernorm the MLP's.
+ */
+const HF_POST_NORM_LAYER_NAMES: Readonly<Record<string, string>> = {
+  'post_attention_layernorm.weight': 'post_attention_norm.weight',
+  'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
+  'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
+};
+
+function layerNames(arch: ArchName): Readonly<Record<string, string>> {
+  return arch === 'gemma2' || arch === 'gemma3' ? { ...HF_LAYER_NAMES, ...HF_POST_NORM_LAYER_NAMES } : HF_LAYER_NAMES;
+}
+
+/**
+ * Gemma 3's multimodal checkpoints (model_type gemma3) hold the text model under
+ * language_model.model.* (older transformers) or model.language_model.* (newer); the vision tower
+ * and its projector are not run here and are skipped.
+ */
+const HF_MULTIMODAL_SKIPPED = /^(model\.)?(vision_tower|multi_modal_projector)\./;
+function textModelName(hfName: string): string {
+  if (hfName.startsWith('language_model.model.')) return 'model.' + hfName.slice('language_model.model.'.length);
+  if (hfName.startsWith('model.language_model.')) return 'model.' + hfName.slice('model.language_model.'.length);
+  if (hfName === 'language_model.lm_head.weight') return 'lm_head.weight';
+  return hfName;
+}
+
 const HF_GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'model.embed_tokens.weight': 'token_embd.weight',
   'model.norm.weight': 'output_norm.weight',
@@ -32,22 +60,26 @@ const HF_IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
  * The GGUF name of an HF tensor name; null for tensors known to be unneeded; undefined for names
  * this model family does not know.
  */
-export function ggufNameFromHF(hfName: string): string | null | undefined {
+export function ggufNameFromHF(hfName: string, arch: ArchName = 'llama'): string | null | undefined {
   if (HF_IGNORED.test(hfName)) return null;
+  if (arch === 'gemma3') {
+    if (HF_MULTIMODAL_SKIPPED.test(hfName)) return null;
+    hfName = textModelName(hfName);
+  }
   const global = HF_GLOBAL_NAMES[hfName];
   if (global) return global;
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
   if (!m) return undefined;
-  const suffix = HF_LAYER_NAMES[m[2]!];
+  const suffix = layerNames(arch)[m[2]!];
   return suffix ? `blk.${Number(m[1])}.${suffix}` : undefined;
 }
 
 /** The HF name of a GGUF tensor name (for writing HF folders and for messages). */
-export function hfNameFromGGUF(name: string): string | undefined {
+export function hfNameFromGGUF(name: string, arch: ArchName = 'llama'): string | undefined {
   for (const [hf, gguf] of Object.entries(HF_GLOBAL_NAMES)) if (gguf === name) return hf;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
   if (!m) return undefined;
-  for (const [hf, gguf] of Object.entries(HF_LAYER_NAMES)) {
+  for (const [hf, gguf] of Object.entries(layerNames(arch))) {
     if (gguf === m[2]) return `model.layers.${m[1]}.${hf}`;
   }
   return undefined;

@@ -267,14 +267,16 @@ export class CpuBackend implements Backend {
     return this.f32(x.offset, x.rows * x.cols);
   }
 
-  embed(out: Activations, table: Weight, tokens: Int32Array): void {
+  embed(out: Activations, table: Weight, tokens: Int32Array, scale = 1): void {
     const t = wt(table), o = this.view(out);
     const dim = t.shape[1]!;
     const rowBytes = byteSize(t.dtype, dim);
     for (let i = 0; i < tokens.length; i++) {
+      const row = o.subarray(i * dim, (i + 1) * dim);
       const bytes = this.shards[t.shard]!.bytes(t.offset + tokens[i]! * rowBytes, rowBytes);
-      dequantize(t.dtype, bytes, dim, o.subarray(i * dim, (i + 1) * dim));
-      if (t.subnormals) this.restoreSubnormals(t.subnormals, tokens[i]!, o.subarray(i * dim, (i + 1) * dim));
+      dequantize(t.dtype, bytes, dim, row);
+      if (t.subnormals) this.restoreSubnormals(t.subnormals, tokens[i]!, row);
+      if (scale !== 1) for (let j = 0; j < dim; j++) row[j]! *= scale;
     }
   }
 
@@ -452,6 +454,7 @@ export class CpuBackend implements Backend {
     params[AP.ctxLen] = ctxLen;
     params[AP.window] = p.slidingWindow ?? 0;
     params[AP.scale] = f32Bits(p.scale);
+    params[AP.softcap] = f32Bits(p.softcap ?? 0);
     this.ensureThreadScratch(4 * ctxLen);
     this.pool.run('attention', [this.attentionParams], p.nHeads * n);
   }
@@ -459,6 +462,16 @@ export class CpuBackend implements Backend {
   siluMul(out: Activations, gate: Activations, up: Activations): void {
     const o = act(out);
     this.pool.run('siluMul', [act(gate).offset, act(up).offset, o.offset], o.rows * o.cols);
+  }
+
+  geluMul(out: Activations, gate: Activations, up: Activations): void {
+    const o = act(out);
+    this.pool.run('geluMul', [act(gate).offset, act(up).offset, o.offset], o.rows * o.cols);
+  }
+
+  softcap(x: Activations, cap: number): void {
+    const xa = act(x);
+    this.runOps('softcap', [xa.offset, f32Bits(cap)], xa.rows * xa.cols, 1 << 14);
   }
 
   add(out: Activations, a: Activations, b: Activations): void {

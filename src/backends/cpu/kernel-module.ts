@@ -86,6 +86,10 @@ export interface MatvecKernels {
   attention(params: number, r0: number, r1: number): void;
   /** out[i] = silu(gate[i]) · up[i] for i in [r0, r1). */
   siluMul(gate: number, up: number, out: number, r0: number, r1: number): void;
+  /** out[i] = gelu(gate[i]) · up[i] (tanh approximation) for i in [r0, r1). */
+  geluMul(gate: number, up: number, out: number, r0: number, r1: number): void;
+  /** x[i] = cap · tanh(x[i] / cap) in place for i in [r0, r1); cap as its f32 bits. */
+  softcap(x: number, capBits: number, r0: number, r1: number): void;
   /** RMS norm of rows [r0, r1) of x [rows, cols] times w [cols]; eps as its f32 bits. */
   rmsNorm(x: number, w: number, out: number, cols: number, epsBits: number, r0: number, r1: number): void;
   /** out[i] = a[i] + b[i] for i in [r0, r1). */
@@ -94,10 +98,10 @@ export interface MatvecKernels {
   rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, interleaved: number, r0: number, r1: number): void;
 }
 
-/** Int32 slots of the attention kernel's parameter block (scale is an f32 in the last slot). */
+/** Int32 slots of the attention kernel's parameter block (scale and softcap are f32s, softcap 0 = none). */
 export const ATTENTION_PARAMS = {
   q: 0, keys: 1, values: 2, out: 3, positions: 4, seqs: 5, nTok: 6,
-  nHeads: 7, nKVHeads: 8, headDim: 9, ctxLen: 10, window: 11, scale: 12, size: 13,
+  nHeads: 7, nKVHeads: 8, headDim: 9, ctxLen: 10, window: 11, scale: 12, softcap: 13, size: 14,
 } as const;
 
 const WASM_URL = new URL('../../../../build/kernels.wasm', import.meta.url);

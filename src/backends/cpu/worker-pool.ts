@@ -25,6 +25,7 @@ export const KERNELS = [
   'matmulQ5_K', 'gemmQ5_K',
   'matmulQ3_K', 'gemmQ3_K',
   'matmulQ2_K', 'gemmQ2_K',
+  'geluMul', 'softcap',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 

@@ -56,12 +56,13 @@ export class ReferenceBackend implements Backend {
     return new RefKVCache(shape);
   }
 
-  embed(out: Activations, table: Weight, tokens: Int32Array): void {
+  embed(out: Activations, table: Weight, tokens: Int32Array, scale = 1): void {
     const o = act(out), t = wt(table);
     const dim = t.shape[1]!;
     for (let i = 0; i < tokens.length; i++) {
       const id = tokens[i]!;
       o.data.set(t.data.subarray(id * dim, (id + 1) * dim), i * dim);
+      if (scale !== 1) for (let j = i * dim; j < (i + 1) * dim; j++) o.data[j]! *= scale;
     }
   }
 
@@ -103,6 +104,14 @@ export class ReferenceBackend implements Backend {
 
   siluMul(out: Activations, gate: Activations, up: Activations): void {
     ops.siluMul(act(out).data, act(gate).data, act(up).data);
+  }
+
+  geluMul(out: Activations, gate: Activations, up: Activations): void {
+    ops.geluMul(act(out).data, act(gate).data, act(up).data);
+  }
+
+  softcap(x: Activations, cap: number): void {
+    ops.softcap(act(x).data, cap);
   }
 
   add(out: Activations, a: Activations, b: Activations): void {

@@ -17,7 +17,8 @@ import { GpuBuffer, Recorder, type Kernel, type RecorderStats } from './recorder
 import { GPU_WEIGHT_DTYPES, gpuRowBytes, repack, weightReader, type GpuLayout } from './weight-layout.js';
 import { GEMM_TILE_ROWS, GEMM_TILE_TOKENS, MATVEC_ROWS, MATVEC_TOKENS, gemmShader, matvecShader } from './shaders/matmul.js';
 import {
-  ATTENTION, ATTENTION_MAX_HEAD_DIM, COPY_WITHIN, GATHER_ROWS, RMS_NORM, ROPE, STORE_KV, addShader, embedShader, siluMulShader,
+  ATTENTION, ATTENTION_MAX_HEAD_DIM, COPY_WITHIN, GATHER_ROWS, RMS_NORM, ROPE, SOFTCAP, STORE_KV, addShader, embedShader,
+  geluMulShader, siluMulShader,
 } from './shaders/ops.js';
 
 const MAX_GRID = 65535;
@@ -212,7 +213,7 @@ export class WebGpuBackend implements Backend {
     this.rec.stats.encodeMs += performance.now() - t0;
   }
 
-  embed(out: Activations, table: Weight, tokens: Int32Array): void {
+  embed(out: Activations, table: Weight, tokens: Int32Array, scale = 1): void {
     this.timed(() => {
       const t = wt(table), o = act(out);
       const dim = t.shape[1]!;
@@ -227,7 +228,7 @@ export class WebGpuBackend implements Backend {
       }));
       for (const part of t.parts) {
         const g = grid2d(Math.ceil((tokens.length * (part.layout.k / 8)) / 64));
-        this.rec.dispatch(k, [part.buffer, o.buffer], [part.n, part.layout.k, part.layout.aux, part.r0, at, tokens.length, dim, g.x], [g.x, g.y, 1]);
+        this.rec.dispatch(k, [part.buffer, o.buffer], [part.n, part.layout.k, part.layout.aux, part.r0, at, tokens.length, dim, g.x, f32Bits(scale)], [g.x, g.y, 1]);
       }
     });
   }
@@ -345,7 +346,7 @@ export class WebGpuBackend implements Backend {
       }));
       g = grid2d(n * p.nHeads);
       this.rec.dispatch(attn, [act(q).buffer, c.keys[layer]!, c.values[layer]!, act(out).buffer],
-        [n, p.nHeads, p.nKVHeads, p.headDim, ctxLen, p.slidingWindow ?? 0, f32Bits(p.scale), at, at + n, g.x], [g.x, g.y, 1]);
+        [n, p.nHeads, p.nKVHeads, p.headDim, ctxLen, p.slidingWindow ?? 0, f32Bits(p.scale), at, at + n, g.x, f32Bits(p.softcap ?? 0)], [g.x, g.y, 1]);
     });
   }
 
@@ -359,6 +360,28 @@ export class WebGpuBackend implements Backend {
         buffers: [...(inPlace ? [] : [{ binding: 2, kind: 'read' as const }]), { binding: 3, kind: 'read' }, { binding: 4, kind: 'rw' }],
       }));
       this.elementwise(k, inPlace ? [act(up).buffer, o.buffer] : [act(gate).buffer, act(up).buffer, o.buffer], o.rows * o.cols);
+    });
+  }
+
+  geluMul(out: Activations, gate: Activations, up: Activations): void {
+    this.timed(() => {
+      const o = act(out);
+      if (o.buffer === act(up).buffer) throw new Error('geluMul: out must not alias up');
+      const inPlace = o.buffer === act(gate).buffer;
+      const k = this.kernel(`geluMul${inPlace ? ' in place' : ''}`, () => ({
+        code: geluMulShader(inPlace), arena: false,
+        buffers: [...(inPlace ? [] : [{ binding: 2, kind: 'read' as const }]), { binding: 3, kind: 'read' }, { binding: 4, kind: 'rw' }],
+      }));
+      this.elementwise(k, inPlace ? [act(up).buffer, o.buffer] : [act(gate).buffer, act(up).buffer, o.buffer], o.rows * o.cols);
+    });
+  }
+
+  softcap(x: Activations, cap: number): void {
+    this.timed(() => {
+      const xa = act(x), count = xa.rows * xa.cols;
+      const k = this.kernel('softcap', () => ({ code: SOFTCAP, arena: false, buffers: [{ binding: 2, kind: 'rw' }] }));
+      const g = grid2d(Math.ceil(count / 64));
+      this.rec.dispatch(k, [xa.buffer], [count, f32Bits(cap), g.x], [g.x, g.y, 1]);
     });
   }
 

@@ -1,6 +1,8 @@
 // The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, Qwen2
 // (the same graph with biases on Q, K and V) and Qwen3 (no biases; each head of Q and K
-// RMS-normalised before RoPE: qkNorm).
+// RMS-normalised before RoPE: qkNorm). The Gemma family (gemma.ts) runs this graph too, through
+// the spec fields it honours: embedScale, activation, postNorms, attentionScale, attnSoftcap,
+// finalSoftcap and per-layer attention (layers).
 //
 //   x = embed(tokens)
 //   for each layer:
@@ -8,7 +10,9 @@
 //         (qn, kn: per-head RMS norm with Qwen3, identity otherwise)
 //     x = h + Wdown · (silu(Wgate · norm(h)) * Wup · norm(h))
 //   logits = Woutput · norm(x)      (Woutput = embedding table when tied)
-import type { Activations, Backend, BatchLayout, KVCache, RopeParams, Weight } from '../../backends/backend.js';
+import type {
+  Activations, AttentionParams, Backend, BatchLayout, KVCache, RopeParams, Weight,
+} from '../../backends/backend.js';
 import type { ManifestEntry } from '../manifest.js';
 import { ropeInvFreq, type ModelSpec } from '../spec.js';
 
@@ -40,6 +44,12 @@ export function llamaManifest(s: ModelSpec): ManifestEntry[] {
         { name: b + 'attn_v.bias', shape: [kvDim] },
       );
     }
+    if (s.postNorms) {
+      m.push(
+        { name: b + 'post_attention_norm.weight', shape: [s.dim] },
+        { name: b + 'post_ffw_norm.weight', shape: [s.dim] },
+      );
+    }
     if (s.qkNorm) {
       // One weight shared by every head (llama.cpp: [n_embd_head_k]).
       m.push(
@@ -56,6 +66,10 @@ interface LayerWeights {
   bq?: Weight; bk?: Weight; bv?: Weight;
   qNorm?: Weight; kNorm?: Weight;
   ffnNorm: Weight; gate: Weight; up: Weight; down: Weight;
+  postAttnNorm?: Weight; postFfnNorm?: Weight;
+  /** This layer's RoPE and attention settings (several layers share one object). */
+  rope: RopeParams;
+  attention: AttentionParams;
 }
 
 export interface GraphLimits {
@@ -71,7 +85,6 @@ export class LlamaGraph {
   private readonly embedding: Weight;
   private readonly outputNorm: Weight;
   private readonly output: Weight;
-  private readonly rope: RopeParams;
   // Activation buffers; B = maxBatchTokens, O = maxOutputs.
   private readonly x: Activations;        // [B, dim] residual stream
   private readonly xn: Activations;       // [B, dim] normalised input of a block
@@ -103,13 +116,37 @@ export class LlamaGraph {
     this.embedding = w('token_embd.weight');
     this.outputNorm = w('output_norm.weight');
     this.output = weights.get('output.weight') ?? this.embedding;
+    // RoPE tables and attention settings, one object per distinct kind of layer (the backends
+    // cache a RoPE table by its invFreq array, so layers of one kind share it).
+    const ropes = new Map<string, RopeParams>(), attentions = new Map<string, AttentionParams>();
+    const layerSettings = (i: number): { rope: RopeParams; attention: AttentionParams } => {
+      const own = spec.layers?.[i];
+      const freqs = own?.rope ?? spec.rope;
+      const ropeKey = JSON.stringify(freqs, (_k, v: unknown) => (v instanceof Float32Array ? [...v] : v));
+      let rope = ropes.get(ropeKey);
+      if (!rope) ropes.set(ropeKey, rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec, freqs) });
+      const window = own ? own.slidingWindow : spec.slidingWindow;
+      let attention = attentions.get(String(window));
+      if (!attention) {
+        attentions.set(String(window), attention = {
+          nHeads: spec.nHeads, nKVHeads: spec.nKVHeads, headDim: spec.headDim,
+          scale: spec.attentionScale ?? 1 / Math.sqrt(spec.headDim), slidingWindow: window,
+          ...(spec.attnSoftcap !== undefined ? { softcap: spec.attnSoftcap } : {}),
+        });
+      }
+      return { rope, attention };
+    };
     this.layers = Array.from({ length: spec.nLayers }, (_, i) => {
       const b = `blk.${i}.`;
       const layer: LayerWeights = {
         attnNorm: w(b + 'attn_norm.weight'), wq: w(b + 'attn_q.weight'), wk: w(b + 'attn_k.weight'),
         wv: w(b + 'attn_v.weight'), wo: w(b + 'attn_output.weight'), ffnNorm: w(b + 'ffn_norm.weight'),
         gate: w(b + 'ffn_gate.weight'), up: w(b + 'ffn_up.weight'), down: w(b + 'ffn_down.weight'),
+        ...layerSettings(i),
       };
+      if (spec.postNorms) {
+        layer.postAttnNorm = w(b + 'post_attention_norm.weight'); layer.postFfnNorm = w(b + 'post_ffw_norm.weight');
+      }
       if (spec.qkvBias) {
         layer.bq = w(b + 'attn_q.bias'); layer.bk = w(b + 'attn_k.bias'); layer.bv = w(b + 'attn_v.bias');
       }
@@ -118,7 +155,6 @@ export class LlamaGraph {
       }
       return layer;
     });
-    this.rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec) };
 
     const B = limits.maxBatchTokens, O = limits.maxOutputs;
     const qDim = spec.nHeads * spec.headDim, kvDim = spec.nKVHeads * spec.headDim;
@@ -154,12 +190,8 @@ export class LlamaGraph {
     const view = (t: Activations) => be.rowsView(t, n);
     const x = view(this.x), xn = view(this.xn), q = view(this.q), k = view(this.k), v = view(this.v);
     const attn = view(this.attn), proj = view(this.proj), gate = view(this.gate), up = view(this.up);
-    const attnParams = {
-      nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim,
-      scale: 1 / Math.sqrt(s.headDim), slidingWindow: s.slidingWindow,
-    };
 
-    be.embed(x, this.embedding, tokens);
+    be.embed(x, this.embedding, tokens, s.embedScale);
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l]!;
       be.rmsNorm(xn, x, L.attnNorm, s.normEps);
@@ -175,18 +207,19 @@ export class LlamaGraph {
         be.matmul(k, xn, L.wk, L.bk);
       }
       be.matmul(v, xn, L.wv, L.bv);
-      be.rope(q, batch, s.nHeads, s.headDim, this.rope);
-      be.rope(k, batch, s.nKVHeads, s.headDim, this.rope);
-      be.attention(attn, q, k, v, cache, l, batch, attnParams);
+      be.rope(q, batch, s.nHeads, s.headDim, L.rope);
+      be.rope(k, batch, s.nKVHeads, s.headDim, L.rope);
+      be.attention(attn, q, k, v, cache, l, batch, L.attention);
       be.matmul(proj, attn, L.wo);
-      be.add(x, x, proj);
+      this.addToResidual(x, proj, xn, L.postAttnNorm);
 
       be.rmsNorm(xn, x, L.ffnNorm, s.normEps);
       be.matmul(gate, xn, L.gate);
       be.matmul(up, xn, L.up);
-      be.siluMul(gate, gate, up);
+      if (s.activation === 'gelu') be.geluMul(gate, gate, up);
+      else be.siluMul(gate, gate, up);
       be.matmul(proj, gate, L.down);
-      be.add(x, x, proj);
+      this.addToResidual(x, proj, xn, L.postFfnNorm);
     }
     let normed: Activations | undefined;
     if (hidden && nHidden > 0) {
@@ -204,6 +237,7 @@ export class LlamaGraph {
       be.gatherRows(last, x, outputRows);
       be.rmsNorm(lastNorm, last, this.outputNorm, s.normEps);
       be.matmul(logits, lastNorm, this.output);
+      if (s.finalSoftcap !== undefined) be.softcap(logits, s.finalSoftcap);
       out = await be.read(logits, into);
     }
     if (normed) await be.read(normed, hidden!.into);
@@ -211,5 +245,15 @@ export class LlamaGraph {
     // forward call ends with its keys and values in the cache, as one that returns logits does.
     if (nOut === 0 && !normed) await be.read(be.rowsView(this.xn, 1), this.syncScratch);
     return out;
+  }
+
+  /** x += block output, RMS-normalised first (into `scratch`, free at that point) when the layer has a post-norm. */
+  private addToResidual(x: Activations, block: Activations, scratch: Activations, postNorm: Weight | undefined): void {
+    if (postNorm) {
+      this.backend.rmsNorm(scratch, block, postNorm, this.spec.normEps);
+      this.backend.add(x, x, scratch);
+    } else {
+      this.backend.add(x, x, block);
+    }
   }
 }

@@ -6,21 +6,22 @@ import { scratch } from './scratch';
 
 // Attention parameters, as i32 slots of a block in memory (a job has too few argument slots).
 const A_Q = 0, A_KEYS = 4, A_VALUES = 8, A_OUT = 12, A_POSITIONS = 16, A_SEQS = 20, A_NTOK = 24;
-const A_NHEADS = 28, A_NKVHEADS = 32, A_HEADDIM = 36, A_CTXLEN = 40, A_WINDOW = 44, A_SCALE = 48;
+const A_NHEADS = 28, A_NKVHEADS = 32, A_HEADDIM = 36, A_CTXLEN = 40, A_WINDOW = 44, A_SCALE = 48, A_SOFTCAP = 52;
 
 /**
  * Causal attention for items [r0, r1) of nHeads × nTok (head-major: item = h·nTok + t, so a row
  * range takes whole heads over every token and threads get equal work under the causal mask).
  * Keys and values of the batch must already be in the cache. Block at `params` (see A_*):
  * q [nTok, nHeads·hd], out [nTok, nHeads·hd], keys/values [slots, ctxLen, nKVHeads·hd], positions
- * and seqs [nTok] i32, window 0 = full attention, scale f32. Scores go to this thread's scratch.
+ * and seqs [nTok] i32, window 0 = full attention, scale f32, softcap f32 (0 = none; else each score
+ * becomes softcap·tanh(score / softcap)). Scores go to this thread's scratch.
  */
 export function attention(params: usize, r0: i32, r1: i32): void {
   const q = <usize>load<u32>(params, A_Q), keys = <usize>load<u32>(params, A_KEYS), values = <usize>load<u32>(params, A_VALUES);
   const out = <usize>load<u32>(params, A_OUT), positions = <usize>load<u32>(params, A_POSITIONS), seqs = <usize>load<u32>(params, A_SEQS);
   const nTok = load<i32>(params, A_NTOK), nHeads = load<i32>(params, A_NHEADS), nKV = load<i32>(params, A_NKVHEADS);
   const hd = load<i32>(params, A_HEADDIM), ctxLen = load<i32>(params, A_CTXLEN), window = load<i32>(params, A_WINDOW);
-  const scale = load<f32>(params, A_SCALE);
+  const scale = load<f32>(params, A_SCALE), softcap = load<f32>(params, A_SOFTCAP);
   const group = nHeads / nKV, kvDim = <usize>(nKV * hd), qCols = <usize>(nHeads * hd);
   const hd4 = hd & ~3;
   const scores = scratch;
@@ -39,7 +40,7 @@ export function attention(params: usize, r0: i32, r1: i32): void {
       for (let i = 0; i < hd4; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(qRow + (<usize>i << 2)), v128.load(kRow + (<usize>i << 2))));
       let dot = hsum(acc);
       for (let i = hd4; i < hd; i++) dot += load<f32>(qRow + (<usize>i << 2)) * load<f32>(kRow + (<usize>i << 2));
-      const score = dot * scale;
+      const score = softcap > 0 ? softcap * Mathf.tanh(dot * scale / softcap) : dot * scale;
       store<f32>(scores + (<usize>(s - first) << 2), score);
       if (score > maxScore) maxScore = score;
     }
@@ -77,6 +78,28 @@ export function siluMul(gate: usize, up: usize, out: usize, r0: i32, r1: i32): v
     const o = <usize>i << 2;
     const g = load<f32>(gate + o);
     store<f32>(out + o, g / (1 + Mathf.exp(-g)) * load<f32>(up + o));
+  }
+}
+
+/**
+ * out[i] = gelu(gate[i]) · up[i] for i in [r0, r1), GELU's tanh approximation:
+ * ½x(1 + tanh(√(2/π)(x + 0.044715x³))). out may alias gate.
+ */
+export function geluMul(gate: usize, up: usize, out: usize, r0: i32, r1: i32): void {
+  const c: f32 = 0.7978845608028654; // √(2/π)
+  for (let i = r0; i < r1; i++) {
+    const o = <usize>i << 2;
+    const x = load<f32>(gate + o);
+    store<f32>(out + o, <f32>0.5 * x * (<f32>1 + Mathf.tanh(c * (x + <f32>0.044715 * x * x * x))) * load<f32>(up + o));
+  }
+}
+
+/** x[i] = cap · tanh(x[i] / cap) in place for i in [r0, r1); cap as its f32 bit pattern. */
+export function softcap(x: usize, capBits: i32, r0: i32, r1: i32): void {
+  const cap = reinterpret<f32>(capBits);
+  for (let i = r0; i < r1; i++) {
+    const o = x + (<usize>i << 2);
+    store<f32>(o, cap * Mathf.tanh(load<f32>(o) / cap));
   }
 }
 

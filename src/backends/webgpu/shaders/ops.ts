@@ -5,10 +5,16 @@
 
 const ARENA = /* wgsl */ `@group(0) @binding(1) var<storage, read> A: array<u32>;\n`;
 
-/** out[i, :] = table[tokens[i], :] for the tokens that fall in this part's rows [r0, r0 + n). */
+/**
+ * tanh whose argument is clamped to ±10 first (tanh(10) rounds to 1 in f32): a driver may compute
+ * WGSL's tanh from exponentials that overflow to inf/inf = NaN for large arguments.
+ */
+const TANH = /* wgsl */ `fn tanhClamped(x: f32) -> f32 { return tanh(clamp(x, -10.0, 10.0)); }\n`;
+
+/** out[i, :] = table[tokens[i], :] · scale for the tokens that fall in this part's rows [r0, r0 + n). */
 export function embedShader(reader: string): string {
   return /* wgsl */ `
-struct P { n: u32, k: u32, aux: u32, r0: u32, tokens: u32, nTok: u32, dim: u32, gridX: u32 }
+struct P { n: u32, k: u32, aux: u32, r0: u32, tokens: u32, nTok: u32, dim: u32, gridX: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${ARENA}
 @group(0) @binding(2) var<storage, read> W: array<u32>;
@@ -26,7 +32,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let v = array<f32, 8>(w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w);
   for (var j = 0u; j < 8u; j++) {
     let e = 8u * g + j;
-    if (e < p.dim) { O[t * p.dim + e] = v[j]; }
+    if (e < p.dim) { O[t * p.dim + e] = v[j] * p.scale; }
   }
 }
 `;
@@ -117,7 +123,7 @@ export const ATTENTION_MAX_HEAD_DIM = 256;
 export const ATTENTION = /* wgsl */ `
 struct P {
   nTok: u32, nHeads: u32, nKVHeads: u32, headDim: u32, ctxLen: u32, window: u32, scale: f32,
-  positions: u32, seqs: u32, gridX: u32,
+  positions: u32, seqs: u32, gridX: u32, softcap: f32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 ${ARENA}
@@ -131,6 +137,7 @@ var<workgroup> qs: array<f32, ${ATTENTION_MAX_HEAD_DIM}>;
 var<workgroup> sc: array<f32, 256>;
 var<workgroup> red: array<f32, 64>;
 
+${TANH}
 fn reduceMax(v: f32, lid: u32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
@@ -182,7 +189,8 @@ fn main(@builtin(local_invocation_id) lidv: vec3<u32>, @builtin(workgroup_id) wi
       let kBase = (slot + c0 + i) * kvDim + kvHead;
       var dot = 0.0;
       for (var d = 0u; d < hd; d++) { dot = dot + qs[d] * KC[kBase + d]; }
-      let s = dot * p.scale;
+      var s = dot * p.scale;
+      if (p.softcap > 0.0) { s = p.softcap * tanhClamped(s / p.softcap); }
       sc[i] = s;
       localMax = max(localMax, s);
     }
@@ -227,6 +235,39 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+/** out = gelu(gate) · up (tanh approximation); `inPlace` reads gate from out (out aliases gate). */
+export function geluMulShader(inPlace: boolean): string {
+  return /* wgsl */ `
+struct P { count: u32, gridX: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${inPlace ? '' : '@group(0) @binding(2) var<storage, read> G: array<f32>;'}
+@group(0) @binding(3) var<storage, read> U: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+${TANH}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.y * p.gridX * 64u + gid.x;
+  if (i >= p.count) { return; }
+  let x = ${inPlace ? 'O' : 'G'}[i];
+  O[i] = 0.5 * x * (1.0 + tanhClamped(0.7978845608028654 * (x + 0.044715 * x * x * x))) * U[i];
+}
+`;
+}
+
+/** x = cap · tanh(x / cap) in place. */
+export const SOFTCAP = /* wgsl */ `
+struct P { count: u32, cap: f32, gridX: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read_write> X: array<f32>;
+${TANH}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.y * p.gridX * 64u + gid.x;
+  if (i >= p.count) { return; }
+  X[i] = p.cap * tanhClamped(X[i] / p.cap);
+}
+`;
 
 /** out = a + b; `inPlace` reads a from out (out aliases a). */
 export function addShader(inPlace: boolean): string {
