@@ -10,16 +10,18 @@ import { writeSafeTensorsSharded, type TensorToWrite } from '../formats/safetens
 import { writeGGUF, type GGUFMetadataEntry, type GGUFTensorToWrite } from '../formats/gguf.js';
 import { quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
-import { llamaManifest } from './arch/llama.js';
+import { archManifest } from './arch/index.js';
+import { ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT } from './arch/phi3.js';
+import { ropeLayersByInterval, SMOLLM3_GGUF_NO_ROPE_INTERVAL } from './arch/smollm3.js';
 import { hfNameFromGGUF } from './tensor-names.js';
 import { ggufModelMetadata, LLAMA_FTYPE } from './gguf-metadata.js';
 import { llama3RopeFactors, permuteForGGUF } from './rope-layout.js';
-import type { ModelSpec, Pooling } from './spec.js';
+import type { ArchName, ModelSpec, Pooling, RopeScaling } from './spec.js';
 
 export { permuteForGGUF };
 
 export interface RandomModelShape {
-  arch: 'llama' | 'qwen2' | 'qwen3';
+  arch: ArchName;
   dim: number;
   nLayers: number;
   nHeads: number;
@@ -36,19 +38,34 @@ export interface RandomModelShape {
   llama3Rope?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContextLength: number };
   /** An embedding model's pooling: written as sentence-transformers modules (HF) and <arch>.pooling_type (GGUF). */
   pooling?: Pooling;
+  /** Phi-3: the fraction of each head RoPE rotates (partial_rotary_factor). */
+  partialRotary?: number;
+  /**
+   * Phi-3 LongRoPE: divisors per rotated pair and the original context; the attention factor is
+   * derived from contextLength / originalContextLength as transformers and llama.cpp derive it.
+   */
+  longRope?: { short: number[]; long: number[]; originalContextLength: number };
 }
 
 /** The spec as the HF loader will read it back (halves RoPE layout). */
 export function randomSpec(s: RandomModelShape): ModelSpec {
+  const headDim = s.headDim ?? s.dim / s.nHeads, contextLength = s.contextLength ?? 512;
+  const dims = s.partialRotary !== undefined ? Math.floor(headDim * s.partialRotary) : headDim;
+  let scaling: RopeScaling = s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' };
+  if (s.longRope) {
+    const orig = s.longRope.originalContextLength, ratio = contextLength / orig;
+    scaling = {
+      type: 'longrope', short: Float32Array.from(s.longRope.short), long: Float32Array.from(s.longRope.long),
+      originalContextLength: orig, attnFactor: ratio > 1 ? Math.sqrt(1 + Math.log(ratio) / Math.log(orig)) : 1,
+    };
+  }
   return {
     arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
-    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim ?? s.dim / s.nHeads, ffnDim: s.ffnDim,
-    contextLength: s.contextLength ?? 512, normEps: 1e-5,
-    rope: {
-      theta: s.ropeTheta ?? 10000, style: 'halves',
-      scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
-    },
+    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim, ffnDim: s.ffnDim,
+    contextLength, normEps: 1e-5,
+    rope: { theta: s.ropeTheta ?? 10000, style: 'halves', scaling, ...(dims !== headDim ? { dims } : {}) },
     tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', qkNorm: s.arch === 'qwen3', slidingWindow: undefined,
+    ...(s.arch === 'smollm3' ? { ropeLayers: ropeLayersByInterval(s.nLayers, SMOLLM3_GGUF_NO_ROPE_INTERVAL) } : {}),
     ...(s.pooling ? { pooling: { ...s.pooling } } : {}),
   };
 }
@@ -91,7 +108,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   };
   const out: RandomWeights = new Map();
-  for (const e of llamaManifest(spec)) {
+  for (const e of archManifest(spec)) {
     if (e.optional) continue; // output.weight of a tied model
     const n = e.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -110,7 +127,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
  */
 export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights {
   const out: RandomWeights = new Map();
-  llamaManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
+  archManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const { scale, offset } = scaleOf(e.name, e.shape);
     out.set(e.name, {
@@ -142,8 +159,28 @@ function lazyBytes(dtype: DType, shape: readonly number[], produce: () => Float3
 
 /** config.json "architectures" (the transformers class) of each graph family. */
 const HF_ARCHITECTURES: Readonly<Record<ModelSpec['arch'], string>> = {
-  llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
+  llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', phi3: 'Phi3ForCausalLM',
+  smollm3: 'SmolLM3ForCausalLM',
 };
+
+/** config.json entries particular to an architecture, as its checkpoints state them. */
+function archConfig(spec: ModelSpec): Record<string, unknown> {
+  const s = spec.rope.scaling;
+  if (spec.arch === 'phi3') {
+    return {
+      original_max_position_embeddings: s.type === 'longrope' ? s.originalContextLength : spec.contextLength,
+      ...(spec.rope.dims !== undefined ? { partial_rotary_factor: spec.rope.dims / spec.headDim } : {}),
+      ...(s.type === 'longrope' ? { rope_scaling: { type: 'longrope', short_factor: [...s.short], long_factor: [...s.long] } } : {}),
+    };
+  }
+  if (spec.arch === 'smollm3') {
+    return {
+      no_rope_layers: (spec.ropeLayers ?? []).map((r) => (r ? 1 : 0)), no_rope_layer_interval: SMOLLM3_GGUF_NO_ROPE_INTERVAL,
+      use_sliding_window: false, attention_bias: false, mlp_bias: false,
+    };
+  }
+  return {};
+}
 
 const TORCH_DTYPES: Partial<Record<DType, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
@@ -174,11 +211,12 @@ export async function writeHFModel(
         original_max_position_embeddings: spec.rope.scaling.originalContextLength,
       },
     } : {}),
+    ...archConfig(spec),
   };
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const tensors: TensorToWrite[] = [];
   for (const [name, w] of weights) {
-    const hf = hfNameFromGGUF(name);
+    const hf = hfNameFromGGUF(name, spec.arch);
     if (!hf) throw new Error(`no HF name for ${name}`);
     const dtype = storedType(opts.dtype ?? 'F32', w.shape);
     tensors.push({ name: hf, shape: w.shape, dtype, data: lazyBytes(dtype, w.shape, () => values(w)) });
@@ -232,14 +270,21 @@ export async function writeGGUFModel(
   const tensors: GGUFTensorToWrite[] = [];
   for (const [name, w] of weights) {
     let produce = () => values(w);
-    if (spec.arch === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
-    if (spec.arch === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
+    const permuted = spec.arch === 'llama' || spec.arch === 'smollm3';
+    if (permuted && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
+    if (permuted && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
     const stored = storedType(dtype, w.shape);
     tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
   }
   if (spec.rope.scaling.type === 'llama3') {
     const factors = llama3RopeFactors(spec.headDim, spec.rope.theta, spec.rope.scaling);
     tensors.push({ name: 'rope_freqs.weight', dtype: 'F32', shape: [factors.length], data: new Uint8Array(factors.buffer) });
+  }
+  const s = spec.rope.scaling;
+  if (s.type === 'longrope') {
+    // As convert_hf_to_gguf.py yields them, before the model's tensors.
+    tensors.unshift(...([[ROPE_FACTORS_LONG, s.long], [ROPE_FACTORS_SHORT, s.short]] as const).map(([name, f]) => (
+      { name, dtype: 'F32' as const, shape: [f.length], data: new Uint8Array(Float32Array.from(f).buffer) })));
   }
   await writeGGUF(file, { metadata, tensors });
 }

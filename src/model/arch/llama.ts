@@ -1,6 +1,7 @@
 // The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, Qwen2
 // (the same graph with biases on Q, K and V) and Qwen3 (no biases; each head of Q and K
-// RMS-normalised before RoPE: qkNorm).
+// RMS-normalised before RoPE: qkNorm), Phi-3 / Phi-4-mini (fused weights split at load, partial
+// rotary, LongRoPE: arch/phi3.ts) and SmolLM3 (no RoPE on some layers: arch/smollm3.ts).
 //
 //   x = embed(tokens)
 //   for each layer:
@@ -10,7 +11,7 @@
 //   logits = Woutput · norm(x)      (Woutput = embedding table when tied)
 import type { Activations, Backend, BatchLayout, KVCache, RopeParams, Weight } from '../../backends/backend.js';
 import type { ManifestEntry } from '../manifest.js';
-import { ropeInvFreq, type ModelSpec } from '../spec.js';
+import { ropeParams, type ModelSpec } from '../spec.js';
 
 export function llamaManifest(s: ModelSpec): ManifestEntry[] {
   const qDim = s.nHeads * s.headDim, kvDim = s.nKVHeads * s.headDim;
@@ -63,6 +64,11 @@ export interface GraphLimits {
   maxBatchTokens: number;
   /** Most rows of logits one forward call returns. */
   maxOutputs: number;
+  /**
+   * Positions of KV cache per sequence: picks LongRoPE's long or short factors, as llama.cpp does
+   * from its context per sequence (absent: the short ones).
+   */
+  contextLength?: number;
 }
 
 /** The forward pass, with every activation buffer allocated once, at its largest size. */
@@ -118,7 +124,7 @@ export class LlamaGraph {
       }
       return layer;
     });
-    this.rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec) };
+    this.rope = ropeParams(spec, limits.contextLength);
 
     const B = limits.maxBatchTokens, O = limits.maxOutputs;
     const qDim = spec.nHeads * spec.headDim, kvDim = spec.nKVHeads * spec.headDim;
@@ -175,8 +181,10 @@ export class LlamaGraph {
         be.matmul(k, xn, L.wk, L.bk);
       }
       be.matmul(v, xn, L.wv, L.bv);
-      be.rope(q, batch, s.nHeads, s.headDim, this.rope);
-      be.rope(k, batch, s.nKVHeads, s.headDim, this.rope);
+      if (s.ropeLayers?.[l] ?? true) {
+        be.rope(q, batch, s.nHeads, s.headDim, this.rope);
+        be.rope(k, batch, s.nKVHeads, s.headDim, this.rope);
+      }
       be.attention(attn, q, k, v, cache, l, batch, attnParams);
       be.matmul(proj, attn, L.wo);
       be.add(x, x, proj);
