@@ -57,8 +57,8 @@ function ropeFactors(spec: ModelSpec): Float32Array {
 
 /**
  * How many heads a tensor's rows hold when they must be reordered for llama.cpp's interleaved
- * RoPE (Llama's Q and K from a Hugging Face folder), else undefined. GGUF and llama2.c sources
- * are interleaved already; Qwen2 runs HF's layout in llama.cpp too.
+ * RoPE (Llama's and SmolLM3's Q and K from a Hugging Face folder), else undefined. GGUF and
+ * llama2.c sources are interleaved already; Qwen2/3 and Phi-3 run HF's layout in llama.cpp too.
  */
 function permutedHeads(spec: ModelSpec, name: string): number | undefined {
   if ((spec.arch !== 'llama' && spec.arch !== 'smollm3') || spec.rope.style !== 'halves') return undefined;
