@@ -505,7 +505,7 @@ test('refused with an error naming the problem: unknown pre-tokenizer, unsupport
   const gemma = path.join(dir, 'gemma');
   await mkdir(gemma, { recursive: true });
   await writeFile(path.join(gemma, 'config.json'), JSON.stringify({ model_type: 'gemma', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 1, intermediate_size: 128, vocab_size: 256 }));
-  await assert.rejects(convertModel(gemma, out, { type: 'f16' }), /config\.json: model_type "gemma" is not supported \(supported: llama, mistral, qwen2, qwen3\)/);
+  await assert.rejects(convertModel(gemma, out, { type: 'f16' }), /config\.json: model_type "gemma" is not supported \(supported: llama, mistral, qwen2, qwen3, phi3, smollm3\)/);
 
   await assert.rejects(convertModel(path.join(dir, 'llama-gqa'), out, { type: 'q5_k' }),
     /--type must be one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k, q5_k_m, q3_k_m, got "q5_k"/);

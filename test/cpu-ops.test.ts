@@ -100,6 +100,19 @@ test('rmsNorm, add and rope equal the reference: odd widths, many rows, both RoP
       return be.read(b);
     };
     assertClose(await again(cpu), await again(ref), 1e-5, 'rope, next batch');
+    // Partial rotary (Phi-4-mini: the first dims of each head) with cos/sin scaled (LongRoPE's
+    // attention factor): the rest of each head passes through unchanged.
+    const dims = 6, partFreq = invFreq.subarray(0, dims / 2);
+    for (const style of ['interleaved', 'halves'] as const) {
+      const partial = async (be: Backend) => {
+        const a = activations(be, n, nHeads * headDim, q);
+        be.rope(a, batch, nHeads, headDim, { style, invFreq: partFreq, dims, scale: 1.25 });
+        return be.read(a);
+      };
+      const got = await partial(cpu);
+      assertClose(got, await partial(ref), 1e-5, `rope ${style}, ${dims} of ${headDim} dims, scaled`);
+      for (let i = 0; i < got.length; i++) if (i % headDim >= dims) assert.equal(got[i], q[i], `dim ${i % headDim} passes through`);
+    }
   } finally {
     cpu.dispose();
   }

@@ -229,6 +229,16 @@ test('rmsNorm, add, silu·up, rope, gatherRows and copyKV equal the reference', 
       const [ga, gb] = await rotate(gpu), [ra, rb] = await rotate(ref);
       assertClose(ga!, ra!, 1e-5, `rope ${style}`);
       assertClose(gb!, rb!, 1e-5, `rope ${style}, next batch`);
+      // Partial rotary (the first 6 of 8 dims) with cos/sin scaled: the rest passes through.
+      const dims = 6;
+      const partial = async (be: Backend) => {
+        const a = activations(be, n, nHeads * headDim, q);
+        be.rope(a, batch, nHeads, headDim, { style, invFreq: invFreq.subarray(0, dims / 2), dims, scale: 1.25 });
+        return be.read(a);
+      };
+      const got = await partial(gpu);
+      assertClose(got, await partial(ref), 1e-5, `rope ${style}, ${dims} of ${headDim} dims, scaled`);
+      for (let i = 0; i < got.length; i++) if (i % headDim >= dims) assert.equal(got[i], q[i], `dim ${i % headDim} passes through`);
     }
     // copyKV: slot 0's first 3 positions copied to slot 2, then attention from slot 2 reads them.
     const p = { nHeads: 2, nKVHeads: 1, headDim: 4, scale: 0.5 };

@@ -53,8 +53,28 @@ export type RopeStyle =
 
 export interface RopeParams {
   style: RopeStyle;
-  /** [headDim / 2] angle per position for each rotated pair (scaling already applied). */
+  /** [dims / 2] angle per position for each rotated pair (scaling already applied). */
   invFreq: Float32Array;
+  /**
+   * How many dimensions at the start of each head are rotated (partial rotary, Phi-4-mini: 96 of
+   * 128); the rest pass through unchanged. Pairs are formed within these dims: (2i, 2i+1) when
+   * interleaved, (i, i + dims/2) in halves. Default headDim; always 2·invFreq.length.
+   */
+  dims?: number;
+  /**
+   * Multiplier of cos and sin, so rotated values are scaled by it (LongRoPE's attention factor,
+   * applied to the rotated dims only, as llama.cpp's and Hugging Face's RoPE do). Default 1.
+   */
+  scale?: number;
+}
+
+/** The rotated dims of `p` for heads of headDim, checked against invFreq. */
+export function ropeDims(p: RopeParams, headDim: number): number {
+  const dims = p.dims ?? headDim;
+  if (dims % 2 !== 0 || dims > headDim || p.invFreq.length !== dims / 2) {
+    throw new RangeError(`rope: ${dims} rotated dims with ${p.invFreq.length} frequencies in heads of ${headDim}`);
+  }
+  return dims;
 }
 
 export interface AttentionParams {
@@ -90,7 +110,10 @@ export interface Backend {
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void;
   /** out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) */
   matmul(out: Activations, x: Activations, w: Weight, bias?: Weight): void;
-  /** Rotates each head of x ([t, nHeads·headDim]) in place by its token's position. */
+  /**
+   * Rotates each head of x ([t, nHeads·headDim]) in place by its token's position: the first
+   * rope.dims of each head (all by default), cos and sin scaled by rope.scale.
+   */
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void;
   /**
    * Writes k and v ([t, nKVHeads·headDim]) into the cache at each token's (slot, position), then

@@ -1,7 +1,7 @@
 // The element-wise ops and attention as plain loops over row-major f32 arrays. The reference
 // backend is built from them; the cpu backend runs them on views of its wasm memory until these
 // ops get kernels of their own (then it is tested against them through the reference).
-import type { AttentionParams, BatchLayout, RopeParams } from './backend.js';
+import { ropeDims, type AttentionParams, type BatchLayout, type RopeParams } from './backend.js';
 
 /** o[r, :] = x[r, :] / rms(x[r, :]) · w, for `rows` rows of `cols`. */
 export function rmsNorm(o: Float32Array, x: Float32Array, w: Float32Array, rows: number, cols: number, eps: number): void {
@@ -26,18 +26,21 @@ export function normRows(rows: number, cols: number, weightLength: number): { ro
   return { rows: rows * (cols / weightLength), cols: weightLength };
 }
 
-/** Rotates each head of x ([rows, cols], heads of headDim from column 0) by its token's position. */
+/**
+ * Rotates each head of x ([rows, cols], heads of headDim from column 0) by its token's position:
+ * its first p.dims dims (partial rotary), cos and sin scaled by p.scale.
+ */
 export function rope(
   x: Float32Array, rows: number, cols: number, batch: BatchLayout, nHeads: number, headDim: number, p: RopeParams,
 ): void {
-  const half = headDim / 2;
+  const half = ropeDims(p, headDim) / 2, scale = p.scale ?? 1;
   for (let t = 0; t < rows; t++) {
     const pos = batch.positions[t]!;
     for (let h = 0; h < nHeads; h++) {
       const base = t * cols + h * headDim;
       for (let i = 0; i < half; i++) {
         const angle = pos * p.invFreq[i]!;
-        const cos = Math.cos(angle), sin = Math.sin(angle);
+        const cos = scale * Math.cos(angle), sin = scale * Math.sin(angle);
         // The two elements of pair i, in either layout.
         const a = p.style === 'interleaved' ? base + 2 * i : base + i;
         const b = p.style === 'interleaved' ? a + 1 : a + half;
@@ -50,17 +53,17 @@ export function rope(
 }
 
 /**
- * cos and sin of each (token, pair) angle, [n, invFreq.length, 2] into `out`: computed once per
- * batch (in double precision, then rounded) and shared by every layer and head, by the backends
- * whose RoPE kernels read a table.
+ * cos and sin of each (token, pair) angle, times `scale` (RopeParams.scale), [n, invFreq.length, 2]
+ * into `out`: computed once per batch (in double precision, then rounded) and shared by every
+ * layer and head, by the backends whose RoPE kernels read a table.
  */
-export function ropeAngleTable(positions: Int32Array, invFreq: Float32Array, out: Float32Array): void {
+export function ropeAngleTable(positions: Int32Array, invFreq: Float32Array, out: Float32Array, scale = 1): void {
   const half = invFreq.length;
   for (let i = 0; i < positions.length; i++) {
     for (let j = 0; j < half; j++) {
       const angle = positions[i]! * invFreq[j]!;
-      out[2 * (i * half + j)] = Math.cos(angle);
-      out[2 * (i * half + j) + 1] = Math.sin(angle);
+      out[2 * (i * half + j)] = scale * Math.cos(angle);
+      out[2 * (i * half + j) + 1] = scale * Math.sin(angle);
     }
   }
 }

@@ -8,6 +8,7 @@ import { dequantize, quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
 import type { ModelFiles } from '../model/load.js';
 import { llama3RopeFactors, permuteForGGUF } from '../model/rope-layout.js';
+import { ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT } from '../model/arch/phi3.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { PlannedTensor } from './tensor-types.js';
 
@@ -23,6 +24,11 @@ export function plannedTensors(files: ModelFiles): PlannedTensor[] {
   const out: PlannedTensor[] = [];
   if (spec.rope.scaling.type === 'llama3' || spec.rope.scaling.type === 'factors') {
     out.push({ name: 'rope_freqs.weight', shape: [spec.headDim / 2] });
+  }
+  // Phi-3's LongRoPE divisors, long then short, as convert_hf_to_gguf.py generates them.
+  if (spec.rope.scaling.type === 'longrope') {
+    const half = (spec.rope.dims ?? spec.headDim) / 2;
+    out.push({ name: ROPE_FACTORS_LONG, shape: [half] }, { name: ROPE_FACTORS_SHORT, shape: [half] });
   }
   for (const e of files.manifest) {
     if (!files.tensors.has(e.name)) continue;
@@ -42,11 +48,11 @@ function ropeFactors(spec: ModelSpec): Float32Array {
 
 /**
  * How many heads a tensor's rows hold when they must be reordered for llama.cpp's interleaved
- * RoPE (Llama's Q and K from a Hugging Face folder), else undefined. GGUF and llama2.c sources
- * are interleaved already; Qwen2 runs HF's layout in llama.cpp too.
+ * RoPE (Llama's and SmolLM3's Q and K from a Hugging Face folder), else undefined. GGUF and
+ * llama2.c sources are interleaved already; Qwen2/3 and Phi-3 run HF's layout in llama.cpp too.
  */
 function permutedHeads(spec: ModelSpec, name: string): number | undefined {
-  if (spec.arch !== 'llama' || spec.rope.style !== 'halves') return undefined;
+  if ((spec.arch !== 'llama' && spec.arch !== 'smollm3') || spec.rope.style !== 'halves') return undefined;
   if (/\.attn_q\.(weight|bias)$/.test(name)) return spec.nHeads;
   if (/\.attn_k\.(weight|bias)$/.test(name)) return spec.nKVHeads;
   return undefined;
@@ -60,6 +66,11 @@ export function tensorsToWrite(files: ModelFiles, planned: readonly PlannedTenso
     const byteLength = byteSize(dtype, count);
     if (t.name === 'rope_freqs.weight') {
       return { name: t.name, dtype, shape: t.shape, data: { byteLength, bytes: () => quantize(dtype, ropeFactors(spec)) } };
+    }
+    const scaling = spec.rope.scaling;
+    if (scaling.type === 'longrope' && (t.name === ROPE_FACTORS_LONG || t.name === ROPE_FACTORS_SHORT)) {
+      const factors = t.name === ROPE_FACTORS_LONG ? scaling.long : scaling.short;
+      return { name: t.name, dtype, shape: t.shape, data: { byteLength, bytes: () => quantize(dtype, factors) } };
     }
     const source = files.tensors.get(t.name)!;
     const heads = permutedHeads(spec, t.name);

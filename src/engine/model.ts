@@ -142,7 +142,9 @@ export class Model {
     this.parallel = options.parallel ?? 1;
     this.chatTemplate = chooseChatTemplate(tokenizer, chatTemplateOverride(options.chatTemplate));
     const batchSize = Math.max(Math.min(options.batchSize ?? 512, this.contextLength * this.parallel), this.parallel);
-    const graph = new LlamaGraph(backend, spec, weights, { maxBatchTokens: batchSize, maxOutputs: this.parallel });
+    const graph = new LlamaGraph(backend, spec, weights, {
+      maxBatchTokens: batchSize, maxOutputs: this.parallel, contextLength: this.contextLength,
+    });
     const cache: KVCache = backend.createKVCache({
       nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: this.parallel, ctxLen: this.contextLength,
     });

@@ -5,6 +5,7 @@ import type { GGUFMetadataEntry } from '../formats/gguf.js';
 import { GGUF_POOLING_TYPES } from './pooling-config.js';
 import type { ModelSpec } from './spec.js';
 import { gemmaGGUFMetadata, isGemma } from './arch/gemma.js';
+import { checkSmolLM3GGUFLayers } from './arch/smollm3.js';
 
 /** llama.cpp's file types (llama.h LLAMA_FTYPE_*) of the files Minerva writes: general.file_type. */
 export const LLAMA_FTYPE = {
@@ -34,6 +35,7 @@ export interface ModelMetadataOptions {
  */
 export function ggufModelMetadata(spec: ModelSpec, o: ModelMetadataOptions): GGUFMetadataEntry[] {
   const a = spec.arch;
+  if (a === 'smollm3') checkSmolLM3GGUFLayers(spec);
   const u32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'u32', value });
   const f32 = (key: string, value: number): GGUFMetadataEntry => ({ key: `${a}.${key}`, type: 'f32', value });
   const out: GGUFMetadataEntry[] = [
@@ -54,8 +56,13 @@ export function ggufModelMetadata(spec: ModelSpec, o: ModelMetadataOptions): GGU
   out.push(
     { key: 'general.file_type', type: 'u32', value: o.fileType },
     u32('vocab_size', spec.vocabSize),
-    u32('rope.dimension_count', spec.headDim),
+    u32('rope.dimension_count', spec.rope.dims ?? spec.headDim),
   );
+  // Phi-3's LongRoPE, as convert_hf_to_gguf.py writes it (the divisors go into rope_factors_* tensors).
+  const scaling = spec.rope.scaling;
+  if (scaling.type === 'longrope') {
+    out.push(u32('rope.scaling.original_context_length', scaling.originalContextLength), f32('rope.scaling.attn_factor', scaling.attnFactor));
+  }
   if (spec.rope.scaling.type === 'linear') {
     out.push({ key: `${a}.rope.scaling.type`, type: 'string', value: 'linear' }, f32('rope.scaling.factor', spec.rope.scaling.factor));
   }

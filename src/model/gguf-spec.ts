@@ -3,6 +3,7 @@ import { ConfigReader } from './config-reader.js';
 import { poolingFromGGUF } from './pooling-config.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
 import { gemmaSpecFromGGUF, isGemma } from './arch/gemma.js';
+import { smollm3FromGGUF } from './arch/smollm3.js';
 
 const GGUF_ARCHS: Readonly<Record<string, ArchName>> = {
   llama: 'llama',
@@ -11,6 +12,8 @@ const GGUF_ARCHS: Readonly<Record<string, ArchName>> = {
   gemma: 'gemma',
   gemma2: 'gemma2',
   gemma3: 'gemma3',
+  phi3: 'phi3',
+  smollm3: 'smollm3',
 };
 
 /**
@@ -36,7 +39,9 @@ export function specFromGGUF(
   }
   if (headDim % 2 !== 0) g.fail(`head dimension ${headDim} must be even for RoPE`);
   const ropeDims = g.count(`${a}.rope.dimension_count`, headDim);
-  if (ropeDims !== headDim) g.fail(`partial RoPE (${a}.rope.dimension_count ${ropeDims} of ${headDim}) is not supported`);
+  if (ropeDims !== headDim && arch !== 'phi3') g.fail(`partial RoPE (${a}.rope.dimension_count ${ropeDims} of ${headDim}) is not supported`);
+  if (ropeDims > headDim || ropeDims % 2 !== 0) g.fail(`${a}.rope.dimension_count ${ropeDims} must be even and at most the head size ${headDim}`);
+  if ([...tensorNames].some((n) => n.includes('.ffn_gate_inp.'))) g.fail('mixture-of-experts models are not supported');
 
   const pooling = poolingFromGGUF(g, a);
   const tokens = meta.get('tokenizer.ggml.tokens');
@@ -57,18 +62,23 @@ export function specFromGGUF(
     normEps: g.number(`${a}.attention.layer_norm_rms_epsilon`, 1e-5, { positive: true }),
     rope: {
       theta: g.number(`${a}.rope.freq_base`, 10000, { positive: true }),
-      // convert_hf_to_gguf permutes Llama's Q/K rows to the interleaved layout; Qwen2/3 keep HF's.
-      style: arch === 'llama' ? 'interleaved' : 'halves',
+      // convert_hf_to_gguf permutes Llama's (and SmolLM3's) Q/K rows to the interleaved layout;
+      // Qwen2/3 and Phi-3 keep HF's.
+      style: arch === 'llama' || arch === 'smollm3' ? 'interleaved' : 'halves',
       scaling: ropeScaling(g, a),
+      ...(ropeDims !== headDim ? { dims: ropeDims } : {}),
     },
     tiedEmbeddings: !tensorNames.has('output.weight'),
     qkvBias: arch === 'qwen2',
     qkNorm: arch === 'qwen3',
     // Not a key llama.cpp reads for these architectures; `minerva convert` writes it for Mistral.
-    slidingWindow: g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
+    // Phi-3's converter writes it (0 for none) but llama.cpp disables Phi's sliding window.
+    slidingWindow: arch !== 'phi3' && g.has(`${a}.attention.sliding_window`) ? g.count(`${a}.attention.sliding_window`) : undefined,
     ...(pooling ? { pooling } : {}),
   };
-  return isGemma(arch) ? gemmaSpecFromGGUF(g, arch, spec) : spec;
+  if (isGemma(arch)) return gemmaSpecFromGGUF(g, arch, spec);
+  // Phi-3's LongRoPE factors are tensors: load.ts reads them (arch/phi3.ts).
+  return arch === 'smollm3' ? smollm3FromGGUF(spec) : spec;
 }
 
 function ropeScaling(g: ConfigReader, a: string): RopeScaling {

@@ -2,6 +2,8 @@
 import { ConfigReader } from './config-reader.js';
 import type { ArchName, ModelSpec, RopeScaling } from './spec.js';
 import { GEMMA_HF_MODEL_TYPES, specFromGemmaHFConfig } from './arch/gemma.js';
+import { longRopeFromHF, phi3FromHFConfig, PHI_REFUSED_MODEL_TYPES } from './arch/phi3.js';
+import { smollm3FromHFConfig } from './arch/smollm3.js';
 
 /** model_type values we run, and the graph family each uses. */
 const HF_MODEL_TYPES: Readonly<Record<string, ArchName>> = {
@@ -9,13 +11,17 @@ const HF_MODEL_TYPES: Readonly<Record<string, ArchName>> = {
   mistral: 'llama',
   qwen2: 'qwen2',
   qwen3: 'qwen3',
+  phi3: 'phi3',
+  smollm3: 'smollm3',
 };
 
 export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
   const c = ConfigReader.fromObject(file, raw);
   const modelType = c.string('model_type');
-  if (Object.hasOwn(GEMMA_HF_MODEL_TYPES, modelType)) return specFromGemmaHFConfig(c, modelType, ropeScaling);
+  if (Object.hasOwn(GEMMA_HF_MODEL_TYPES, modelType)) return specFromGemmaHFConfig(c, modelType, (r) => ropeScaling(r, 0));
   const arch = HF_MODEL_TYPES[modelType];
+  const refused = PHI_REFUSED_MODEL_TYPES[modelType];
+  if (refused) c.fail(refused);
   if (!arch) {
     const supported = [...Object.keys(HF_MODEL_TYPES), ...Object.keys(GEMMA_HF_MODEL_TYPES)];
     c.fail(`model_type "${modelType}" is not supported (supported: ${supported.join(', ')})`);
@@ -46,7 +52,7 @@ export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
     c.fail(`use_sliding_window with max_window_layers is not supported for ${modelType}`);
   }
 
-  return {
+  const spec: ModelSpec = {
     arch,
     modelType,
     vocabSize: c.count('vocab_size'),
@@ -61,16 +67,19 @@ export function specFromHFConfig(raw: unknown, file: string): ModelSpec {
     rope: {
       theta: c.number('rope_theta', 10000, { positive: true }),
       style: 'halves',
-      scaling: ropeScaling(c),
+      scaling: ropeScaling(c, headDim),
     },
     tiedEmbeddings: c.boolean('tie_word_embeddings', false),
     qkvBias: arch === 'qwen2',
     qkNorm: arch === 'qwen3',
     slidingWindow,
   };
+  if (arch === 'phi3') return phi3FromHFConfig(c, spec);
+  if (arch === 'smollm3') return smollm3FromHFConfig(c, spec);
+  return spec;
 }
 
-function ropeScaling(c: ConfigReader): RopeScaling {
+function ropeScaling(c: ConfigReader, headDim: number): RopeScaling {
   const s = c.object('rope_scaling');
   if (!s) return { type: 'none' };
   const type = s.has('rope_type') ? s.string('rope_type') : s.string('type', 'default');
@@ -87,7 +96,10 @@ function ropeScaling(c: ConfigReader): RopeScaling {
         highFreqFactor: s.number('high_freq_factor', 4, { positive: true }),
         originalContextLength: s.count('original_max_position_embeddings', 8192),
       };
-    default:
-      return c.fail(`rope_scaling type "${type}" is not supported (supported: linear, llama3)`);
+    case 'longrope':
+    case 'su':
+      if (c.string('model_type') !== 'phi3') break;
+      return longRopeFromHF(c, s, headDim);
   }
+  return c.fail(`rope_scaling type "${type}" is not supported (supported: linear, llama3; longrope for phi3)`);
 }

@@ -15,15 +15,17 @@ import {
 } from '../tokenizer/describe.js';
 import { dequantize } from '../quant/dequantize.js';
 import { quantizeOnLoad, type LoadQuant } from '../quant/quantize-on-load.js';
-import { ConfigError } from './config-reader.js';
+import { ConfigError, ConfigReader } from './config-reader.js';
 import { specFromHFConfig } from './hf-config.js';
 import { readSentenceTransformersPooling } from './pooling-config.js';
 import { specFromGGUF } from './gguf-spec.js';
 import { specFromLlama2c } from './llama2c-spec.js';
 import { checkManifest, type ManifestEntry } from './manifest.js';
 import { ggufNameFromHF } from './tensor-names.js';
-import { llamaManifest } from './arch/llama.js';
 import { hfNormsAreOffset, isOffsetNorm } from './arch/gemma.js';
+import { archManifest, archWeightSplits, type WeightSplit } from './arch/index.js';
+import { longRopeFromGGUF, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT } from './arch/phi3.js';
+import { byteSize } from '../quant/dtype.js';
 import type { ModelSpec } from './spec.js';
 
 export type ModelFormat = 'safetensors' | 'gguf' | 'llama2c';
@@ -178,6 +180,21 @@ async function openGGUFModel(modelPath: string): Promise<ModelFiles> {
       const factors = dequantize(freqs.dtype, await file.read('rope_freqs.weight'), spec.headDim / 2);
       spec = { ...spec, rope: { ...spec.rope, scaling: { type: 'factors', factors } } };
     }
+    // Phi-3's LongRoPE divisors, [rotated dims / 2] each.
+    if (spec.arch === 'phi3') {
+      const factors: { short?: Float32Array; long?: Float32Array } = {};
+      for (const [key, name] of [['short', ROPE_FACTORS_SHORT], ['long', ROPE_FACTORS_LONG]] as const) {
+        const t = file.tensors.get(name);
+        if (!t) continue;
+        const half = (spec.rope.dims ?? spec.headDim) / 2;
+        if (t.shape.length !== 1 || t.shape[0] !== half) throw new FormatError(modelPath, `${name} is [${t.shape.join(', ')}], expected [${half}]`);
+        factors[key] = dequantize(t.dtype, await file.read(name), half);
+        extra.add(name);
+      }
+      const g = new ConfigReader(modelPath, (key) => file.metadata.get(key));
+      const scaling = longRopeFromGGUF(g, 'phi3', spec, factors);
+      if (scaling) spec = { ...spec, rope: { ...spec.rope, scaling } };
+    }
     const tokenizer = {
       load: async () => tokenizerFromGGUF(file.metadata, modelPath),
       describe: async () => describeGGUFTokenizer(file.metadata),
@@ -213,7 +230,7 @@ function finish(
   tensors: ReadonlyMap<string, TensorInfo>, provider: WeightProvider, storedName: (n: string) => string,
   extraAllowed: ReadonlySet<string> = new Set(),
 ): ModelFiles {
-  const manifest = llamaManifest(spec);
+  const manifest = archManifest(spec);
   checkManifest(modelPath, manifest, tensors, extraAllowed);
   const used = new Map<string, TensorInfo>();
   for (const e of manifest) {
@@ -277,16 +294,42 @@ export async function loadWeights(
   const totalBytes = [...model.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
   let loadedBytes = 0;
   const weights = new Map<string, Weight>();
+  const splits = archWeightSplits(model.spec);
   // One read buffer for every tensor: backends copy what they keep (Backend.loadWeight), and fresh
   // memory costs a page fault per 4 KiB, which on these machines costs more than the read.
   const largest = Math.max(0, ...[...model.tensors.values()].map((t) => t.byteLength));
   const buffer = new Uint8Array(largest);
   for (const [name, info] of model.tensors) {
-    const stored = { info, data: await model.read(name, buffer) };
-    const kept = quant ? quantizeOnLoad(stored.info, stored.data, quant) : stored;
-    weights.set(name, backend.loadWeight(kept.info, kept.data));
+    const data = await model.read(name, buffer);
+    const parts = splits.get(name);
+    for (const part of parts ? splitRows(info, data, parts) : [{ info, data }]) {
+      const kept = quant ? quantizeOnLoad(part.info, part.data, quant) : part;
+      weights.set(part.info.name, backend.loadWeight(kept.info, kept.data));
+    }
     loadedBytes += info.byteLength;
     onProgress?.({ loadedBytes, totalBytes });
   }
   return weights;
+}
+
+/**
+ * A fused matrix [Σ rows, cols] of any dtype cut into consecutive row ranges, as views of `data`:
+ * a row is whole blocks of a quantized type, so each part is a valid matrix of the same type.
+ */
+export function splitRows(
+  info: TensorInfo, data: Uint8Array, parts: readonly WeightSplit[],
+): { info: TensorInfo; data: Uint8Array }[] {
+  const [rows, cols] = info.shape;
+  const total = parts.reduce((s, p) => s + p.rows, 0);
+  if (info.shape.length !== 2 || rows !== total) {
+    throw new Error(`${info.name}: [${info.shape.join(', ')}] does not split into rows ${parts.map((p) => p.rows).join(' + ')}`);
+  }
+  const rowBytes = byteSize(info.dtype, cols!);
+  let offset = 0;
+  return parts.map((p) => {
+    const byteLength = p.rows * rowBytes;
+    const part = { info: { name: p.name, dtype: info.dtype, shape: [p.rows, cols!], byteLength }, data: data.subarray(offset, offset + byteLength) };
+    offset += byteLength;
+    return part;
+  });
 }

@@ -10,18 +10,20 @@ import { writeSafeTensorsSharded, type TensorToWrite } from '../formats/safetens
 import { writeGGUF, type GGUFMetadataEntry, type GGUFTensorToWrite } from '../formats/gguf.js';
 import { quantize } from '../quant/dequantize.js';
 import { byteSize, type DType } from '../quant/dtype.js';
-import { llamaManifest } from './arch/llama.js';
+import { archManifest } from './arch/index.js';
+import { ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT } from './arch/phi3.js';
+import { ropeLayersByInterval, SMOLLM3_GGUF_NO_ROPE_INTERVAL } from './arch/smollm3.js';
 import { hfNameFromGGUF } from './tensor-names.js';
 import { gemmaHFConfig, hfNormsAreOffset, isGemma, isOffsetNorm } from './arch/gemma.js';
 import { specFromHFConfig } from './hf-config.js';
 import { ggufModelMetadata, LLAMA_FTYPE } from './gguf-metadata.js';
 import { llama3RopeFactors, permuteForGGUF } from './rope-layout.js';
-import type { ModelSpec, Pooling } from './spec.js';
+import type { ArchName, ModelSpec, Pooling, RopeScaling } from './spec.js';
 
 export { permuteForGGUF };
 
 export interface RandomModelShape {
-  arch: 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
+  arch: ArchName;
   dim: number;
   nLayers: number;
   nHeads: number;
@@ -45,20 +47,35 @@ export interface RandomModelShape {
   finalSoftcap?: number;
   /** Gemma 3: linear RoPE scaling of the global layers. */
   linearRope?: number;
+  /** Phi-3: the fraction of each head RoPE rotates (partial_rotary_factor). */
+  partialRotary?: number;
+  /**
+   * Phi-3 LongRoPE: divisors per rotated pair and the original context; the attention factor is
+   * derived from contextLength / originalContextLength as transformers and llama.cpp derive it.
+   */
+  longRope?: { short: number[]; long: number[]; originalContextLength: number };
 }
 
 /** The spec as the HF loader will read it back (halves RoPE layout). */
 export function randomSpec(s: RandomModelShape): ModelSpec {
   if (isGemma(s.arch)) return randomGemmaSpec(s);
+  const headDim = s.headDim ?? s.dim / s.nHeads, contextLength = s.contextLength ?? 512;
+  const dims = s.partialRotary !== undefined ? Math.floor(headDim * s.partialRotary) : headDim;
+  let scaling: RopeScaling = s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' };
+  if (s.longRope) {
+    const orig = s.longRope.originalContextLength, ratio = contextLength / orig;
+    scaling = {
+      type: 'longrope', short: Float32Array.from(s.longRope.short), long: Float32Array.from(s.longRope.long),
+      originalContextLength: orig, attnFactor: ratio > 1 ? Math.sqrt(1 + Math.log(ratio) / Math.log(orig)) : 1,
+    };
+  }
   return {
     arch: s.arch, modelType: s.arch, vocabSize: s.vocabSize ?? 32000, dim: s.dim, nLayers: s.nLayers,
-    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim: s.headDim ?? s.dim / s.nHeads, ffnDim: s.ffnDim,
-    contextLength: s.contextLength ?? 512, normEps: 1e-5,
-    rope: {
-      theta: s.ropeTheta ?? 10000, style: 'halves',
-      scaling: s.llama3Rope ? { type: 'llama3', ...s.llama3Rope } : { type: 'none' },
-    },
+    nHeads: s.nHeads, nKVHeads: s.nKVHeads, headDim, ffnDim: s.ffnDim,
+    contextLength, normEps: 1e-5,
+    rope: { theta: s.ropeTheta ?? 10000, style: 'halves', scaling, ...(dims !== headDim ? { dims } : {}) },
     tiedEmbeddings: s.tied, qkvBias: s.arch === 'qwen2', qkNorm: s.arch === 'qwen3', slidingWindow: undefined,
+    ...(s.arch === 'smollm3' ? { ropeLayers: ropeLayersByInterval(s.nLayers, SMOLLM3_GGUF_NO_ROPE_INTERVAL) } : {}),
     ...(s.pooling ? { pooling: { ...s.pooling } } : {}),
   };
 }
@@ -128,7 +145,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   };
   const out: RandomWeights = new Map();
-  for (const e of llamaManifest(spec)) {
+  for (const e of archManifest(spec)) {
     if (e.optional) continue; // output.weight of a tied model
     const n = e.shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
@@ -147,7 +164,7 @@ export function randomWeights(spec: ModelSpec, seed: number): RandomWeights {
  */
 export function lazyRandomWeights(spec: ModelSpec, seed: number): RandomWeights {
   const out: RandomWeights = new Map();
-  llamaManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
+  archManifest(spec).filter((e) => !e.optional).forEach((e, index) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const { scale, offset } = scaleOf(e.name, e.shape, spec);
     out.set(e.name, {
@@ -178,9 +195,29 @@ function lazyBytes(dtype: DType, shape: readonly number[], produce: () => Float3
 }
 
 /** config.json "architectures" (the transformers class) of each graph family. */
-const HF_ARCHITECTURES: Readonly<Record<'llama' | 'qwen2' | 'qwen3', string>> = {
-  llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM',
+const HF_ARCHITECTURES: Readonly<Record<ModelSpec['arch'], string>> = {
+  llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', phi3: 'Phi3ForCausalLM',
+  smollm3: 'SmolLM3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', gemma3: 'Gemma3ForCausalLM',
 };
+
+/** config.json entries particular to an architecture, as its checkpoints state them. */
+function archConfig(spec: ModelSpec): Record<string, unknown> {
+  const s = spec.rope.scaling;
+  if (spec.arch === 'phi3') {
+    return {
+      original_max_position_embeddings: s.type === 'longrope' ? s.originalContextLength : spec.contextLength,
+      ...(spec.rope.dims !== undefined ? { partial_rotary_factor: spec.rope.dims / spec.headDim } : {}),
+      ...(s.type === 'longrope' ? { rope_scaling: { type: 'longrope', short_factor: [...s.short], long_factor: [...s.long] } } : {}),
+    };
+  }
+  if (spec.arch === 'smollm3') {
+    return {
+      no_rope_layers: (spec.ropeLayers ?? []).map((r) => (r ? 1 : 0)), no_rope_layer_interval: SMOLLM3_GGUF_NO_ROPE_INTERVAL,
+      use_sliding_window: false, attention_bias: false, mlp_bias: false,
+    };
+  }
+  return {};
+}
 
 const TORCH_DTYPES: Partial<Record<DType, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
@@ -211,6 +248,7 @@ export async function writeHFModel(
         original_max_position_embeddings: spec.rope.scaling.originalContextLength,
       },
     } : {}),
+    ...archConfig(spec),
   };
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const tensors: TensorToWrite[] = [];
@@ -277,14 +315,21 @@ export async function writeGGUFModel(
   const tensors: GGUFTensorToWrite[] = [];
   for (const [name, w] of weights) {
     let produce = () => values(w);
-    if (spec.arch === 'llama' && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
-    if (spec.arch === 'llama' && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
+    const permuted = spec.arch === 'llama' || spec.arch === 'smollm3';
+    if (permuted && /\.attn_q\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nHeads);
+    if (permuted && /\.attn_k\.weight$/.test(name)) produce = () => permuteForGGUF(values(w), w.shape, spec.nKVHeads);
     const stored = storedType(opts.typeOf?.(name) ?? dtype, w.shape);
     tensors.push({ name, shape: w.shape, dtype: stored, data: lazyBytes(stored, w.shape, produce) });
   }
   if (spec.rope.scaling.type === 'llama3') {
     const factors = llama3RopeFactors(spec.headDim, spec.rope.theta, spec.rope.scaling);
     tensors.push({ name: 'rope_freqs.weight', dtype: 'F32', shape: [factors.length], data: new Uint8Array(factors.buffer) });
+  }
+  const s = spec.rope.scaling;
+  if (s.type === 'longrope') {
+    // As convert_hf_to_gguf.py yields them, before the model's tensors.
+    tensors.unshift(...([[ROPE_FACTORS_LONG, s.long], [ROPE_FACTORS_SHORT, s.short]] as const).map(([name, f]) => (
+      { name, dtype: 'F32' as const, shape: [f.length], data: new Uint8Array(Float32Array.from(f).buffer) })));
   }
   await writeGGUF(file, { metadata, tensors });
 }

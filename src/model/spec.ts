@@ -1,10 +1,13 @@
 // ModelSpec: the normalised hyper-parameters the engine runs on, whatever file they came from.
 // Raw config.json / GGUF metadata / llama2.c headers are parsed into this in their own modules
 // (hf-config.ts, gguf-spec.ts, llama2c-spec.ts) and never reach the graph.
-import type { RopeStyle } from '../backends/backend.js';
+import type { RopeParams, RopeStyle } from '../backends/backend.js';
 
-/** Graph families. Each has one file in arch/. */
-export type ArchName = 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
+/**
+ * Graph families. Each has one file in arch/ (Gemma, Phi-3 and SmolLM3 run LlamaGraph with the
+ * spec fields below; their files hold what differs: names, fused tensors, config).
+ */
+export type ArchName = 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3' | 'phi3' | 'smollm3';
 
 export type RopeScaling =
   | { type: 'none' }
@@ -19,7 +22,13 @@ export type RopeScaling =
     originalContextLength: number;
   }
   /** Per-pair divisors of the frequency, as GGUF stores Llama 3 scaling (rope_freqs.weight). */
-  | { type: 'factors'; factors: Float32Array };
+  | { type: 'factors'; factors: Float32Array }
+  /**
+   * Phi-3's LongRoPE ("longrope", formerly "su"): per-pair divisors, `long` when the context a
+   * sequence may use exceeds originalContextLength, else `short` (as llama.cpp picks them, once
+   * per context), and cos/sin scaled by attnFactor.
+   */
+  | { type: 'longrope'; short: Float32Array; long: Float32Array; originalContextLength: number; attnFactor: number };
 
 /** RoPE frequencies: base and scaling. */
 export interface RopeFrequencies {
@@ -65,7 +74,11 @@ export interface ModelSpec {
     theta: number;
     style: RopeStyle;
     scaling: RopeScaling;
+    /** Rotated dims at the start of each head (Phi-4-mini's partial_rotary_factor); absent = headDim. */
+    dims?: number;
   };
+  /** Which layers apply RoPE (SmolLM3's no-RoPE layers), [nLayers]; absent = every layer. */
+  ropeLayers?: readonly boolean[];
   /** Output projection shares the token embedding matrix. */
   tiedEmbeddings: boolean;
   /** Q, K and V projections carry biases (Qwen2). */
@@ -99,17 +112,22 @@ export interface ModelSpec {
 }
 
 /**
- * RoPE angle per position for each rotated pair, scaling applied: [headDim / 2].
+ * RoPE angle per position for each rotated pair, scaling applied: [dims / 2].
  * @param freqs a layer's own base and scaling (LayerAttention.rope); default spec.rope's
+ * @param contextLength positions per sequence the model runs with (picks LongRoPE's factors)
  */
-export function ropeInvFreq(spec: ModelSpec, freqs: RopeFrequencies = spec.rope): Float32Array {
-  const half = spec.headDim / 2;
+export function ropeInvFreq(spec: ModelSpec, freqs: RopeFrequencies = spec.rope, contextLength?: number): Float32Array {
+  const dims = spec.rope.dims ?? spec.headDim;
+  const half = dims / 2;
   const inv = new Float32Array(half);
   const { theta, scaling } = freqs;
   for (let i = 0; i < half; i++) {
-    let f = 1 / Math.pow(theta, (2 * i) / spec.headDim);
+    // Partial rotary: the exponent runs over the rotated dims (HF and llama.cpp alike).
+    let f = 1 / Math.pow(theta, (2 * i) / dims);
     if (scaling.type === 'factors') {
       f /= scaling.factors[i]!;
+    } else if (scaling.type === 'longrope') {
+      f /= longRopeFactors(scaling, contextLength)[i]!;
     } else if (scaling.type === 'linear') {
       f /= scaling.factor;
     } else if (scaling.type === 'llama3') {
@@ -128,6 +146,26 @@ export function ropeInvFreq(spec: ModelSpec, freqs: RopeFrequencies = spec.rope)
     inv[i] = f;
   }
   return inv;
+}
+
+/** LongRoPE's divisors for a context: long ones past the original context, as llama.cpp chooses. */
+export function longRopeFactors(
+  s: Extract<RopeScaling, { type: 'longrope' }>, contextLength: number | undefined,
+): Float32Array {
+  return contextLength !== undefined && contextLength > s.originalContextLength ? s.long : s.short;
+}
+
+/**
+ * The rope op's parameters for a model run with `contextLength` positions per sequence.
+ * @param freqs a layer's own base and scaling (LayerAttention.rope); default spec.rope's
+ */
+export function ropeParams(spec: ModelSpec, contextLength?: number, freqs: RopeFrequencies = spec.rope): RopeParams {
+  const s = freqs.scaling;
+  return {
+    style: spec.rope.style, invFreq: ropeInvFreq(spec, freqs, contextLength),
+    ...(spec.rope.dims !== undefined && spec.rope.dims !== spec.headDim ? { dims: spec.rope.dims } : {}),
+    ...(s.type === 'longrope' && s.attnFactor !== 1 ? { scale: s.attnFactor } : {}),
+  };
 }
 
 /** Parameter count implied by the spec (embedding counted once when tied). */

@@ -1,5 +1,6 @@
 // Tensor names. Inside Minerva every weight goes by its GGUF name (token_embd.weight,
 // blk.N.attn_q.weight, ...); Hugging Face names are mapped to those at load.
+import { PHI3_HF_LAYER_NAMES } from './arch/phi3.js';
 import type { ArchName } from './spec.js';
 
 /** HF per-layer suffix (after "model.layers.N.") → GGUF per-layer suffix (after "blk.N."). */
@@ -30,9 +31,6 @@ const HF_POST_NORM_LAYER_NAMES: Readonly<Record<string, string>> = {
   'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
 };
 
-function layerNames(arch: ArchName): Readonly<Record<string, string>> {
-  return arch === 'gemma2' || arch === 'gemma3' ? { ...HF_LAYER_NAMES, ...HF_POST_NORM_LAYER_NAMES } : HF_LAYER_NAMES;
-}
 
 /**
  * Gemma 3's multimodal checkpoints (model_type gemma3) hold the text model under
@@ -53,6 +51,13 @@ const HF_GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'lm_head.weight': 'output.weight',
 };
 
+/** Per-layer names an architecture has in place of (or besides) the common ones. */
+const HF_LAYER_NAMES_BY_ARCH: Partial<Record<ArchName, Readonly<Record<string, string>>>> = {
+  phi3: PHI3_HF_LAYER_NAMES,
+  gemma2: HF_POST_NORM_LAYER_NAMES,
+  gemma3: HF_POST_NORM_LAYER_NAMES,
+};
+
 /** Tensors some HF checkpoints carry that hold nothing the model needs (recomputed buffers). */
 const HF_IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
@@ -60,7 +65,7 @@ const HF_IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
  * The GGUF name of an HF tensor name; null for tensors known to be unneeded; undefined for names
  * this model family does not know.
  */
-export function ggufNameFromHF(hfName: string, arch: ArchName = 'llama'): string | null | undefined {
+export function ggufNameFromHF(hfName: string, arch?: ArchName): string | null | undefined {
   if (HF_IGNORED.test(hfName)) return null;
   if (arch === 'gemma3') {
     if (HF_MULTIMODAL_SKIPPED.test(hfName)) return null;
@@ -70,17 +75,20 @@ export function ggufNameFromHF(hfName: string, arch: ArchName = 'llama'): string
   if (global) return global;
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
   if (!m) return undefined;
-  const suffix = layerNames(arch)[m[2]!];
+  const suffix = (arch && HF_LAYER_NAMES_BY_ARCH[arch]?.[m[2]!]) ?? HF_LAYER_NAMES[m[2]!];
   return suffix ? `blk.${Number(m[1])}.${suffix}` : undefined;
 }
 
 /** The HF name of a GGUF tensor name (for writing HF folders and for messages). */
-export function hfNameFromGGUF(name: string, arch: ArchName = 'llama'): string | undefined {
+export function hfNameFromGGUF(name: string, arch?: ArchName): string | undefined {
   for (const [hf, gguf] of Object.entries(HF_GLOBAL_NAMES)) if (gguf === name) return hf;
   const m = /^blk\.(\d+)\.(.+)$/.exec(name);
   if (!m) return undefined;
-  for (const [hf, gguf] of Object.entries(layerNames(arch))) {
-    if (gguf === m[2]) return `model.layers.${m[1]}.${hf}`;
+  // The architecture's own names first: Phi-3's ffn_up is HF's fused gate_up_proj, not up_proj.
+  for (const table of [arch && HF_LAYER_NAMES_BY_ARCH[arch], HF_LAYER_NAMES]) {
+    for (const [hf, gguf] of Object.entries(table ?? {})) {
+      if (gguf === m[2]) return `model.layers.${m[1]}.${hf}`;
+    }
   }
   return undefined;
 }

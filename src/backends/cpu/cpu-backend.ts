@@ -7,8 +7,9 @@
 // memory (the "home" shard, which also holds activations, scratch and the KV cache) go to further
 // memories; a matmul on such a weight copies its (small) prepared input into that shard, runs
 // there, and copies the output home. Each thread of the pool has a kernel instance per shard.
-import type {
-  Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
+import {
+  ropeDims, type Activations, type AttentionParams, type Backend, type BatchLayout, type KVCache, type KVCacheShape,
+  type RopeParams, type Weight,
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
@@ -394,29 +395,31 @@ export class CpuBackend implements Backend {
     shard.threadScratch = stride;
   }
 
-  /** cos and sin per (token, pair) of the last batch, [nTok, headDim/2, 2]: shared by every layer and head. */
-  private ropeTable: { offset: number; capacity: number; positions: Int32Array; invFreq: Float32Array | undefined } = {
-    offset: -1, capacity: 0, positions: new Int32Array(0), invFreq: undefined,
+  /** cos and sin per (token, pair) of the last batch, [nTok, dims/2, 2], times the rope's scale: shared by every layer and head. */
+  private ropeTable: { offset: number; capacity: number; positions: Int32Array; invFreq: Float32Array | undefined; scale: number } = {
+    offset: -1, capacity: 0, positions: new Int32Array(0), invFreq: undefined, scale: 1,
   };
 
-  private ropeAngles(batch: BatchLayout, n: number, invFreq: Float32Array): number {
+  private ropeAngles(batch: BatchLayout, n: number, invFreq: Float32Array, scale: number): number {
     const t = this.ropeTable, half = invFreq.length;
     const positions = batch.positions.subarray(0, n);
-    if (t.invFreq === invFreq && t.positions.length === n && t.positions.every((p, i) => p === positions[i])) return t.offset;
+    if (t.invFreq === invFreq && t.scale === scale && t.positions.length === n && t.positions.every((p, i) => p === positions[i])) return t.offset;
     if (t.capacity < n * half * 2) {
       t.capacity = n * half * 2;
       t.offset = this.alloc(4 * t.capacity, 'rope table');
     }
-    ops.ropeAngleTable(positions, invFreq, this.f32(t.offset, n * half * 2));
+    ops.ropeAngleTable(positions, invFreq, this.f32(t.offset, n * half * 2), scale);
     t.positions = positions.slice();
     t.invFreq = invFreq;
+    t.scale = scale;
     return t.offset;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
     const xa = act(x);
-    const table = this.ropeAngles(batch, xa.rows, rope.invFreq);
-    this.runOps('rope', [xa.offset, table, xa.cols, nHeads, headDim, rope.style === 'interleaved' ? 1 : 0], xa.rows * nHeads, 64);
+    const dims = ropeDims(rope, headDim);
+    const table = this.ropeAngles(batch, xa.rows, rope.invFreq, rope.scale ?? 1);
+    this.runOps('rope', [xa.offset, table, xa.cols, nHeads, headDim, dims, rope.style === 'interleaved' ? 1 : 0], xa.rows * nHeads, 64);
   }
 
   /** Parameter block of the attention kernel, and the batch's positions and seqs as i32. */

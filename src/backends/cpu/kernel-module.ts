@@ -95,7 +95,7 @@ export interface MatvecKernels {
   /** out[i] = a[i] + b[i] for i in [r0, r1). */
   add(a: number, b: number, out: number, r0: number, r1: number): void;
   /** Rotary embedding in place for items [r0, r1) of nTok × nHeads, angles from cosSin [nTok, headDim/2, 2]. */
-  rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, interleaved: number, r0: number, r1: number): void;
+  rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, dims: number, interleaved: number, r0: number, r1: number): void;
 }
 
 /** Int32 slots of the attention kernel's parameter block (scale and softcap are f32s, softcap 0 = none). */

@@ -3,8 +3,9 @@
 // the logits are read back (recorder.ts). Weight matrices keep their stored type on the GPU
 // (weight-layout.ts repacks unaligned GGML blocks, never expanding them); a matrix larger than
 // one storage binding may be is split into row ranges, one buffer and one dispatch each.
-import type {
-  Activations, AttentionParams, Backend, BatchLayout, KVCache, KVCacheShape, RopeParams, Weight,
+import {
+  ropeDims, type Activations, type AttentionParams, type Backend, type BatchLayout, type KVCache, type KVCacheShape,
+  type RopeParams, type Weight,
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
@@ -269,34 +270,35 @@ export class WebGpuBackend implements Backend {
     });
   }
 
-  /** The rope angles of the last batch (cos, sin per token and pair), while the arena still holds them. */
+  /** The rope angles of the last batch (cos, sin per token and pair, times the scale), while the arena still holds them. */
   private ropeCache = {
-    generation: -1, offset: 0, positions: new Int32Array(0), invFreq: undefined as Float32Array | undefined,
+    generation: -1, offset: 0, positions: new Int32Array(0), invFreq: undefined as Float32Array | undefined, scale: 1,
     /** Host scratch for the angles, grown on demand (put() copies them into the arena). */
     table: new Float32Array(0),
   };
 
-  private ropeTable(batch: BatchLayout, n: number, invFreq: Float32Array): number {
+  private ropeTable(batch: BatchLayout, n: number, invFreq: Float32Array, scale: number): number {
     const c = this.ropeCache, positions = batch.positions.subarray(0, n);
-    if (c.generation === this.rec.generation && c.invFreq === invFreq && c.positions.length === n
+    if (c.generation === this.rec.generation && c.invFreq === invFreq && c.scale === scale && c.positions.length === n
       && c.positions.every((p, i) => p === positions[i])) return c.offset;
     const size = n * invFreq.length * 2;
     if (c.table.length < size) c.table = new Float32Array(size);
     const table = c.table.subarray(0, size);
-    ropeAngleTable(positions, invFreq, table); // (GPU sin/cos are coarse for large angles)
+    ropeAngleTable(positions, invFreq, table, scale); // (GPU sin/cos are coarse for large angles)
     const offset = this.rec.put(table, 'f32');
-    Object.assign(c, { generation: this.rec.generation, offset, positions: positions.slice(), invFreq });
+    Object.assign(c, { generation: this.rec.generation, offset, positions: positions.slice(), invFreq, scale });
     return offset;
   }
 
   rope(x: Activations, batch: BatchLayout, nHeads: number, headDim: number, rope: RopeParams): void {
     this.timed(() => {
       const xa = act(x);
+      const dims = ropeDims(rope, headDim);
       this.rec.ensureRoom(1);
-      const table = this.ropeTable(batch, xa.rows, rope.invFreq);
+      const table = this.ropeTable(batch, xa.rows, rope.invFreq, rope.scale ?? 1);
       const k = this.kernel('rope', () => ({ code: ROPE, arena: true, buffers: [{ binding: 2, kind: 'rw' }] }));
-      const g = grid2d(Math.ceil((xa.rows * nHeads * (headDim / 2)) / 64));
-      this.rec.dispatch(k, [xa.buffer], [xa.rows, xa.cols, nHeads, headDim, rope.style === 'interleaved' ? 1 : 0, table, g.x], [g.x, g.y, 1]);
+      const g = grid2d(Math.ceil((xa.rows * nHeads * (dims / 2)) / 64));
+      this.rec.dispatch(k, [xa.buffer], [xa.rows, xa.cols, nHeads, headDim, dims, rope.style === 'interleaved' ? 1 : 0, table, g.x], [g.x, g.y, 1]);
     });
   }
 

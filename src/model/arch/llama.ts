@@ -1,8 +1,9 @@
 // The Llama family: Llama 2/3, TinyLlama, Mistral (sliding window), llama2.c models, Qwen2
 // (the same graph with biases on Q, K and V) and Qwen3 (no biases; each head of Q and K
-// RMS-normalised before RoPE: qkNorm). The Gemma family (gemma.ts) runs this graph too, through
-// the spec fields it honours: embedScale, activation, postNorms, attentionScale, attnSoftcap,
-// finalSoftcap and per-layer attention (layers).
+// RMS-normalised before RoPE: qkNorm), Phi-3 / Phi-4-mini (fused weights split at load, partial
+// rotary, LongRoPE: arch/phi3.ts), SmolLM3 (no RoPE on some layers: arch/smollm3.ts), and the
+// Gemma family (arch/gemma.ts), through the spec fields it honours: embedScale, activation,
+// postNorms, attentionScale, attnSoftcap, finalSoftcap and per-layer attention (layers).
 //
 //   x = embed(tokens)
 //   for each layer:
@@ -14,7 +15,7 @@ import type {
   Activations, AttentionParams, Backend, BatchLayout, KVCache, RopeParams, Weight,
 } from '../../backends/backend.js';
 import type { ManifestEntry } from '../manifest.js';
-import { ropeInvFreq, type ModelSpec } from '../spec.js';
+import { ropeParams, type ModelSpec } from '../spec.js';
 
 export function llamaManifest(s: ModelSpec): ManifestEntry[] {
   const qDim = s.nHeads * s.headDim, kvDim = s.nKVHeads * s.headDim;
@@ -77,6 +78,11 @@ export interface GraphLimits {
   maxBatchTokens: number;
   /** Most rows of logits one forward call returns. */
   maxOutputs: number;
+  /**
+   * Positions of KV cache per sequence: picks LongRoPE's long or short factors, as llama.cpp does
+   * from its context per sequence (absent: the short ones).
+   */
+  contextLength?: number;
 }
 
 /** The forward pass, with every activation buffer allocated once, at its largest size. */
@@ -124,7 +130,7 @@ export class LlamaGraph {
       const freqs = own?.rope ?? spec.rope;
       const ropeKey = JSON.stringify(freqs, (_k, v: unknown) => (v instanceof Float32Array ? [...v] : v));
       let rope = ropes.get(ropeKey);
-      if (!rope) ropes.set(ropeKey, rope = { style: spec.rope.style, invFreq: ropeInvFreq(spec, freqs) });
+      if (!rope) ropes.set(ropeKey, rope = ropeParams(spec, limits.contextLength, freqs));
       const window = own ? own.slidingWindow : spec.slidingWindow;
       let attention = attentions.get(String(window));
       if (!attention) {
@@ -207,8 +213,10 @@ export class LlamaGraph {
         be.matmul(k, xn, L.wk, L.bk);
       }
       be.matmul(v, xn, L.wv, L.bv);
-      be.rope(q, batch, s.nHeads, s.headDim, L.rope);
-      be.rope(k, batch, s.nKVHeads, s.headDim, L.rope);
+      if (s.ropeLayers?.[l] ?? true) {
+        be.rope(q, batch, s.nHeads, s.headDim, L.rope);
+        be.rope(k, batch, s.nKVHeads, s.headDim, L.rope);
+      }
       be.attention(attn, q, k, v, cache, l, batch, L.attention);
       be.matmul(proj, attn, L.wo);
       this.addToResidual(x, proj, xn, L.postAttnNorm);

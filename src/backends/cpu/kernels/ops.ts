@@ -147,12 +147,13 @@ export function add(a: usize, b: usize, out: usize, r0: i32, r1: i32): void {
 
 /**
  * Rotary embedding in place for items [r0, r1) of nTok × nHeads (item = t·nHeads + h): each pair
- * of head h of token t ([nTok, cols], heads from column 0) is rotated by its angle, read from
- * cosSin [nTok, headDim/2, 2] (cos, sin per pair, computed once per batch by the caller). Pairs
- * are (2i, 2i+1) when interleaved, else (i, i + headDim/2).
+ * within the first `dims` of head h of token t ([nTok, cols], heads of headDim from column 0) is
+ * rotated by its angle, read from cosSin [nTok, dims/2, 2] (cos, sin per pair, computed once per
+ * batch by the caller); the dims after `dims` pass through. Pairs are (2i, 2i+1) when
+ * interleaved, else (i, i + dims/2).
  */
-export function rope(x: usize, cosSin: usize, cols: i32, nHeads: i32, headDim: i32, interleaved: i32, r0: i32, r1: i32): void {
-  const half = headDim >> 1;
+export function rope(x: usize, cosSin: usize, cols: i32, nHeads: i32, headDim: i32, dims: i32, interleaved: i32, r0: i32, r1: i32): void {
+  const half = dims >> 1;
   for (let item = r0; item < r1; item++) {
     const t = item / nHeads, h = item % nHeads;
     const base = x + ((<usize>t * <usize>cols + <usize>(h * headDim)) << 2);

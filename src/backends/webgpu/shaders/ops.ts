@@ -69,16 +69,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 
 /**
  * Rotates head pairs in place by the angles the host computed (cos, sin per token and pair, in
- * the arena at p.table): interleaved pairs (2i, 2i+1) or halves (i, i + d/2).
+ * the arena at p.table), within the first p.dims of each head: interleaved pairs (2i, 2i+1) or
+ * halves (i, i + dims/2).
  */
 export const ROPE = /* wgsl */ `
-struct P { rows: u32, cols: u32, nHeads: u32, headDim: u32, interleaved: u32, table: u32, gridX: u32 }
+struct P { rows: u32, cols: u32, nHeads: u32, headDim: u32, dims: u32, interleaved: u32, table: u32, gridX: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${ARENA}
 @group(0) @binding(2) var<storage, read_write> X: array<f32>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let half = p.headDim >> 1u;
+  // One invocation per rotated pair; the dims of a head after p.dims are left as they are.
+  let half = p.dims >> 1u;
   let i = gid.y * p.gridX * 64u + gid.x;
   if (i >= p.rows * p.nHeads * half) { return; }
   let pair = i % half; let h = (i / half) % p.nHeads; let t = i / (half * p.nHeads);
