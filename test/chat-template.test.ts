@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ChatTemplateError, renderChatTemplate, type ChatMessage } from '../src/tokenizer/index.js';
+import { ChatTemplateError, renderChatTemplate, renderChatWithSystem, templateShowsSystem, type ChatMessage } from '../src/tokenizer/index.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
 
 
@@ -75,4 +75,22 @@ test('variables: add_generation_prompt, bos/eos tokens, extra variables; message
   assert.equal(renderChatTemplate(template, messages, { addGenerationPrompt: false }), 'hi');
   assert.equal(renderChatTemplate(template, messages, { addGenerationPrompt: false, extra: { extra_var: '!' } }), 'hi!');
   assert.deepEqual(messages, [{ role: 'user', content: 'hi' }]);
+});
+
+test('a template that cannot show a system message gets it folded into the first user turn, as llama.cpp renders those cases', { skip }, async () => {
+  const oracle = JSON.parse(await readFile(path.join(FIXTURES, 'oracles/chat-templates-llama.cpp.json'), 'utf8')) as {
+    messages: ChatMessage[]; cases: TemplateCase[];
+  };
+  // Of the cases plain jinja2 renders differently, all but ChatGLM3 (whitespace) differ only by
+  // llama.cpp's fold: the templates raise on a system role (Mistral v0.2, Gemma) or drop it.
+  const folded = NOT_JINJA2.filter((n) => n !== 'ChatGLM3');
+  for (const name of folded) {
+    const c = oracle.cases.find((x) => x.name === name)!;
+    assert.equal(templateShowsSystem(c.template, { bosToken: c.bos_token, eosToken: c.eos_token }), false, name);
+    assert.equal(renderChatWithSystem(c.template, oracle.messages, { bosToken: c.bos_token, eosToken: c.eos_token }), c.expected_jinja, name);
+  }
+  // Templates that show the system message render exactly as before.
+  const chatml = oracle.cases.find((x) => x.name === 'teknium/OpenHermes-2.5-Mistral-7B')!;
+  assert.equal(templateShowsSystem(chatml.template), true);
+  assert.equal(renderChatWithSystem(chatml.template, oracle.messages), renderChatTemplate(chatml.template, oracle.messages));
 });

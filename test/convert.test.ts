@@ -209,6 +209,9 @@ const KQUANT_ROW_FALLBACK: Partial<Record<ConvertType, DType>> = { q4_k_m: 'Q5_0
 
 for (const [name, m] of Object.entries(MODELS)) {
   for (const type of TYPES) {
+    // q5_k_m and q3_k_m on small rows are their fallbacks (Q5_1, Q4_0) almost throughout: one
+    // such model (llama-gqa) covers that, llama-kquant the K-quants themselves (suite time).
+    if ((type === 'q5_k_m' || type === 'q3_k_m') && name !== 'llama-kquant' && name !== 'llama-gqa') continue;
     test(`${name} → ${type}: @huggingface/gguf reads it; llama.cpp runs it as Minerva runs the source (bounds: ${JSON.stringify(BOUNDS[type])})`, { skip }, async () => {
       const src = sources.get(name)!;
       const { spec } = src;
@@ -502,10 +505,10 @@ test('refused with an error naming the problem: unknown pre-tokenizer, unsupport
   await writeFile(odd, Buffer.from(bytes.toString('latin1').replace('llama-bpe', 'llama-xyz'), 'latin1'));
   await assert.rejects(convertModel(odd, out, { type: 'f16' }), /tokenizer\.ggml\.pre is "llama-xyz", a pre-tokenizer this engine does not know/);
 
-  const gemma = path.join(dir, 'gemma');
-  await mkdir(gemma, { recursive: true });
-  await writeFile(path.join(gemma, 'config.json'), JSON.stringify({ model_type: 'gemma', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 1, intermediate_size: 128, vocab_size: 256 }));
-  await assert.rejects(convertModel(gemma, out, { type: 'f16' }), /config\.json: model_type "gemma" is not supported \(supported: llama, mistral, qwen2, qwen3, phi3, smollm3\)/);
+  const falcon = path.join(dir, 'falcon');
+  await mkdir(falcon, { recursive: true });
+  await writeFile(path.join(falcon, 'config.json'), JSON.stringify({ model_type: 'falcon', hidden_size: 64, num_attention_heads: 4, num_hidden_layers: 1, intermediate_size: 128, vocab_size: 256 }));
+  await assert.rejects(convertModel(falcon, out, { type: 'f16' }), /config\.json: model_type "falcon" is not supported \(supported: llama, mistral, qwen2, qwen3, phi3, smollm3, gemma, gemma2, gemma3_text, gemma3\)/);
 
   await assert.rejects(convertModel(path.join(dir, 'llama-gqa'), out, { type: 'q5_k' }),
     /--type must be one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k, q5_k_m, q3_k_m, got "q5_k"/);

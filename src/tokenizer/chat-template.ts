@@ -99,3 +99,41 @@ function templateTool(t: ToolFunction): Record<string, unknown> {
   fn.parameters = t.parameters;
   return { type: 'function', function: fn };
 }
+
+/** Whether each template source shows a system message, by source (see renderChatWithSystem). */
+const systemSupport = new Map<string, boolean>();
+
+/**
+ * Whether a template shows a system message: it renders a probe conversation without raising,
+ * and the system text appears in the output. (Gemma's templates raise on a system role; Phi-3's
+ * drop it silently.)
+ */
+export function templateShowsSystem(source: string, options: RenderChatOptions = {}): boolean {
+  let shows = systemSupport.get(source);
+  if (shows === undefined) {
+    const probe = 'system-probe-3f9c';
+    try {
+      shows = renderChatTemplate(source, [{ role: 'system', content: probe }, { role: 'user', content: 'hi' }], options).includes(probe);
+    } catch {
+      shows = false;
+    }
+    if (systemSupport.size >= PARSED_TEMPLATES_KEPT) systemSupport.clear();
+    systemSupport.set(source, shows);
+  }
+  return shows;
+}
+
+/**
+ * renderChatTemplate for chats: a template that cannot show a system message gets it folded into
+ * the first user message (system text, a newline, the user's text), as llama.cpp's Jinja path
+ * does, so that a system prompt is neither refused nor silently lost.
+ */
+export function renderChatWithSystem(source: string, messages: readonly ChatMessage[], options: RenderChatOptions = {}): string {
+  if (messages[0]?.role !== 'system' || templateShowsSystem(source, options)) return renderChatTemplate(source, messages, options);
+  const [system, ...rest] = messages;
+  const first = rest[0];
+  const folded: ChatMessage[] = first?.role === 'user'
+    ? [{ ...first, content: `${system!.content}\n${first.content}` }, ...rest.slice(1)]
+    : [{ role: 'user', content: system!.content }, ...rest];
+  return renderChatTemplate(source, folded, options);
+}

@@ -3,7 +3,7 @@
 // the things tokenizer.json does not say (BOS/EOS ids, add-BOS policy, chat template).
 import { Tokenizer as LibTokenizer } from '@huggingface/tokenizers';
 import { FormatError } from '../formats/tensor.js';
-import { renderChatTemplate } from './chat-template.js';
+import { renderChatWithSystem } from './chat-template.js';
 import { pieceBytesDecoder } from './token-bytes.js';
 import type {
   ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer,
@@ -187,7 +187,7 @@ export class HFTokenizer implements Tokenizer {
     if (source === undefined) {
       throw new Error(`${this.source}: the tokenizer has no chat template`);
     }
-    return renderChatTemplate(source, messages, {
+    return renderChatWithSystem(source, messages, {
       addGenerationPrompt: options?.addGenerationPrompt ?? true,
       bosToken: this.bosText,
       eosToken: this.eosText,

@@ -9,7 +9,7 @@ export { tokenizerFromGGUF } from './gguf-vocab.js';
 export {
   loadLlama2cTokenizer, parseLlama2cVocab, tokenizerFromLlama2cVocab, type Llama2cVocab,
 } from './llama2c-tokenizer.js';
-export { ChatTemplateError, renderChatTemplate, type RenderChatOptions } from './chat-template.js';
+export { ChatTemplateError, renderChatTemplate, renderChatWithSystem, templateShowsSystem, type RenderChatOptions } from './chat-template.js';
 export { IncrementalDecoder, type IncrementalDecoderOptions } from './incremental-decoder.js';
 export { SPM_SPACE, deriveSpmMerges, spmTokenizerJSON, type SpmVocab } from './spm-json.js';
 export { byteLevelTokenizerJSON, splitMerge, type ByteLevelVocab } from './byte-level-json.js';
