@@ -6,8 +6,8 @@ export type DType =
   | 'F64' | 'F32' | 'F16' | 'BF16'
   | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'
   | 'Q8_0' | 'Q4_0'
-  // GGML block types whose sizes are known (so any common GGUF file can be read and described)
-  // but which no backend computes with yet.
+  // More GGML block types, with their sizes (so any common GGUF file can be read and described);
+  // WEIGHT_DTYPES says which of them the backends compute with.
   | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_1'
   | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K'
   | 'IQ4_NL' | 'IQ4_XS'
