@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { llamaCppLogitsAndGreedy, relativeRMS } from './helpers/llamacpp.js';
 import type { Backend, Weight } from '../src/backends/backend.js';
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
@@ -245,38 +246,7 @@ after(async () => {
 
 /** llama.cpp on a file: logits at the end of each prompt (f32 KV cache), and greedy continuations. */
 async function llamaCppRun(file: string, prompts: number[][]): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
-  const model = await llama!.loadModel({ modelPath: file });
-  const context = await model.createContext({
-    contextSize: 128, threads: 2, sequences: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  const [forLogits, forGreedy] = [context.getSequence(), context.getSequence()];
-  const logits: Float32Array[] = [], greedy: number[][] = [];
-  try {
-    for (const prompt of prompts) {
-      await forLogits.clearHistory();
-      const out = await forLogits.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { logits: true } }] : t)) as never);
-      const row = new Float32Array(spec.vocabSize);
-      for (const [t, v] of out[prompt.length - 1]!.next.logits!) row[t as number] = v;
-      logits.push(row);
-      await forGreedy.clearHistory();
-      const tokens: number[] = [];
-      for await (const t of forGreedy.evaluate(prompt as never, { temperature: 0 })) {
-        tokens.push(t as number);
-        if (tokens.length >= TOKENS) break;
-      }
-      greedy.push(tokens);
-    }
-    return { logits, greedy };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
-}
-
-function relativeRMS(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
-  return Math.sqrt(num / den);
+  return llamaCppLogitsAndGreedy(llama!, file, prompts, { vocabSize: spec.vocabSize, maxTokens: TOKENS, contextSize: 128 });
 }
 
 for (const dtype of TYPES) {

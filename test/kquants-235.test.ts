@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { llamaCppLogitsAndGreedy, relativeRMS } from './helpers/llamacpp.js';
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
@@ -285,38 +286,7 @@ after(async () => {
 });
 
 async function llamaCppRun(file: string, prompts: number[][]): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
-  const model = await llama!.loadModel({ modelPath: file });
-  const context = await model.createContext({
-    contextSize: 256, threads: 2, sequences: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  const logits: Float32Array[] = [], greedy: number[][] = [];
-  const [forLogits, forGreedy] = [context.getSequence(), context.getSequence()];
-  try {
-    for (const prompt of prompts) {
-      await forLogits.clearHistory();
-      const out = await forLogits.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { logits: true } }] : t)) as never);
-      const row = new Float32Array(spec.vocabSize);
-      for (const [t, v] of out[prompt.length - 1]!.next.logits!) row[t as number] = v;
-      logits.push(row);
-      await forGreedy.clearHistory();
-      const tokens: number[] = [];
-      for await (const t of forGreedy.evaluate(prompt as never, { temperature: 0 })) {
-        tokens.push(t as number);
-        if (tokens.length >= TOKENS) break;
-      }
-      greedy.push(tokens);
-    }
-    return { logits, greedy };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
-}
-
-function relativeRMS(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
-  return Math.sqrt(num / den);
+  return llamaCppLogitsAndGreedy(llama!, file, prompts, { vocabSize: spec.vocabSize, maxTokens: TOKENS });
 }
 
 for (const dtype of TYPES) {

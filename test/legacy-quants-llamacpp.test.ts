@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
+import { llamaCppLogitsAndGreedy, relativeRMS } from './helpers/llamacpp.js';
 import { loadModel, type Model } from '../src/index.js';
 import type { DType } from '../src/quant/dtype.js';
 import { randomSpec, randomWeights, writeGGUFModel, type RandomModelShape } from './helpers/random-model.js';
@@ -55,38 +56,7 @@ after(async () => {
 
 /** llama.cpp on a file: logits at the end of each prompt and greedy continuations (F32 KV cache, no flash attention). */
 async function llamaCppRun(path: string, prompts: number[][], vocabSize: number): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
-  const model = await llama!.loadModel({ modelPath: path });
-  const context = await model.createContext({
-    contextSize: 256, threads: 2, sequences: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  const logits: Float32Array[] = [], greedy: number[][] = [];
-  const [forLogits, forGreedy] = [context.getSequence(), context.getSequence()];
-  try {
-    for (const prompt of prompts) {
-      await forLogits.clearHistory();
-      const out = await forLogits.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { logits: true } }] : t)) as never);
-      const row = new Float32Array(vocabSize);
-      for (const [t, v] of out[prompt.length - 1]!.next.logits!) row[t as number] = v;
-      logits.push(row);
-      await forGreedy.clearHistory();
-      const tokens: number[] = [];
-      for await (const t of forGreedy.evaluate(prompt as never, { temperature: 0 })) {
-        tokens.push(t as number);
-        if (tokens.length >= TOKENS) break;
-      }
-      greedy.push(tokens);
-    }
-    return { logits, greedy };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
-}
-
-function relativeRMS(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
-  return Math.sqrt(num / den);
+  return llamaCppLogitsAndGreedy(llama!, path, prompts, { vocabSize, maxTokens: TOKENS });
 }
 
 /**

@@ -24,3 +24,47 @@ export async function llamaCppGreedy(llama: Llama, file: string, prompts: number
   }
   return out;
 }
+
+/**
+ * llama.cpp on a file, with an F32 KV cache and no flash attention (its defaults keep K and V in
+ * f16): the logits at the end of each prompt ([vocabSize] each) and its greedy continuation of
+ * each prompt (up to maxTokens, EOS included if it comes).
+ */
+export async function llamaCppLogitsAndGreedy(
+  llama: Llama, file: string, prompts: number[][], o: { vocabSize: number; maxTokens: number; contextSize?: number },
+): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
+  const model = await llama.loadModel({ modelPath: file });
+  const context = await model.createContext({
+    contextSize: o.contextSize ?? 256, threads: 2, sequences: 2, flashAttention: false,
+    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+  });
+  const logits: Float32Array[] = [], greedy: number[][] = [];
+  const [forLogits, forGreedy] = [context.getSequence(), context.getSequence()];
+  try {
+    for (const prompt of prompts) {
+      await forLogits.clearHistory();
+      const out = await forLogits.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { logits: true } }] : t)) as never);
+      const row = new Float32Array(o.vocabSize);
+      for (const [t, v] of out[prompt.length - 1]!.next.logits!) row[t as number] = v;
+      logits.push(row);
+      await forGreedy.clearHistory();
+      const tokens: number[] = [];
+      for await (const t of forGreedy.evaluate(prompt as never, { temperature: 0 })) {
+        tokens.push(t as number);
+        if (tokens.length >= o.maxTokens) break;
+      }
+      greedy.push(tokens);
+    }
+    return { logits, greedy };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+  }
+}
+
+/** ‖a − b‖ / ‖b‖. */
+export function relativeRMS(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
+  return Math.sqrt(num / den);
+}
