@@ -195,3 +195,31 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
     }
   }
 });
+
+// F16's batched-decode kernel (several sequences' decode steps in one call) against its
+// token-by-token kernel: bit-identical for every token count (groups of four, a last group of one,
+// two or three), row range and tile, so a stream's tokens never depend on its company.
+test('batchF16Scaled equals matmulF16Scaled bit for bit, any token count, row range and tile', async () => {
+  const memory = createKernelMemory(64);
+  const kernels = await loadMatvecKernels(memory);
+  let top = 65536;
+  const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
+  const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
+  for (const [n, k] of [[5, 8], [23, 40], [70, 1024]] as const) {
+    for (const nTok of [1, 2, 3, 4, 5, 6, 7, 9]) {
+      top = 65536;
+      const wOff = put(encodeF16(random(n * k)));
+      const xOff = alloc(nTok * k * 4), xs = alloc(nTok * k * 4);
+      new Float32Array(memory.buffer, xOff, nTok * k).set(random(nTok * k));
+      kernels.permuteX(xOff, xs, nTok * k, 2 ** 112);
+      const viaTokens = alloc(nTok * n * 4), viaBatch = alloc(nTok * n * 4);
+      const [r0, r1] = [n > 4 ? 3 : 0, n];
+      kernels.matmulF16Scaled(wOff, xs, viaTokens, k, n, nTok, r0, r1);
+      kernels.batchF16Scaled(wOff, xs, viaBatch, k, n, nTok, r0, r1);
+      const a = new Float32Array(memory.buffer, viaTokens, nTok * n), b = new Float32Array(memory.buffer, viaBatch, nTok * n);
+      for (let t = 0; t < nTok; t++) {
+        for (let r = r0; r < r1; r++) assert.equal(b[t * n + r], a[t * n + r], `[${n}, ${k}] ${nTok} tokens: token ${t} row ${r}`);
+      }
+    }
+  }
+});

@@ -33,31 +33,42 @@ const WEIGHT_LIMIT_HOME = 3 * 2 ** 30;
 const WEIGHT_LIMIT_SHARD = MAX_BYTES - 2 ** 28;
 /**
  * Matrix dtypes with kernels. `matvec`: rows read straight from the stored format for each token
- * (decode); `gemm`: tiles unpacked once and reused by every token (prefill, batched decode), used
- * from `gemmFrom` tokens on (measured on 2048×2048: f16's conversion is dear, so gemm pays from 2
- * tokens; bf16 and the quantized types from 4). Both give bit-identical results. `input` is how x
- * is prepared: as is, permuted to match how f16/bf16 pairs are split, or quantized to 8-bit blocks
- * (`q8+sums`: plus each block's scaled sum, which the mins of Q4_K, Q4_1 and Q5_1 multiply).
+ * (decode; a few tokens run token by token over cached tiles of rows); `gemm`: tiles unpacked
+ * once and reused by every token (prefill, batched decode), used from `gemmFrom` tokens on;
+ * `batch`: F16's batched-decode kernel (batched.ts), for `batchFrom` tokens up to gemmFrom.
+ * All give bit-identical results. The thresholds were measured per token on one thread
+ * (2048×5632, AMD EPYC Zen 3): the K-quants' gemm beats their matvec from 2 tokens (Q4_K 1.3 ms
+ * against 2.0), Q8_0, Q4_0 and BF16 from 4, F16's batch kernel beats both from 3 and gemm takes
+ * over past ~12. `input` is how x is prepared: as is, permuted to match how f16/bf16 pairs are
+ * split, or quantized to 8-bit blocks (`q8+sums`: plus each block's scaled sum, which the mins of
+ * Q4_K, Q4_1 and Q5_1 multiply).
  */
-const KERNELS: Partial<Record<DType, { matvec: KernelName; gemm: KernelName; gemmFrom: number; input: 'f32' | 'permuted' | 'q8' | 'q8+sums' }>> = {
+interface MatrixKernels {
+  matvec: KernelName;
+  gemm: KernelName;
+  gemmFrom: number;
+  batch?: KernelName;
+  batchFrom?: number;
+  input: 'f32' | 'permuted' | 'q8' | 'q8+sums';
+}
+const KERNELS: Partial<Record<DType, MatrixKernels>> = {
   F32: { matvec: 'matmulF32', gemm: 'gemmF32', gemmFrom: 2, input: 'f32' },
-  F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 2, input: 'permuted' },
+  F16: { matvec: 'matmulF16', gemm: 'gemmF16', gemmFrom: 12, batch: 'batchF16Scaled', batchFrom: 3, input: 'permuted' },
   BF16: { matvec: 'matmulBF16', gemm: 'gemmBF16', gemmFrom: 4, input: 'permuted' },
   Q8_0: { matvec: 'matmulQ8_0', gemm: 'gemmQ8_0', gemmFrom: 4, input: 'q8' },
   Q4_0: { matvec: 'matmulQ4_0', gemm: 'gemmQ4_0', gemmFrom: 4, input: 'q8' },
-  Q4_K: { matvec: 'matmulQ4_K', gemm: 'gemmQ4_K', gemmFrom: 4, input: 'q8+sums' },
-  Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 4, input: 'q8' },
+  Q4_K: { matvec: 'matmulQ4_K', gemm: 'gemmQ4_K', gemmFrom: 2, input: 'q8+sums' },
+  Q6_K: { matvec: 'matmulQ6_K', gemm: 'gemmQ6_K', gemmFrom: 2, input: 'q8' },
   IQ4_XS: { matvec: 'matmulIQ4_XS', gemm: 'gemmIQ4_XS', gemmFrom: 4, input: 'q8' },
   MXFP4: { matvec: 'matmulMXFP4', gemm: 'gemmMXFP4', gemmFrom: 4, input: 'q8' },
-  Q5_K: { matvec: 'matmulQ5_K', gemm: 'gemmQ5_K', gemmFrom: 4, input: 'q8+sums' },
-  Q3_K: { matvec: 'matmulQ3_K', gemm: 'gemmQ3_K', gemmFrom: 4, input: 'q8' },
+  Q5_K: { matvec: 'matmulQ5_K', gemm: 'gemmQ5_K', gemmFrom: 2, input: 'q8+sums' },
+  Q3_K: { matvec: 'matmulQ3_K', gemm: 'gemmQ3_K', gemmFrom: 2, input: 'q8' },
   Q2_K: { matvec: 'matmulQ2_K', gemm: 'gemmQ2_K', gemmFrom: 4, input: 'q8' },
   Q4_1: { matvec: 'matmulQ4_1', gemm: 'gemmQ4_1', gemmFrom: 4, input: 'q8+sums' },
   Q5_0: { matvec: 'matmulQ5_0', gemm: 'gemmQ5_0', gemmFrom: 4, input: 'q8' },
   Q5_1: { matvec: 'matmulQ5_1', gemm: 'gemmQ5_1', gemmFrom: 4, input: 'q8+sums' },
   IQ4_NL: { matvec: 'matmulIQ4_NL', gemm: 'gemmIQ4_NL', gemmFrom: 4, input: 'q8' },
 };
-
 
 /** One wasm memory, this thread's kernels on it, and its bump allocator. */
 class Shard {
@@ -319,7 +330,7 @@ export class CpuBackend implements Backend {
       const s = this.scratchFor(t * k);
       const scaled = wa.dtype === 'F16' && !gemm && !wa.f16Specials;
       const maxAbs = this.local.permuteX(xa.offset, s.x, t * k, scaled ? 2 ** 112 : 1);
-      if (scaled && maxAbs < 65536) kernel = 'matmulF16Scaled';
+      if (scaled && maxAbs < 65536) kernel = kernels.batch && t >= kernels.batchFrom! ? kernels.batch : 'matmulF16Scaled';
       else if (scaled) this.local.permuteX(xa.offset, s.x, t * k, 1);
       input = [[s.x, t * k * 4]];
     } else if (kernels.input === 'q8' || kernels.input === 'q8+sums') {

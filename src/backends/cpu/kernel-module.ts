@@ -81,6 +81,8 @@ export interface MatvecKernels {
   gemmQ5_0(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   matmulIQ4_NL(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   gemmIQ4_NL(w: number, x16: number, xd: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
+  /** Batched decode (batched.ts): F16 for a few tokens, each group of stored weights converted once for four tokens; bit-identical to matvecF16Scaled. */
+  batchF16Scaled(w: number, xs: number, out: number, k: number, n: number, nTok: number, r0: number, r1: number): void;
   // Other ops (ops.ts).
   /** Causal attention for items [r0, r1) of nHeads × nTok; `params` points at an ATTENTION_PARAMS block. */
   attention(params: number, r0: number, r1: number): void;

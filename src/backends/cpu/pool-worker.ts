@@ -2,13 +2,17 @@
 // its control block (see worker-pool.ts for the protocol).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { instantiateKernels, type MatvecKernels } from './kernel-module.js';
-import { ADOPT_SHARD, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK } from './worker-pool.js';
+import { ADOPT_SHARD, BROADCAST_ROWS, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK, callKernel, jobTag, runChunks } from './worker-pool.js';
 
-const { memory, control, module } = workerData as { memory: WebAssembly.Memory; control: Int32Array; module: WebAssembly.Module };
+const { memory, control, claims, module } = workerData as {
+  memory: WebAssembly.Memory; control: Int32Array; claims: Int32Array; module: WebAssembly.Module;
+};
 /** One kernel instance per shard memory. */
 const kernels: MatvecKernels[] = [instantiateKernels(memory, module)];
 parentPort!.postMessage('ready');
 
+/** The current job's arguments (copied from the control block, which the caller may rewrite once the job is done). */
+const args: number[] = new Array<number>(CTL.maxArgs).fill(0);
 let seen = 0;
 for (;;) {
   let spins = 0;
@@ -24,15 +28,18 @@ for (;;) {
   seen = Atomics.load(control, CTL.seq);
   if (seen === -1) break;
   try {
-    if (control[CTL.kernel] === ADOPT_SHARD) {
+    const id = control[CTL.kernel]!, rows = control[CTL.rows]!;
+    if (id === ADOPT_SHARD) {
       // The memory was posted before the job started; it is waiting on the port.
       const posted = receiveMessageOnPort(parentPort!)?.message as { memory: WebAssembly.Memory } | undefined;
       if (!posted) throw new Error('no memory was posted for the new shard');
       kernels.push(instantiateKernels(posted.memory, module));
     } else {
-      const name = KERNELS[control[CTL.kernel]!]!;
-      const args = Array.from(control.subarray(CTL.args, CTL.args + control[CTL.nArgs]!));
-      (kernels[control[CTL.shard]!]![name] as (...a: number[]) => void)(...args, control[CTL.r0]!, control[CTL.r1]!);
+      const f = kernels[control[CTL.shard]!]![KERNELS[id]!] as (...a: number[]) => void;
+      const nArgs = control[CTL.nArgs]!;
+      for (let i = 0; i < nArgs; i++) args[i] = control[CTL.args + i]!;
+      if (rows === BROADCAST_ROWS) f(...args.slice(0, nArgs), control[CTL.chunk]!);
+      else if (runChunks(claims, jobTag(seen), rows, control[CTL.chunk]!, f, args, nArgs) !== undefined) control[CTL.failed] = 1;
     }
   } catch {
     control[CTL.failed] = 1;

@@ -1,6 +1,12 @@
 // A pool of worker threads running the wasm kernels over one shared memory. A job is a kernel and
-// its arguments plus a range of rows; the rows are split between the workers and the calling
-// thread, which does a share itself and returns when every share is done.
+// its arguments plus a range of rows; the calling thread takes part and returns when every row is done.
+//
+// Rows are handed out in chunks that threads claim as they go (a shared counter), not split in
+// fixed shares: on a shared machine a thread can lose its core for milliseconds (another process,
+// CPU steal under a hypervisor), and with fixed shares every job then waited for that thread's
+// share. Now the threads that run take its chunks. A worker that has not yet picked up a job is
+// not waited for: it finds the chunks gone and acknowledges the job late; the caller gives it no
+// new job until it has (its job fields are its own, never rewritten under it).
 //
 // Several memories: a wasm32 memory addresses 4 GiB, so larger models put weights in further
 // memories ("shards"). Every thread holds one kernel instance per shard, and a job names the shard
@@ -11,8 +17,7 @@
 // short while after each job (the next matmul usually follows within microseconds) and only then
 // sleeps in Atomics.wait; an idle pool costs no CPU.
 import { Worker } from 'node:worker_threads';
-import { instantiateKernels } from './kernel-module.js';
-import { compileKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
+import { compileKernels, instantiateKernels, loadMatvecKernels, type MatvecKernels } from './kernel-module.js';
 
 /** Kernels a job can name, by index (the control block holds numbers only). */
 export const KERNELS = [
@@ -26,10 +31,33 @@ export const KERNELS = [
   'matmulQ3_K', 'gemmQ3_K',
   'matmulQ2_K', 'gemmQ2_K',
   'geluMul', 'softcap',
+  'batchF16Scaled',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
+/** Index of each kernel in KERNELS (a job names its kernel by index). */
+const KERNEL_IDS = new Map<KernelName, number>(KERNELS.map((k, i) => [k, i]));
 
-/** Int32 slots of one worker's control block. */
+type KernelFn = (...a: number[]) => void;
+
+/**
+ * Calls a kernel with `args` followed by the row range, without spreading (a spread call costs
+ * more than a small job's rows, and the pool runs ~150 jobs per decoded token).
+ */
+export function callKernel(f: KernelFn, a: ArrayLike<number>, n: number, r0: number, r1: number): void {
+  switch (n) {
+    case 1: return f(a[0]!, r0, r1);
+    case 2: return f(a[0]!, a[1]!, r0, r1);
+    case 3: return f(a[0]!, a[1]!, a[2]!, r0, r1);
+    case 4: return f(a[0]!, a[1]!, a[2]!, a[3]!, r0, r1);
+    case 5: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, r0, r1);
+    case 6: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, r0, r1);
+    case 7: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);
+    case 8: return f(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, r0, r1);
+    default: return f(...Array.from(a).slice(0, n), r0, r1);
+  }
+}
+
+/** Int32 slots of one worker's control block (its job fields, written only while it is idle). */
 export const CTL = {
   /** Job sequence number: the caller bumps it to start a job; -1 asks the worker to exit. */
   seq: 0,
@@ -41,8 +69,9 @@ export const CTL = {
   /** Kernel arguments (byte offsets and sizes); the row range follows them in the call. */
   args: 4,
   maxArgs: 8,
-  r0: 12,
-  r1: 13,
+  /** Chunked job: rows and rows per chunk. Broadcast (BROADCAST_ROWS): the thread index in `chunk`. */
+  rows: 12,
+  chunk: 13,
   /** 1 while the worker sleeps in Atomics.wait (so the caller knows a notify is needed). */
   sleeping: 14,
   /** Non-zero if the worker's kernel threw. */
@@ -51,6 +80,31 @@ export const CTL = {
   shard: 16,
   size: 17,
 } as const;
+
+/** Int32 slots of the pool's shared claim block. */
+export const CLAIM = {
+  /** (job tag << 16) | next chunk: a thread takes chunk i by moving i to i + 1 under its job's tag. */
+  next: 0,
+  /** Chunks of the current job finished (by any thread). */
+  finished: 1,
+  /** 1 while the caller sleeps waiting for `finished` (so the last finisher notifies). */
+  callerWaiting: 2,
+  size: 3,
+} as const;
+
+/** The tag a job's claims carry: its sequence number's low 15 bits (the claim word is an int32). */
+export const jobTag = (seq: number): number => seq & 0x7fff;
+/** Most chunks per job (the claim word's low 16 bits). */
+const MAX_CHUNKS = 0xffff;
+/**
+ * How many jobs a worker may lag behind (still on an old job, descheduled) before the caller waits
+ * for it: far below the 32768 after which a claim tag repeats, so a stale worker never takes a
+ * chunk of a later job.
+ */
+const MAX_LAG = 1024;
+
+/** `rows` value of a job every worker runs once, with its thread index (per-thread set-up). */
+export const BROADCAST_ROWS = -1;
 
 /** Kernel index of the job that makes a worker take the memory posted to it as its next shard. */
 export const ADOPT_SHARD = -2;
@@ -65,17 +119,48 @@ export const SPIN_MS = 2;
 /** Spins between clock reads while spinning (a clock read costs more than a spin). */
 export const SPINS_PER_CHECK = 1024;
 
+/**
+ * Takes chunks of a job under `tag` and runs them until none is left. Shared by the caller and the
+ * workers: rows [c·chunk, min((c+1)·chunk, rows)) of chunk c. A chunk whose kernel throws still
+ * counts as finished (the job must end); the first error is returned for the thread to report.
+ */
+export function runChunks(
+  claims: Int32Array, tag: number, rows: number, chunk: number, f: KernelFn, args: ArrayLike<number>, nArgs: number,
+): unknown {
+  const nChunks = Math.ceil(rows / chunk);
+  let error: unknown;
+  for (;;) {
+    const v = Atomics.load(claims, CLAIM.next);
+    const c = v & 0xffff;
+    if (v >>> 16 !== tag || c >= nChunks) return error;
+    if (Atomics.compareExchange(claims, CLAIM.next, v, v + 1) !== v) continue;
+    try {
+      callKernel(f, args, nArgs, c * chunk, Math.min(rows, (c + 1) * chunk));
+    } catch (e) {
+      error ??= e;
+    }
+    if (Atomics.add(claims, CLAIM.finished, 1) + 1 === nChunks && Atomics.load(claims, CLAIM.callerWaiting) === 1) {
+      Atomics.notify(claims, CLAIM.finished);
+    }
+  }
+}
+
 export class WorkerPool {
   private nextSeq = 0;
   private disposed = false;
+  /** Per worker: the last job it was given (it is idle once its `done` reaches this). */
+  private readonly given: number[];
 
   private constructor(
     private readonly workers: Worker[],
     private readonly controls: Int32Array[],
+    private readonly claims: Int32Array,
     private readonly module: WebAssembly.Module,
     /** This thread's kernel instance on each shard's memory. */
     private readonly local: MatvecKernels[],
-  ) {}
+  ) {
+    this.given = workers.map(() => 0);
+  }
 
   /** Starts `threads - 1` workers (the caller is the last thread) on `memory`. */
   static async create(threads: number, memory: WebAssembly.Memory): Promise<WorkerPool> {
@@ -84,12 +169,13 @@ export class WorkerPool {
     }
     const module = await compileKernels();
     const local = await loadMatvecKernels(memory, module);
+    const claims = new Int32Array(new SharedArrayBuffer(CLAIM.size * 4));
     const workers: Worker[] = [];
     const controls: Int32Array[] = [];
     try {
       for (let i = 0; i < threads - 1; i++) {
         const control = new Int32Array(new SharedArrayBuffer(CTL.size * 4));
-        const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { memory, control, module } });
+        const worker = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { memory, control, claims, module } });
         workers.push(worker);
         controls.push(control);
         await new Promise<void>((resolve, reject) => {
@@ -102,7 +188,7 @@ export class WorkerPool {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
     }
-    return new WorkerPool(workers, controls, module, [local]);
+    return new WorkerPool(workers, controls, claims, module, [local]);
   }
 
   /** How many memories the pool's threads run kernels on. */
@@ -122,12 +208,13 @@ export class WorkerPool {
   addShard(memory: WebAssembly.Memory): number {
     if (this.disposed) throw new Error('the worker pool has been disposed');
     const local = instantiateKernels(memory, this.module);
+    this.waitIdle('shard set-up');
     const seq = ++this.nextSeq;
     for (let w = 0; w < this.workers.length; w++) {
       this.workers[w]!.postMessage({ memory });
-      this.start(this.controls[w]!, seq, ADOPT_SHARD, [], 0, 0, 0);
+      this.start(w, seq, ADOPT_SHARD, [], BROADCAST_ROWS, 0, 0);
     }
-    this.finish('shard set-up', seq);
+    this.waitIdle('shard set-up');
     this.local.push(local);
     return this.local.length - 1;
   }
@@ -137,22 +224,39 @@ export class WorkerPool {
   }
 
   /**
-   * Runs `kernel(args…, r0, r1)` over rows [0, rows), split evenly (in multiples of 4 rows, the
-   * kernels' pass width) across the threads; blocks until all are done.
+   * Runs `kernel(args…, r0, r1)` over rows [0, rows) in chunks (multiples of 4 rows, the kernels'
+   * pass width; about four per thread, so a thread that falls behind leaves its chunks to the
+   * others) claimed by the idle workers and this thread; blocks until every row is done.
    */
   run(kernel: KernelName, args: readonly number[], rows: number, shard = 0): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
-    const id = KERNELS.indexOf(kernel);
-    const shares = this.threads;
-    const per = Math.ceil(rows / shares / 4) * 4;
-    const seq = ++this.nextSeq;
-    for (let w = 0; w < this.workers.length; w++) {
-      this.start(this.controls[w]!, seq, id, args, Math.min(rows, (w + 1) * per), Math.min(rows, (w + 2) * per), shard);
+    if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
+    const f = this.local[shard]![kernel] as KernelFn;
+    if (rows <= 0) return;
+    const id = KERNEL_IDS.get(kernel)!;
+    const threads = this.threads;
+    const chunk = Math.max(4, Math.ceil(rows / (4 * threads) / 4) * 4, Math.ceil(rows / MAX_CHUNKS));
+    if (threads === 1 || chunk >= rows) {
+      callKernel(f, args, args.length, 0, rows);
+      return;
     }
-    // The caller's own share: the first rows.
-    (this.local[shard]![kernel] as (...a: number[]) => void)(...args, 0, Math.min(rows, per));
-    this.finish(kernel, seq);
+    const seq = ++this.nextSeq, tag = jobTag(seq);
+    const c = this.claims;
+    Atomics.store(c, CLAIM.finished, 0);
+    Atomics.store(c, CLAIM.next, tag << 16);
+    for (let w = 0; w < this.workers.length; w++) {
+      const ctl = this.controls[w]!;
+      // A worker still on an old job (descheduled) is left out, unless it lags too far.
+      if (Atomics.load(ctl, CTL.done) !== this.given[w]) {
+        if (seq - this.given[w]! < MAX_LAG) continue;
+        this.waitWorker(w, kernel);
+      }
+      this.start(w, seq, id, args, rows, chunk, shard);
+    }
+    const error = runChunks(c, tag, rows, chunk, f, args, args.length);
+    this.waitFinished(kernel, Math.ceil(rows / chunk));
+    if (error !== undefined) throw error;
   }
 
   /**
@@ -162,35 +266,64 @@ export class WorkerPool {
   broadcast(kernel: KernelName, args: readonly number[], shard = 0): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
-    const id = KERNELS.indexOf(kernel);
+    if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
+    const id = KERNEL_IDS.get(kernel)!;
+    this.waitIdle(kernel);
     const seq = ++this.nextSeq;
-    for (let w = 0; w < this.workers.length; w++) this.start(this.controls[w]!, seq, id, args, w + 1, 0, shard);
+    for (let w = 0; w < this.workers.length; w++) this.start(w, seq, id, args, BROADCAST_ROWS, w + 1, shard);
     (this.local[shard]![kernel] as (...a: number[]) => void)(...args, 0);
-    this.finish(kernel, seq);
+    this.waitIdle(kernel);
   }
 
-  private start(c: Int32Array, seq: number, id: number, args: readonly number[], r0: number, r1: number, shard: number): void {
-    if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
+  private start(w: number, seq: number, id: number, args: readonly number[], rows: number, chunk: number, shard: number): void {
+    const c = this.controls[w]!;
     c[CTL.kernel] = id;
     c[CTL.shard] = shard;
     c[CTL.nArgs] = args.length;
     for (let i = 0; i < args.length; i++) c[CTL.args + i] = args[i]!;
-    c[CTL.r0] = r0;
-    c[CTL.r1] = r1;
+    c[CTL.rows] = rows;
+    c[CTL.chunk] = chunk;
+    this.given[w] = seq;
     Atomics.store(c, CTL.seq, seq);
     if (Atomics.load(c, CTL.sleeping) === 1) Atomics.notify(c, CTL.seq);
   }
 
-  /** Waits for every worker to finish job `seq`: spins briefly, then sleeps between checks. */
-  private finish(kernel: string, seq: number): void {
-    for (const c of this.controls) {
-      let spins = 0;
-      while (Atomics.load(c, CTL.done) !== seq) {
-        // The caller's own share usually ends close to the workers'; past a short spin it sleeps
-        // in 1 ms slices (the worker's notify wakes it at once).
-        if (++spins > 64 * SPINS_PER_CHECK) Atomics.wait(c, CTL.done, Atomics.load(c, CTL.done), 1);
+  /** Waits until `nChunks` chunks of the current job are done: spins briefly, then sleeps until notified. */
+  private waitFinished(kernel: string, nChunks: number): void {
+    const c = this.claims;
+    let spins = 0;
+    while (Atomics.load(c, CLAIM.finished) !== nChunks) {
+      if (++spins > 16 * SPINS_PER_CHECK) {
+        Atomics.store(c, CLAIM.callerWaiting, 1);
+        const seen = Atomics.load(c, CLAIM.finished);
+        if (seen !== nChunks) Atomics.wait(c, CLAIM.finished, seen, 1);
+        Atomics.store(c, CLAIM.callerWaiting, 0);
       }
-      if (c[CTL.failed] !== 0) throw new Error(`cpu kernel ${kernel} failed in a worker`);
+    }
+    this.checkFailed(kernel);
+  }
+
+  /** Waits for worker `w` to finish the last job it was given. */
+  private waitWorker(w: number, kernel: string): void {
+    const c = this.controls[w]!;
+    let spins = 0;
+    while (Atomics.load(c, CTL.done) !== this.given[w]) {
+      if (++spins > 16 * SPINS_PER_CHECK) Atomics.wait(c, CTL.done, Atomics.load(c, CTL.done), 1);
+    }
+    this.checkFailed(kernel);
+  }
+
+  /** Waits until every worker has finished every job it was given. */
+  private waitIdle(kernel: string): void {
+    for (let w = 0; w < this.workers.length; w++) this.waitWorker(w, kernel);
+  }
+
+  private checkFailed(kernel: string): void {
+    for (const c of this.controls) {
+      if (c[CTL.failed] !== 0) {
+        c[CTL.failed] = 0;
+        throw new Error(`cpu kernel ${kernel} failed in a worker`);
+      }
     }
   }
 
