@@ -176,6 +176,8 @@ test('minerva bench <model> and --synthetic still parse beside the ops subcomman
     (e: { stderr: string }) => /--synthetic <preset>.*Allowed choices are tinyllama-1\.1b/s.test(e.stderr));
   await assert.rejects(run(process.execPath, [CLI, 'bench', '--dtype', 'q4_0', path.join(dir, 'm.gguf')]),
     (e: { stderr: string }) => /--dtype chooses the weight type of a --synthetic model/.test(e.stderr));
+  await assert.rejects(run(process.execPath, [CLI, 'bench', '--threads', '2', 'ops', '--ops', 'load']),
+    (e: { stderr: string }) => /--threads before "ops" belong to minerva bench <model>/.test(e.stderr));
   const { stdout } = await run(process.execPath, [CLI, 'bench', '--help']);
   assert.match(stdout, /ops \[options\]/);
   assert.match(stdout, /--vs <engine>/);

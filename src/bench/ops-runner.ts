@@ -92,7 +92,8 @@ export async function runOps(plan: OpsPlan, onProgress: ProgressFn = () => {}): 
   const elementwise = ELEMENTWISE.filter(has);
   const maxBatch = Math.max(...plan.batches);
   const configs = plan.backends.flatMap((b) => (b === 'cpu' ? plan.threads : [null]).map((t) => ({ backend: b, threads: t })));
-  const bandwidthThreads = [...new Set(configs.map((c) => c.threads ?? 1))];
+  // (not for webgpu alone: its weights are in GPU memory, which this does not measure)
+  const bandwidthThreads = [...new Set(configs.filter((c) => c.backend !== 'webgpu').map((c) => c.threads ?? 1))];
 
   let done = 0;
   const total = (has('matmul') ? configs.length * plan.dtypes.length * plan.sizes.length : 0)

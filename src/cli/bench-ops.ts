@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { autoBackend } from '../backends/webgpu/gpu.js';
 import {
   makePlan, parseBackendList, parseDTypeList, parseIntList, parseOpList, type OpsBackend, type OpsFlags,
@@ -50,7 +50,11 @@ export function svgPath(o: BenchOpsOptions): string | undefined {
   return (ext ? beside.slice(0, -ext.length) : beside) + '.svg';
 }
 
-export async function benchOpsCommand(o: BenchOpsOptions): Promise<void> {
+export async function benchOpsCommand(o: BenchOpsOptions, cmd?: Command): Promise<void> {
+  // `minerva bench --threads 2 ops`: the model bench took --threads; say so rather than ignore it.
+  const parent = cmd?.parent;
+  const early = parent?.options.filter((opt) => parent.getOptionValueSource(opt.attributeName()) === 'cli').map((opt) => opt.long) ?? [];
+  if (early.length > 0) throw new Error(`${early.join(', ')} before "ops" belong to minerva bench <model>; put the options of bench ops after "ops"`);
   const backends: OpsBackend[] = o.backend === undefined || o.backend === 'auto' ? [await autoBackend()] : o.backend;
   const plan = makePlan(o, backends, availableParallelism());
   const machine = await machineInfo();
