@@ -7,6 +7,7 @@ import { chatCommand } from './chat.js';
 import { embedCommand } from './embed.js';
 import { infoCommand } from './info.js';
 import { benchCommand } from './bench.js';
+import { benchOpsArgs, benchOpsCommand } from './bench-ops.js';
 import { serveCommand } from './serve.js';
 import { devicesCommand } from './devices.js';
 import { listCommand, rmCommand, verifyCommand } from './models.js';
@@ -25,6 +26,9 @@ const CHAT_TEMPLATE_NAMES = Object.keys(BUILTIN_CHAT_TEMPLATES).join(', ');
 const program = new Command('minerva')
   .description('Run open-weight language models from their SafeTensors or GGUF weights.')
   .showHelpAfterError()
+  // Each command parses its own options (the program has none); needed so "bench ops" owns the
+  // options after "ops" (--threads, --json… exist on bench as well).
+  .enablePositionalOptions()
   .configureOutput({ outputError: (str, write) => write(str) });
 
 /** --backend, the same everywhere. */
@@ -159,8 +163,9 @@ program.command('devices')
   .option('--json', 'print JSON')
   .action(devicesCommand);
 
-program.command('bench')
-  .description('measure prompt and decode speed; --vs llamacpp runs llama.cpp on the same GGUF in the same run')
+const bench = program.command('bench')
+  .description('measure prompt and decode speed; --vs llamacpp runs llama.cpp on the same GGUF in the same run; '
+    + '"minerva bench ops": per-op throughput of a backend')
   .argument('[model]', 'Hugging Face folder, .gguf file or llama2.c .bin checkpoint (.gguf for --vs llamacpp)')
   .addOption(new Option('--synthetic <preset>', 'instead of a model: random weights with these real dimensions (generated once, cached)')
     .choices(Object.keys(SYNTHETIC_PRESETS)))
@@ -180,6 +185,25 @@ program.command('bench')
   .option('--model-name <name>', 'with --url: the model to ask for (default: the first the server lists)')
   .option('--api-key <key>', 'with --url: bearer token for the server')
   .action(benchCommand);
+
+bench.command('ops')
+  .description('tensor-op throughput of a backend: matmul per weight type (GFLOP/s; GB/s against the measured read bandwidth), '
+    + 'elementwise ops, rmsNorm, rope, attention, SafeTensors vs JSON loading')
+  .option('--backend <list>', 'backends: auto, or a list of cpu, reference, webgpu (default: auto)', benchOpsArgs.backend)
+  .option('--ops <list>', 'ops to measure: matmul, add, siluMul, geluMul, softcap, rmsNorm, rope, attention, load (default: all)', benchOpsArgs.ops)
+  .option('--dtypes <list>', 'matmul weight types, e.g. f32,q8_0,q4_k (default: every type the backends load)', benchOpsArgs.dtypes)
+  .option('--sizes <list>', 'matmul n = k, and the row length of the elementwise ops (default cpu 256,1024,4096; reference 256,512)', benchOpsArgs.sizes)
+  .option('--batches <list>', 'tokens per call (default cpu 1,16,128; reference 1,8)', benchOpsArgs.batches)
+  .option('--contexts <list>', 'attention context lengths (default cpu 128,512,2048,4096; reference 128,512)', benchOpsArgs.contexts)
+  .option('--threads <list>', 'cpu worker-pool sizes, e.g. 1,2 (default: all cores)', benchOpsArgs.threads)
+  .option('-r, --repeat <n>', 'fewest calls timed per case', intArg(1, 100000))
+  .option('--min-time <ms>', 'least time per case in ms (default 200)', intArg(0, 600000))
+  .option('--bandwidth-mib <n>', 'MiB the read bandwidth is measured over (default 256)', intArg(1, 3072))
+  .option('--load-mib <n>', 'MiB of the f32 tensor loaded from SafeTensors and from JSON (default 16)', intArg(1, 1024))
+  .option('--json <file>', 'write the results as JSON')
+  .option('--csv <file>', 'write the results as CSV')
+  .option('--svg <file>', 'write the matmul chart as SVG (default: beside --json or --csv)')
+  .action(benchOpsCommand);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`minerva: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -39,3 +39,8 @@ export function tensorProgressBar(label: string): Bar<{ tensors: number; totalTe
   return ttyBar(`${label} [{bar}] {percentage}% | {tensors}/{totalTensors} tensors | {doneMB}/{totalMB} MB`, (p) => p.bytes, (p) => p.totalBytes,
     (p) => ({ tensors: p.tensors, totalTensors: p.totalTensors, doneMB: mb(p.bytes, 1), totalMB: mb(p.totalBytes, 1) }));
 }
+
+/** Steps done of a known number, and what runs now (minerva bench ops). */
+export function stepProgressBar(label: string): Bar<{ done: number; total: number; what: string }> {
+  return ttyBar(`${label} [{bar}] {value}/{total} | {what}`, (p) => p.done, (p) => p.total, (p) => ({ what: p.what }));
+}

@@ -511,6 +511,40 @@ export class CpuBackend implements Backend {
     return ops.copyOut(this.view(a), into);
   }
 
+  /** The buffer measureReadBandwidth sums (kept: the bump allocator frees nothing), and its per-chunk sums. */
+  private bandwidthBuffer = { bytes: 0, offset: -1, partials: -1 };
+
+  /**
+   * Read bandwidth of this machine as the pool sees it (minerva bench ops): every thread sums its
+   * share of a `bytes` buffer of f32 ones (rounded up to whole 64 KiB chunks; use far more than the
+   * last-level cache) with the sumChunksF32 kernel; the best of `repeat` passes after one warm-up.
+   * `checksum` is the sum read back (bytes / 4 when every byte was read).
+   */
+  measureReadBandwidth(bytes: number, repeat = 3): { bytes: number; seconds: number; bytesPerSecond: number; checksum: number } {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`measureReadBandwidth: bytes must be a positive integer, got ${bytes}`);
+    if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`measureReadBandwidth: repeat must be a positive integer, got ${repeat}`);
+    const chunk = 65536, chunks = Math.ceil(bytes / chunk), total = chunks * chunk;
+    const b = this.bandwidthBuffer;
+    if (b.bytes < total) {
+      b.offset = this.alloc(total, 'the read-bandwidth buffer');
+      b.partials = this.alloc(4 * chunks, 'the read-bandwidth buffer');
+      b.bytes = total;
+      // Written, not just allocated: fresh pages could all map the one zero page, and reads from it
+      // would measure the cache.
+      this.f32(b.offset, total / 4).fill(1);
+    }
+    let best = Infinity;
+    for (let i = 0; i <= repeat; i++) {
+      const t0 = performance.now();
+      this.pool.run('sumChunksF32', [b.offset, b.partials, chunk], chunks);
+      const s = (performance.now() - t0) / 1000;
+      if (i > 0 && s < best) best = s; // pass 0 warms up the threads
+    }
+    let checksum = 0;
+    for (const x of this.f32(b.partials, chunks)) checksum += x;
+    return { bytes: total, seconds: best, bytesPerSecond: total / best, checksum };
+  }
+
   dispose(): void {
     void this.pool.dispose();
   }

@@ -98,6 +98,8 @@ export interface MatvecKernels {
   add(a: number, b: number, out: number, r0: number, r1: number): void;
   /** Rotary embedding in place for items [r0, r1) of nTok × nHeads, angles from cosSin [nTok, headDim/2, 2]. */
   rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, dims: number, interleaved: number, r0: number, r1: number): void;
+  /** partials[c] = Σ of chunk c's f32s for chunks [r0, r1) of chunkBytes (a multiple of 64) from src: read bandwidth (bandwidth.ts). */
+  sumChunksF32(src: number, partials: number, chunkBytes: number, r0: number, r1: number): void;
 }
 
 /** Int32 slots of the attention kernel's parameter block (scale and softcap are f32s, softcap 0 = none). */

@@ -2,7 +2,7 @@
 // its control block (see worker-pool.ts for the protocol).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { instantiateKernels, type MatvecKernels } from './kernel-module.js';
-import { ADOPT_SHARD, BROADCAST_ROWS, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK, callKernel, jobTag, runChunks } from './worker-pool.js';
+import { ADOPT_SHARD, BROADCAST_ROWS, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK, jobTag, runChunks } from './worker-pool.js';
 
 const { memory, control, claims, module } = workerData as {
   memory: WebAssembly.Memory; control: Int32Array; claims: Int32Array; module: WebAssembly.Module;

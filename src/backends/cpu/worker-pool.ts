@@ -32,6 +32,7 @@ export const KERNELS = [
   'matmulQ2_K', 'gemmQ2_K',
   'geluMul', 'softcap',
   'batchF16Scaled',
+  'sumChunksF32',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 /** Index of each kernel in KERNELS (a job names its kernel by index). */

@@ -8,3 +8,4 @@ export * from './kquants-235';
 export { setScratch, staticDataEnd } from './scratch';
 export * from './legacy';
 export * from './batched';
+export * from './bandwidth';

@@ -1,0 +1,24 @@
+// Memory read bandwidth (minerva bench ops): a SIMD sum over a large buffer, split over the pool
+// by chunks. Nothing else reads as little per byte, so its bytes/s is the most a kernel that
+// streams weights (a matrix-vector product) can reach on this machine.
+import { hsum } from './common';
+
+/**
+ * partials[c] = Σ of the f32s of chunk c, for chunks [r0, r1) of `chunkBytes` each (a multiple of
+ * 64) starting at `src`. Four independent accumulators keep several loads in flight; each chunk's
+ * sum goes to its own slot, so threads never write the same bytes.
+ */
+export function sumChunksF32(src: usize, partials: usize, chunkBytes: i32, r0: i32, r1: i32): void {
+  const bytes = <usize>chunkBytes;
+  for (let c = r0; c < r1; c++) {
+    const start = src + <usize>c * bytes, end = start + bytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let p = start; p < end; p += 64) {
+      a0 = f32x4.add(a0, v128.load(p));
+      a1 = f32x4.add(a1, v128.load(p, 16));
+      a2 = f32x4.add(a2, v128.load(p, 32));
+      a3 = f32x4.add(a3, v128.load(p, 48));
+    }
+    store<f32>(partials + (<usize>c << 2), hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))));
+  }
+}
