@@ -26,6 +26,7 @@ export const KERNELS = [
   'matmulQ3_K', 'gemmQ3_K',
   'matmulQ2_K', 'gemmQ2_K',
   'geluMul', 'softcap',
+  'embedRows', 'embedSparse', 'gatherRows', 'storeKV', 'copyRows', 'addBias', 'addRmsNorm',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 

@@ -7,3 +7,4 @@ export * from './nonlinear';
 export * from './kquants-235';
 export { setScratch, staticDataEnd } from './scratch';
 export * from './legacy';
+export * from './rows';
