@@ -219,11 +219,15 @@ const TABLE_DTYPES: DType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5
 
 /**
  * A table [rows, dim] of `dtype`, made by the project's quantizer from random rows of different
- * magnitudes (2^-6 to 2^3); for F16 a fifth of the values subnormal (|x| < 2^-14), both signs.
+ * magnitudes (2^-6 to 2^3); for F16 a fifth of the values subnormal (|x| < 2^-14), both signs,
+ * and inf, −inf, NaN and −0 in row 1.
  */
 function randomTable(dtype: DType, rows: number, dim: number): { info: TensorInfo; bytes: Uint8Array } {
   const values = random(rows * dim).map((v, i) => v * 2 ** ((Math.floor(i / dim) % 10) - 6));
-  if (dtype === 'F16') for (let i = 0; i < values.length; i += 5) values[i] = (i % 2 ? -1 : 1) * (1 + (i % 1023)) * 2 ** -24;
+  if (dtype === 'F16') {
+    for (let i = 0; i < values.length; i += 5) values[i] = (i % 2 ? -1 : 1) * (1 + (i % 1023)) * 2 ** -24;
+    [values[dim + 1], values[dim + 2], values[dim + 3], values[dim + 4]] = [Infinity, -Infinity, NaN, -0]; // row 1
+  }
   const bytes = quantize(dtype, values);
   return { info: { name: `table ${dtype}`, dtype, shape: [rows, dim], byteLength: bytes.length }, bytes };
 }
@@ -238,7 +242,7 @@ test('embed equals the reference bit for bit for every stored dtype: one token a
   const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
   try {
     const rows = 10, dim = 512;
-    const many = Int32Array.of(3, 0, 9, 3, 5, 1, 7, 8, 2); // on the pool
+    const many = Int32Array.of(3, 0, 9, 3, 5, 1, 7, 8, 2); // on the pool (row 1: F16's inf and NaN)
     for (const dtype of TABLE_DTYPES) {
       const { info, bytes } = randomTable(dtype, rows, dim);
       const tc = cpu.loadWeight(info, bytes.slice()), tr = ref.loadWeight(info, bytes.slice());
