@@ -14,6 +14,8 @@ import { Rng } from '../src/engine/rng.js';
 import { encodeF16 } from '../src/quant/f16.js';
 import { activations, assertClose, attentionSteps, copyKVContinues } from './helpers/backend-ops.js';
 import { assertGemmaOpsMatchReference } from './helpers/gemma-ops.js';
+import { LlamaGraph } from '../src/model/arch/llama.js';
+import { randomSpec, randomWeights, type RandomModelShape } from '../src/model/random-model.js';
 
 const rng = new Rng(99);
 
@@ -433,5 +435,44 @@ test('addRmsNorm equals the reference, and cpu add then rmsNorm bit for bit: sum
     }
   } finally {
     cpu.dispose();
+  }
+});
+
+// The graph adds each block's output into the residual and normalises it for the next block in one
+// op where the backend has addRmsNorm: with it or without it (add, then rmsNorm) the logits must be
+// the same bits — Gemma 2's post-norms and the last layer (whose final norm runs on gathered rows
+// only) included.
+test('the Llama graph gives bit-identical logits and hidden states with addRmsNorm and without it (Llama, Gemma 2 post-norms)', async () => {
+  for (const shape of [
+    { arch: 'llama', dim: 64, nLayers: 3, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false, vocabSize: 300 },
+    { arch: 'gemma2', dim: 64, nLayers: 3, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, vocabSize: 300, slidingWindow: 4, attnSoftcap: 2, finalSoftcap: 5 },
+  ] as RandomModelShape[]) {
+    const spec = randomSpec(shape), weights = randomWeights(spec, 17);
+    const run = async (be: Backend) => {
+      const loaded = new Map<string, Weight>();
+      for (const [name, { shape: dims, data }] of weights) {
+        const values = typeof data === 'function' ? data() : data;
+        loaded.set(name, be.loadWeight({ name, dtype: 'F32', shape: dims, byteLength: 4 * values.length }, new Uint8Array(values.buffer.slice(0))));
+      }
+      const graph = new LlamaGraph(be, spec, loaded, { maxBatchTokens: 8, maxOutputs: 8 });
+      const cache = be.createKVCache({ nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: 16 });
+      const ids = Int32Array.of(1, 45, 299, 17, 3, 180);
+      const hidden = { rows: Int32Array.of(5, 2), into: new Float32Array(2 * spec.dim) };
+      const prefill = await graph.forward(ids, { positions: Int32Array.from(ids.keys()), seqs: new Int32Array(ids.length) }, Int32Array.of(5, 0), cache, undefined, hidden);
+      const decode = await graph.forward(Int32Array.of(7), { positions: Int32Array.of(6), seqs: Int32Array.of(0) }, Int32Array.of(0), cache);
+      return [prefill.slice(), decode.slice(), hidden.into];
+    };
+    const fused = await CpuBackend.create(2), plain = await CpuBackend.create(2);
+    try {
+      Object.defineProperty(plain, 'addRmsNorm', { value: undefined }); // a backend without the op
+      assert.equal(plain.addRmsNorm, undefined);
+      assert.deepEqual(await run(fused), await run(plain), shape.arch);
+    } finally {
+      fused.dispose();
+      plain.dispose();
+    }
+    const ref = new ReferenceBackend(), refPlain = new ReferenceBackend();
+    Object.defineProperty(refPlain, 'addRmsNorm', { value: undefined });
+    assert.deepEqual(await run(ref), await run(refPlain), `${shape.arch}, reference`);
   }
 });
