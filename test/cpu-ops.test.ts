@@ -1,15 +1,21 @@
-// The cpu backend's own op kernels (attention, silu·up, rmsNorm whole rows and per head, add, rope) against the reference backend, op by op:
+// The cpu backend's own op kernels (attention, silu·up, rmsNorm whole rows and per head, add, rope;
+// embed for every stored dtype, gatherRows, the KV store, copyKV, bias, addRmsNorm) against the reference backend, op by op:
 // random inputs, odd head sizes, grouped-query heads, a sliding window, and batches that mix
 // sequences at different positions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AttentionParams, Backend } from '../src/backends/backend.js';
+import type { AttentionParams, Backend, Weight } from '../src/backends/backend.js';
+import type { TensorInfo } from '../src/formats/tensor.js';
+import { quantize } from '../src/quant/dequantize.js';
+import type { DType } from '../src/quant/dtype.js';
 import { CpuBackend } from '../src/backends/cpu/cpu-backend.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeF16 } from '../src/quant/f16.js';
 import { activations, assertClose, attentionSteps, copyKVContinues } from './helpers/backend-ops.js';
 import { assertGemmaOpsMatchReference } from './helpers/gemma-ops.js';
+import { LlamaGraph } from '../src/model/arch/llama.js';
+import { randomSpec, randomWeights, type RandomModelShape } from '../src/model/random-model.js';
 
 const rng = new Rng(99);
 
@@ -205,5 +211,268 @@ test('Gemma\'s ops equal the reference: gelu(gate)·up, softcap, embed × √dim
     await assertGemmaOpsMatchReference(cpu, random);
   } finally {
     cpu.dispose();
+  }
+});
+
+// The row ops below run as wasm kernels (rows.ts); the reference backend is their specification.
+
+/** Every dtype the cpu backend stores a matrix in (KERNELS in cpu-backend.ts). */
+const TABLE_DTYPES: DType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_XS', 'MXFP4'];
+
+/**
+ * A table [rows, dim] of `dtype`, made by the project's quantizer from random rows of different
+ * magnitudes (2^-6 to 2^3); for F16 a fifth of the values subnormal (|x| < 2^-14), both signs,
+ * and inf, −inf, NaN and −0 in row 1.
+ */
+function randomTable(dtype: DType, rows: number, dim: number): { info: TensorInfo; bytes: Uint8Array } {
+  const values = random(rows * dim).map((v, i) => v * 2 ** ((Math.floor(i / dim) % 10) - 6));
+  if (dtype === 'F16') {
+    for (let i = 0; i < values.length; i += 5) values[i] = (i % 2 ? -1 : 1) * (1 + (i % 1023)) * 2 ** -24;
+    [values[dim + 1], values[dim + 2], values[dim + 3], values[dim + 4]] = [Infinity, -Infinity, NaN, -0]; // row 1
+  }
+  const bytes = quantize(dtype, values);
+  return { info: { name: `table ${dtype}`, dtype, shape: [rows, dim], byteLength: bytes.length }, bytes };
+}
+
+async function embedded(be: Backend, table: Weight, dim: number, tokens: Int32Array, scale?: number): Promise<Float32Array> {
+  const o = be.createActivations(tokens.length, dim);
+  be.embed(o, table, tokens, scale);
+  return be.read(o);
+}
+
+test('embed equals the reference bit for bit for every stored dtype: one token and many, scale 1 and √dim', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    const rows = 10, dim = 512;
+    const many = Int32Array.of(3, 0, 9, 3, 5, 1, 7, 8, 2); // on the pool (row 1: F16's inf and NaN)
+    for (const dtype of TABLE_DTYPES) {
+      const { info, bytes } = randomTable(dtype, rows, dim);
+      const tc = cpu.loadWeight(info, bytes.slice()), tr = ref.loadWeight(info, bytes.slice());
+      for (const [tokens, scale] of [[Int32Array.of(6), undefined], [many, undefined], [many, Math.sqrt(dim)], [Int32Array.of(9, 4), 0.3]] as const) {
+        const got = await embedded(cpu, tc, dim, tokens, scale);
+        assert.deepEqual(got, await embedded(ref, tr, dim, tokens, scale), `${dtype}, ${tokens.length} tokens, scale ${scale ?? 1}`);
+      }
+    }
+    const { info, bytes } = randomTable('Q8_0', rows, dim);
+    const table = cpu.loadWeight(info, bytes);
+    assert.throws(() => cpu.embed(cpu.createActivations(2, dim), table, Int32Array.of(1, rows)), /embed: token 10 is outside table Q8_0 \(10 rows\)/);
+    assert.throws(() => cpu.embed(cpu.createActivations(1, dim), table, Int32Array.of(1, 2)), /embed: 2 tokens into 1 rows/);
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('embed from a table held in another wasm memory equals the reference (F16 with subnormals, Q4_K, F32)', async () => {
+  const cpu = await CpuBackend.create(2, { weightBytesPerMemory: 20_000 }), ref = new ReferenceBackend();
+  try {
+    const rows = 9, dim = 256;
+    const filler = new Uint8Array(4 * 8 * 64);
+    cpu.loadWeight({ name: 'filler', dtype: 'F32', shape: [8, 64], byteLength: filler.length }, filler);
+    assert.equal(cpu.shardCount, 1);
+    for (const dtype of ['F16', 'Q4_K', 'F32'] as const) {
+      const { info, bytes } = randomTable(dtype, rows, dim);
+      const before: number = cpu.shardCount;
+      const tc = cpu.loadWeight(info, bytes.slice()), tr = ref.loadWeight(info, bytes.slice());
+      assert.equal(cpu.shardCount, before + 1, `${dtype}: the table has a memory of its own`);
+      for (const [tokens, scale] of [[Int32Array.of(4), 2.5], [Int32Array.of(8, 0, 3, 3, 1, 6, 2), undefined], [Int32Array.of(8, 0, 3, 3, 1, 6, 2), Math.sqrt(dim)]] as const) {
+        assert.deepEqual(await embedded(cpu, tc, dim, tokens, scale), await embedded(ref, tr, dim, tokens, scale), `${dtype}, ${tokens.length} tokens`);
+      }
+    }
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('gatherRows equals the reference: a few rows and many (repeated, any order), odd width', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    const rows = 80, cols = 37;
+    const x = random(rows * cols);
+    for (const picked of [Int32Array.of(79, 0, 5), Int32Array.from({ length: 70 }, (_, i) => (i * 31) % rows)]) {
+      const gather = async (be: Backend) => {
+        const o = be.createActivations(picked.length, cols);
+        be.gatherRows(o, activations(be, rows, cols, x), picked);
+        return be.read(o);
+      };
+      const got = await gather(cpu);
+      assert.deepEqual(got, await gather(ref), `${picked.length} rows`);
+      assert.deepEqual(got.subarray(cols, 2 * cols), x.subarray(picked[1]! * cols, (picked[1]! + 1) * cols));
+    }
+    assert.throws(() => cpu.gatherRows(cpu.createActivations(1, cols), activations(cpu, rows, cols, x), Int32Array.of(rows)), /gatherRows: row 80 of 80/);
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('the KV store writes each token at its (slot, position): a long mixed prefill, then decode, equal to the reference', async () => {
+  const cpu = await CpuBackend.create(2);
+  try {
+    const p: AttentionParams = { nHeads: 4, nKVHeads: 2, headDim: 8, scale: 0.35 };
+    const kvCols = p.nKVHeads * p.headDim, qCols = p.nHeads * p.headDim;
+    // 150 tokens (the store runs on the pool) of three sequences, interleaved: 70, 50 and 30 positions.
+    const lengths = [70, 50, 30], seqs: number[] = [], positions: number[] = [];
+    for (let i = 0; seqs.length < 150; i++) {
+      for (let s = 0; s < 3; s++) if (i < lengths[s]!) { seqs.push(s); positions.push(i); }
+    }
+    const step = (sq: number[], pos: number[]) => ({
+      batch: { seqs: Int32Array.from(sq), positions: Int32Array.from(pos) },
+      q: random(sq.length * qCols), k: random(sq.length * kvCols), v: random(sq.length * kvCols),
+    });
+    // Then one token per sequence at its next position (reads back what the first step stored), and a short batch.
+    const steps = [step(seqs, positions), step([2, 0, 1], [30, 70, 50]), step([1, 1], [51, 52])];
+    const expected = await attentionSteps(new ReferenceBackend(), p, steps, 80);
+    const actual = await attentionSteps(cpu, p, steps, 80);
+    for (let i = 0; i < steps.length; i++) assertClose(actual[i]!, expected[i]!, 1e-5, `step ${i + 1}`);
+    // A token at position 0 sees only itself: its output is its own v row, exactly.
+    const first = actual[0]!, v = steps[0]!.v;
+    for (let t = 0; t < seqs.length; t++) {
+      if (positions[t] !== 0) continue;
+      for (let h = 0; h < p.nHeads; h++) {
+        const kvHead = Math.floor(h / (p.nHeads / p.nKVHeads));
+        assert.deepEqual(first.subarray(t * qCols + h * p.headDim, t * qCols + (h + 1) * p.headDim),
+          v.subarray(t * kvCols + kvHead * p.headDim, t * kvCols + (kvHead + 1) * p.headDim), `token ${t} head ${h}`);
+      }
+    }
+    const cache = cpu.createKVCache({ nLayers: 1, nKVHeads: 2, headDim: 8, maxSeqs: 2, ctxLen: 4 });
+    const one = (n: number) => activations(cpu, 1, n, random(n));
+    for (const [seq, pos, message] of [[0, 4, /position 4 is beyond the context length 4/], [2, 0, /slot 2 is beyond the cache's 2 slots/]] as const) {
+      assert.throws(() => cpu.attention(cpu.createActivations(1, qCols), one(qCols), one(kvCols), one(kvCols), cache, 0,
+        { seqs: Int32Array.of(seq), positions: Int32Array.of(pos) }, p), message);
+    }
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('copyKV of a long prefix (on the pool) and a short one: the copies attend as the original does, equal to the reference', async () => {
+  const cpu = await CpuBackend.create(2);
+  try {
+    // Rows of 8 KV heads × 128 (4 KiB): 70 positions are enough for the pool.
+    const p: AttentionParams = { nHeads: 8, nKVHeads: 8, headDim: 128, scale: 0.05 };
+    const qCols = p.nHeads * p.headDim, kvCols = p.nKVHeads * p.headDim;
+    const prompt = { q: random(70 * qCols), k: random(70 * kvCols), v: random(70 * kvCols) };
+    const probe = { q: random(qCols), k: random(kvCols), v: random(kvCols) };
+    const run = async (be: Backend) => {
+      const cache = be.createKVCache({ nLayers: 2, nKVHeads: p.nKVHeads, headDim: p.headDim, maxSeqs: 3, ctxLen: 80 });
+      const attend = (layer: number, seq: number, positions: number[], x: typeof probe) => {
+        const n = positions.length, o = be.createActivations(n, qCols);
+        be.attention(o, activations(be, n, qCols, x.q), activations(be, n, kvCols, x.k), activations(be, n, kvCols, x.v), cache, layer,
+          { seqs: new Int32Array(n).fill(seq), positions: Int32Array.from(positions) }, p);
+        return be.read(o);
+      };
+      for (let layer = 0; layer < 2; layer++) await attend(layer, 0, [...Array(70).keys()], prompt);
+      be.copyKV(cache, 0, 2, 70);
+      be.copyKV(cache, 0, 1, 3);
+      const outs: Float32Array[] = [];
+      for (let layer = 0; layer < 2; layer++) {
+        // The long copy from position 70 on, beside the original; the short one from position 3
+        // (after it, slot 0's position 3 holds the same probe as slot 1's).
+        outs.push(await attend(layer, 2, [70], probe), await attend(layer, 0, [70], probe));
+        outs.push(await attend(layer, 1, [3], probe), await attend(layer, 0, [3], probe));
+      }
+      return outs;
+    };
+    const got = await run(cpu), expected = await run(new ReferenceBackend());
+    for (let i = 0; i < got.length; i += 2) assert.deepEqual(got[i], got[i + 1], `copy ${i / 2} attends as the original`);
+    for (let i = 0; i < got.length; i++) assertClose(got[i]!, expected[i]!, 1e-5, `output ${i}`);
+    const cache = cpu.createKVCache({ nLayers: 1, nKVHeads: 1, headDim: 8, maxSeqs: 2, ctxLen: 4 });
+    assert.throws(() => cpu.copyKV(cache, 0, 2, 1), /copyKV: to 2 is outside 0..1/);
+    assert.throws(() => cpu.copyKV(cache, 0, 1, 5), /copyKV: count 5 is outside 0..4/);
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('a matmul\'s bias is the f32 sum of the product and the bias (one token and many, f32 and Q8_0), equal to the reference', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    for (const [dtype, n, k, tokens] of [['F32', 4100, 16, 20], ['F32', 37, 16, 1], ['Q8_0', 37, 64, 3]] as const) {
+      const { info, bytes } = randomTable(dtype, n, k);
+      const b = random(n).map((v) => v * 4);
+      const x = random(tokens * k);
+      const outs = async (be: Backend) => {
+        const w = be.loadWeight(info, bytes.slice());
+        const bias = be.loadWeight({ name: 'bias', dtype: 'F32', shape: [n], byteLength: 4 * n }, new Uint8Array(b.buffer.slice(0)));
+        const plain = be.createActivations(tokens, n), biased = be.createActivations(tokens, n);
+        be.matmul(plain, activations(be, tokens, k, x), w);
+        be.matmul(biased, activations(be, tokens, k, x), w, bias);
+        return [(await be.read(plain)).slice(), await be.read(biased)] as const;
+      };
+      const [plain, biased] = await outs(cpu);
+      assert.deepEqual(biased, plain.map((v, i) => Math.fround(v + b[i % n]!)), `${dtype} [${n}, ${k}] × ${tokens}`);
+      // (Q8_0 kernels quantize x to 8-bit blocks, as llama.cpp does, so only f32 products are close to the reference's.)
+      if (dtype === 'F32') assertClose(biased, (await outs(ref))[1], 1e-5, `${dtype} [${n}, ${k}] × ${tokens} vs reference`);
+    }
+  } finally {
+    cpu.dispose();
+  }
+});
+
+test('addRmsNorm equals the reference, and cpu add then rmsNorm bit for bit: sum in place of a, normed in place of b, odd widths', async () => {
+  const cpu = await CpuBackend.create(2), ref = new ReferenceBackend();
+  try {
+    for (const [rows, cols] of [[1, 7], [3, 64], [9, 130], [5, 37]] as const) {
+      const x = random(rows * cols), y = random(rows * cols).map((v, i) => (i % 7 === 0 ? v * 30 : v)), w = random(cols);
+      const weight = (be: Backend) => be.loadWeight({ name: 'norm', dtype: 'F32', shape: [cols], byteLength: 4 * cols }, new Uint8Array(w.buffer.slice(0)));
+      const fused = async (be: Backend, normedIsB: boolean) => {
+        const a = activations(be, rows, cols, x), b = activations(be, rows, cols, y);
+        const normed = normedIsB ? b : be.createActivations(rows, cols);
+        be.addRmsNorm!(a, normed, a, b, weight(be), 1e-6);
+        return [(await be.read(a)).slice(), await be.read(normed)] as const;
+      };
+      const separate = async (be: Backend) => {
+        const a = activations(be, rows, cols, x), normed = be.createActivations(rows, cols);
+        be.add(a, a, activations(be, rows, cols, y));
+        be.rmsNorm(normed, a, weight(be), 1e-6);
+        return [(await be.read(a)).slice(), await be.read(normed)] as const;
+      };
+      const [sum, normed] = await fused(cpu, false), [refSum, refNormed] = await fused(ref, false);
+      assert.deepEqual(sum, refSum, `sum [${rows}, ${cols}]`);
+      assertClose(normed, refNormed, 1e-5, `normed [${rows}, ${cols}]`);
+      assert.deepEqual([sum, normed], await separate(cpu), `fused = add, rmsNorm on cpu [${rows}, ${cols}]`);
+      assert.deepEqual(await fused(cpu, true), [sum, normed], `normed written over b [${rows}, ${cols}]`);
+      assert.deepEqual(await fused(ref, true), [refSum, refNormed], `reference: normed written over b [${rows}, ${cols}]`);
+    }
+  } finally {
+    cpu.dispose();
+  }
+});
+
+// The graph adds each block's output into the residual and normalises it for the next block in one
+// op where the backend has addRmsNorm: with it or without it (add, then rmsNorm) the logits must be
+// the same bits — Gemma 2's post-norms and the last layer (whose final norm runs on gathered rows
+// only) included.
+test('the Llama graph gives bit-identical logits and hidden states with addRmsNorm and without it (Llama, Gemma 2 post-norms)', async () => {
+  for (const shape of [
+    { arch: 'llama', dim: 64, nLayers: 3, nHeads: 4, nKVHeads: 2, ffnDim: 96, tied: false, vocabSize: 300 },
+    { arch: 'gemma2', dim: 64, nLayers: 3, nHeads: 4, nKVHeads: 2, headDim: 32, ffnDim: 128, tied: true, vocabSize: 300, slidingWindow: 4, attnSoftcap: 2, finalSoftcap: 5 },
+  ] as RandomModelShape[]) {
+    const spec = randomSpec(shape), weights = randomWeights(spec, 17);
+    const run = async (be: Backend) => {
+      const loaded = new Map<string, Weight>();
+      for (const [name, { shape: dims, data }] of weights) {
+        const values = typeof data === 'function' ? data() : data;
+        loaded.set(name, be.loadWeight({ name, dtype: 'F32', shape: dims, byteLength: 4 * values.length }, new Uint8Array(values.buffer.slice(0))));
+      }
+      const graph = new LlamaGraph(be, spec, loaded, { maxBatchTokens: 8, maxOutputs: 8 });
+      const cache = be.createKVCache({ nLayers: spec.nLayers, nKVHeads: spec.nKVHeads, headDim: spec.headDim, maxSeqs: 1, ctxLen: 16 });
+      const ids = Int32Array.of(1, 45, 299, 17, 3, 180);
+      const hidden = { rows: Int32Array.of(5, 2), into: new Float32Array(2 * spec.dim) };
+      const prefill = await graph.forward(ids, { positions: Int32Array.from(ids.keys()), seqs: new Int32Array(ids.length) }, Int32Array.of(5, 0), cache, undefined, hidden);
+      const decode = await graph.forward(Int32Array.of(7), { positions: Int32Array.of(6), seqs: Int32Array.of(0) }, Int32Array.of(0), cache);
+      return [prefill.slice(), decode.slice(), hidden.into];
+    };
+    const fused = await CpuBackend.create(2), plain = await CpuBackend.create(2);
+    try {
+      Object.defineProperty(plain, 'addRmsNorm', { value: undefined }); // a backend without the op
+      assert.equal(plain.addRmsNorm, undefined);
+      assert.deepEqual(await run(fused), await run(plain), shape.arch);
+    } finally {
+      fused.dispose();
+      plain.dispose();
+    }
+    const ref = new ReferenceBackend(), refPlain = new ReferenceBackend();
+    Object.defineProperty(refPlain, 'addRmsNorm', { value: undefined });
+    assert.deepEqual(await run(ref), await run(refPlain), `${shape.arch}, reference`);
   }
 });

@@ -136,6 +136,13 @@ export interface Backend {
   softcap(x: Activations, cap: number): void;
   /** out = a + b, elementwise (out may alias a) */
   add(out: Activations, a: Activations, b: Activations): void;
+  /**
+   * sum = a + b, then normed = rmsNorm(sum, weight, eps) (as rmsNorm above): a residual add and the
+   * next block's norm, fused where a backend can do both in one pass over the rows. Optional:
+   * without it a graph calls add then rmsNorm, which is its definition. sum may alias a, normed
+   * may alias b.
+   */
+  addRmsNorm?(sum: Activations, normed: Activations, a: Activations, b: Activations, weight: Weight, eps: number): void;
   /** out[i, :] = x[rows[i], :] */
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void;
   /** Copies slot `from`'s first `count` positions into slot `to` (prefix sharing). */

@@ -1,6 +1,7 @@
 // The element-wise ops and attention as plain loops over row-major f32 arrays. The reference
-// backend is built from them; the cpu backend runs them on views of its wasm memory until these
-// ops get kernels of their own (then it is tested against them through the reference).
+// backend is built from them, so they are the specification the other backends' kernels are
+// tested against; the cpu backend shares only the shape rule of rmsNorm (normRows), the RoPE
+// angle table and copyOut.
 import { ropeDims, type AttentionParams, type BatchLayout, type RopeParams } from './backend.js';
 
 /** o[r, :] = x[r, :] / rms(x[r, :]) · w, for `rows` rows of `cols`. */

@@ -1,7 +1,7 @@
 // The cpu backend: weights, activations and the KV cache live in shared WebAssembly memory; the
 // ops run as wasm SIMD kernels on a worker pool (src/backends/cpu/kernels/), matrix products
-// reading weights in their stored format (never expanded to f32). Only copies (embedding rows,
-// gathering rows, KV slots) and a matmul's bias are TypeScript, on views of the same memory.
+// reading weights in their stored format (never expanded to f32). Every op's arithmetic and copies
+// run in wasm; TypeScript only checks arguments, lays out parameters and picks the threads.
 //
 // Models larger than the 4 GiB one wasm32 memory addresses: weights that do not fit the first
 // memory (the "home" shard, which also holds activations, scratch and the KV cache) go to further
@@ -13,11 +13,11 @@ import {
 } from '../backend.js';
 import { elementCount, type TensorInfo } from '../../formats/tensor.js';
 import { dequantize } from '../../quant/dequantize.js';
-import { byteSize, type DType } from '../../quant/dtype.js';
+import type { DType } from '../../quant/dtype.js';
 import { firstNonFiniteBlock } from '../../quant/block-checks.js';
 import * as ops from '../f32-ops.js';
 import {
-  ATTENTION_PARAMS as AP, createKernelMemory, type MatvecKernels,
+  ATTENTION_PARAMS as AP, createKernelMemory, EMBED_DTYPES, type MatvecKernels,
 } from './kernel-module.js';
 import { WorkerPool, type KernelName } from './worker-pool.js';
 
@@ -131,6 +131,12 @@ const bitsF32 = new Float32Array(1), bitsI32 = new Int32Array(bitsF32.buffer);
 function f32Bits(x: number): number {
   bitsF32[0] = x;
   return bitsI32[0]!;
+}
+/** An f64's bit pattern as two int32s (low, high), for a kernel that multiplies by it exactly as JS would. */
+const bitsF64 = new Float64Array(1), bitsF64I32 = new Int32Array(bitsF64.buffer);
+function f64Bits(x: number): [number, number] {
+  bitsF64[0] = x;
+  return [bitsF64I32[0]!, bitsF64I32[1]!];
 }
 const wt = (w: Weight) => w as CpuWeight;
 
@@ -279,33 +285,59 @@ export class CpuBackend implements Backend {
     return this.f32(x.offset, x.rows * x.cols);
   }
 
+  /**
+   * Dequantizes rows of the table (embedRows, exact for every stored dtype) into out. A table in
+   * another memory is read there: the token ids go to that shard's io area, the rows come back from
+   * it. An F16 table's subnormal values (moved home at load) are put back afterwards.
+   */
   embed(out: Activations, table: Weight, tokens: Int32Array, scale = 1): void {
-    const t = wt(table), o = this.view(out);
-    const dim = t.shape[1]!;
-    const rowBytes = byteSize(t.dtype, dim);
-    for (let i = 0; i < tokens.length; i++) {
-      const row = o.subarray(i * dim, (i + 1) * dim);
-      const bytes = this.shards[t.shard]!.bytes(t.offset + tokens[i]! * rowBytes, rowBytes);
-      dequantize(t.dtype, bytes, dim, row);
-      if (t.subnormals) this.restoreSubnormals(t.subnormals, tokens[i]!, row);
-      if (scale !== 1) for (let j = 0; j < dim; j++) row[j]! *= scale;
+    const t = wt(table), o = act(out), n = tokens.length;
+    const [rows, dim] = t.shape as [number, number];
+    if (n > o.rows) throw new RangeError(`embed: ${n} tokens into ${o.rows} rows`);
+    for (const id of tokens) if (!(id >= 0 && id < rows)) throw new RangeError(`embed: token ${id} is outside ${t.name} (${rows} rows)`);
+    if (n === 0) return;
+    const kind = EMBED_DTYPES[t.dtype as keyof typeof EMBED_DTYPES];
+    const [lo, hi] = f64Bits(scale);
+    const shard = this.shards[t.shard]!;
+    // ~dim·(a few ns) per row: the pool pays from a few rows.
+    if (shard === this.home) {
+      this.runOps('embedRows', [kind, t.offset, this.ints(tokens), o.offset, dim, lo, hi], n, 4);
+    } else {
+      const idBytes = Math.ceil(4 * n / 16) * 16, outBytes = 4 * n * dim;
+      const io = this.shardIO(shard, idBytes + outBytes);
+      new Int32Array(shard.memory.buffer, io, n).set(tokens);
+      this.runOps('embedRows', [kind, t.offset, io, io + idBytes, dim, lo, hi], n, 4, shard);
+      this.home.bytes(o.offset, outBytes).set(shard.bytes(io + idBytes, outBytes));
+    }
+    if (t.subnormals) {
+      this.runOps('embedSparse', [t.subnormals.rowStart, t.subnormals.entries, this.ints(tokens), o.offset, dim, lo, hi], n, 64);
     }
   }
 
-  /** Puts row `r`'s subnormal values (moved out at load) back into its dequantized copy. */
-  private restoreSubnormals(sparse: { rowStart: number; entries: number }, r: number, row: Float32Array): void {
-    const starts = new Int32Array(this.home.memory.buffer, sparse.rowStart + 4 * r, 2);
-    const view = new DataView(this.home.memory.buffer, sparse.entries);
-    for (let e = starts[0]!; e < starts[1]!; e++) row[view.getInt32(8 * e, true)] = view.getFloat32(8 * e + 4, true);
+  /** i32 values for a kernel (token ids, row indices): copied into a home area grown on demand. */
+  private intArea = { capacity: 0, offset: -1 };
+  private ints(values: Int32Array): number {
+    if (this.intArea.capacity < values.length) {
+      const capacity = Math.max(64, values.length);
+      this.intArea = { capacity, offset: this.alloc(4 * capacity, 'row indices') };
+    }
+    new Int32Array(this.home.memory.buffer, this.intArea.offset, values.length).set(values);
+    return this.intArea.offset;
+  }
+
+  /** At least `bytes` of `shard`'s io area (where ops on its weights put their inputs and outputs); its offset. */
+  private shardIO(shard: Shard, bytes: number): number {
+    if (shard.io.capacity < bytes) shard.io = { capacity: bytes, offset: shard.alloc(bytes, 'matmul input and output') };
+    return shard.io.offset;
   }
 
   /**
    * Runs an element-wise kernel over `items`: on the pool when there is enough work to beat the
    * dispatch (a few µs), else on this thread.
    */
-  private runOps(kernel: KernelName, args: number[], items: number, minForPool: number): void {
-    if (items >= minForPool) this.pool.run(kernel, args, items);
-    else (this.local[kernel] as (...a: number[]) => void)(...args, 0, items);
+  private runOps(kernel: KernelName, args: number[], items: number, minForPool: number, shard = this.home): void {
+    if (items >= minForPool) this.pool.run(kernel, args, items, shard.index);
+    else (shard.kernels[kernel] as (...a: number[]) => void)(...args, 0, items);
   }
 
   rmsNorm(out: Activations, x: Activations, weight: Weight, eps: number): void {
@@ -353,10 +385,8 @@ export class CpuBackend implements Backend {
       this.runAway(this.shards[wa.shard]!, kernel, wa.offset, input, o.offset, k, n, t);
     }
     if (wa.subnormals) this.pool.run('addSparseRows', [wa.subnormals.rowStart, wa.subnormals.entries, xa.offset, o.offset, k, n, t], n);
-    if (bias) {
-      const ov = this.view(out), b = this.f32(wt(bias).offset, n);
-      for (let r = 0; r < t; r++) for (let j = 0; j < n; j++) ov[r * n + j]! += b[j]!;
-    }
+    // The bias (f32, at home): on the pool from ~64K values.
+    if (bias) this.runOps('addBias', [o.offset, wt(bias).offset, n], t, Math.ceil(65536 / n));
   }
 
   /** Scratch for prepared activations (permuted f32, or int16 + block scales and sums), grown on demand. */
@@ -444,15 +474,20 @@ export class CpuBackend implements Backend {
     const c = cache as CpuKVCache;
     const { ctxLen, maxSeqs } = c.shape;
     const n = act(q).rows, kvDim = p.nKVHeads * p.headDim;
-    // 1. Store every token's k and v first: a later token of the batch attends to earlier ones.
-    const size = maxSeqs * ctxLen * kvDim;
-    ops.storeKV({ keys: this.f32(c.keys[layer]!, size), values: this.f32(c.values[layer]!, size), ctxLen },
-      this.view(k), this.view(v), n, kvDim, batch);
-    // 2. Causal attention on the pool, one item per (head, token).
+    for (let t = 0; t < n; t++) {
+      const pos = batch.positions[t]!, seq = batch.seqs[t]!;
+      if (!(pos >= 0 && pos < ctxLen)) throw new Error(`position ${pos} is beyond the context length ${ctxLen}`);
+      if (!(seq >= 0 && seq < maxSeqs)) throw new Error(`slot ${seq} is beyond the cache's ${maxSeqs} slots`);
+    }
     if (this.batchInts.capacity < n) this.batchInts = { capacity: n, offset: this.alloc(8 * n, 'batch layout') };
     const ints = new Int32Array(this.home.memory.buffer, this.batchInts.offset, 2 * n);
     ints.set(batch.positions.subarray(0, n));
     ints.set(batch.seqs.subarray(0, n), n);
+    // 1. Store every token's k and v first (a later token of the batch attends to earlier ones):
+    // two row copies per token, on the pool for long prompts.
+    this.runOps('storeKV', [act(k).offset, act(v).offset, c.keys[layer]!, c.values[layer]!, this.batchInts.offset,
+      this.batchInts.offset + 4 * n, kvDim, ctxLen], n, 128);
+    // 2. Causal attention on the pool, one item per (head, token).
     if (this.attentionParams < 0) this.attentionParams = this.alloc(4 * AP.size, 'attention parameters');
     const params = new Int32Array(this.home.memory.buffer, this.attentionParams, AP.size);
     params[AP.q] = act(q).offset;
@@ -493,16 +528,36 @@ export class CpuBackend implements Backend {
     this.runOps('add', [act(a).offset, act(b).offset, o.offset], o.rows * o.cols, 1 << 16);
   }
 
+  /**
+   * sum = a + b, normed = rmsNorm(sum) · weight in one pass per row (the residual add and the next
+   * norm): the bits of add then rmsNorm.
+   */
+  addRmsNorm(sum: Activations, normed: Activations, a: Activations, b: Activations, weight: Weight, eps: number): void {
+    const aa = act(a), w = wt(weight);
+    const g = ops.normRows(aa.rows, aa.cols, w.shape[0]!);
+    this.runOps('addRmsNorm', [aa.offset, act(b).offset, w.offset, act(sum).offset, act(normed).offset, g.cols, f32Bits(eps)], g.rows, 4);
+  }
+
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void {
-    ops.gatherRows(this.view(out), this.view(x), rows, act(x).cols);
+    const o = act(out), xa = act(x);
+    if (rows.length > o.rows) throw new RangeError(`gatherRows: ${rows.length} rows into ${o.rows}`);
+    for (const r of rows) if (!(r >= 0 && r < xa.rows)) throw new RangeError(`gatherRows: row ${r} of ${xa.rows}`);
+    this.runOps('gatherRows', [xa.offset, this.ints(rows), o.offset, xa.cols], rows.length, 64);
   }
 
   copyKV(cache: KVCache, from: number, to: number, count: number): void {
     const c = cache as CpuKVCache;
-    const rowLen = c.shape.nKVHeads * c.shape.headDim, slotSize = c.shape.ctxLen * rowLen;
+    const { maxSeqs, ctxLen } = c.shape;
+    for (const [what, v, limit] of [['from', from, maxSeqs], ['to', to, maxSeqs], ['count', count, ctxLen + 1]] as const) {
+      if (!(Number.isInteger(v) && v >= 0 && v < limit)) throw new RangeError(`copyKV: ${what} ${v} is outside 0..${limit - 1}`);
+    }
+    if (from === to || count === 0) return;
+    const rowBytes = 4 * c.shape.nKVHeads * c.shape.headDim, slotBytes = ctxLen * rowBytes;
+    // One memory.copy per layer's keys and values; split over the pool from ~256 KiB each.
+    const minForPool = Math.ceil(2 ** 18 / rowBytes);
     for (let l = 0; l < c.shape.nLayers; l++) {
       for (const base of [c.keys[l]!, c.values[l]!]) {
-        ops.copySlot(this.f32(base, c.shape.maxSeqs * slotSize), slotSize, rowLen, from, to, count);
+        this.runOps('copyRows', [base + from * slotBytes, base + to * slotBytes, rowBytes], count, minForPool);
       }
     }
   }

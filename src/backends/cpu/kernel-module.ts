@@ -100,7 +100,31 @@ export interface MatvecKernels {
   rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, dims: number, interleaved: number, r0: number, r1: number): void;
   /** partials[c] = Σ of chunk c's f32s for chunks [r0, r1) of chunkBytes (a multiple of 64) from src: read bandwidth (bandwidth.ts). */
   sumChunksF32(src: number, partials: number, chunkBytes: number, r0: number, r1: number): void;
+  // Row ops (rows.ts).
+  /**
+   * out[i, :] = table[tokens[i], :] · scale for rows [r0, r1): a table [rows, dim] of dtype `kind`
+   * (EMBED_DTYPES) dequantized exactly; tokens i32; scale an f64 as its bits (lo, hi).
+   */
+  embedRows(kind: number, table: number, tokens: number, out: number, dim: number, scaleLo: number, scaleHi: number, r0: number, r1: number): void;
+  /** Puts an F16 table's subnormal values (splitF16Subnormals' sparse rows) back into the rows embedRows wrote, times scale. */
+  embedSparse(rowStart: number, entries: number, tokens: number, out: number, dim: number, scaleLo: number, scaleHi: number, r0: number, r1: number): void;
+  /** out[i, :] = x[rows[i], :] for i in [r0, r1), rows of `cols` f32. */
+  gatherRows(x: number, rows: number, out: number, cols: number, r0: number, r1: number): void;
+  /** Writes tokens [r0, r1) of k and v [nTok, kvDim] into keys and values [slots, ctxLen, kvDim] at (seqs[t], positions[t]). */
+  storeKV(k: number, v: number, keys: number, values: number, positions: number, seqs: number, kvDim: number, ctxLen: number, r0: number, r1: number): void;
+  /** Copies rows [r0, r1) of rowBytes bytes from src to dst (not overlapping). */
+  copyRows(src: number, dst: number, rowBytes: number, r0: number, r1: number): void;
+  /** out[r, :] += bias for rows [r0, r1) of out [rows, n]. */
+  addBias(out: number, bias: number, n: number, r0: number, r1: number): void;
+  /** sum = a + b, normed = rmsNorm(sum) · w for rows [r0, r1) of [rows, cols]; eps as its f32 bits; sum may alias a, normed b. */
+  addRmsNorm(a: number, b: number, w: number, sum: number, normed: number, cols: number, epsBits: number, r0: number, r1: number): void;
 }
+
+/** The dtype codes embedRows takes (rows.ts has the same numbers). */
+export const EMBED_DTYPES = {
+  F32: 0, F16: 1, BF16: 2, Q8_0: 3, Q4_0: 4, Q4_1: 5, Q5_0: 6, Q5_1: 7, IQ4_NL: 8,
+  Q2_K: 9, Q3_K: 10, Q4_K: 11, Q5_K: 12, Q6_K: 13, IQ4_XS: 14, MXFP4: 15,
+} as const;
 
 /** Int32 slots of the attention kernel's parameter block (scale and softcap are f32s, softcap 0 = none). */
 export const ATTENTION_PARAMS = {

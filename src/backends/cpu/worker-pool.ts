@@ -33,6 +33,7 @@ export const KERNELS = [
   'geluMul', 'softcap',
   'batchF16Scaled',
   'sumChunksF32',
+  'embedRows', 'embedSparse', 'gatherRows', 'storeKV', 'copyRows', 'addBias', 'addRmsNorm',
 ] as const satisfies readonly (keyof MatvecKernels)[];
 export type KernelName = typeof KERNELS[number];
 /** Index of each kernel in KERNELS (a job names its kernel by index). */

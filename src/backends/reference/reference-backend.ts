@@ -118,6 +118,12 @@ export class ReferenceBackend implements Backend {
     ops.add(act(out).data, act(a).data, act(b).data);
   }
 
+  /** The composition itself: the specification the fused kernels of other backends are held to. */
+  addRmsNorm(sum: Activations, normed: Activations, a: Activations, b: Activations, weight: Weight, eps: number): void {
+    this.add(sum, a, b);
+    this.rmsNorm(normed, sum, weight, eps);
+  }
+
   gatherRows(out: Activations, x: Activations, rows: Int32Array): void {
     ops.gatherRows(act(out).data, act(x).data, rows, act(x).cols);
   }

@@ -200,7 +200,7 @@ export class LlamaGraph {
     be.embed(x, this.embedding, tokens, s.embedScale);
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l]!;
-      be.rmsNorm(xn, x, L.attnNorm, s.normEps);
+      if (l === 0) be.rmsNorm(xn, x, L.attnNorm, s.normEps); // later layers: the previous residual add left it in xn
       if (L.qNorm && L.kNorm) {
         // A weight of headDim on rows of heads·headDim: each head normalised on its own.
         const qProj = view(this.qProj!), kProj = view(this.kProj!);
@@ -219,15 +219,14 @@ export class LlamaGraph {
       }
       be.attention(attn, q, k, v, cache, l, batch, L.attention);
       be.matmul(proj, attn, L.wo);
-      this.addToResidual(x, proj, xn, L.postAttnNorm);
+      this.addToResidual(x, proj, xn, L.postAttnNorm, L.ffnNorm);
 
-      be.rmsNorm(xn, x, L.ffnNorm, s.normEps);
       be.matmul(gate, xn, L.gate);
       be.matmul(up, xn, L.up);
       if (s.activation === 'gelu') be.geluMul(gate, gate, up);
       else be.siluMul(gate, gate, up);
       be.matmul(proj, gate, L.down);
-      this.addToResidual(x, proj, xn, L.postFfnNorm);
+      this.addToResidual(x, proj, xn, L.postFfnNorm, this.layers[l + 1]?.attnNorm);
     }
     let normed: Activations | undefined;
     if (hidden && nHidden > 0) {
@@ -255,13 +254,26 @@ export class LlamaGraph {
     return out;
   }
 
-  /** x += block output, RMS-normalised first (into `scratch`, free at that point) when the layer has a post-norm. */
-  private addToResidual(x: Activations, block: Activations, scratch: Activations, postNorm: Weight | undefined): void {
+  /**
+   * x += block output, RMS-normalised first (into `scratch`, free at that point) when the layer has
+   * a post-norm; then scratch = norm(x) · nextNorm, the next block's input, when there is one (the
+   * last layer has none: the final norm runs on the gathered rows only). The add and the next norm
+   * are one op where the backend has addRmsNorm.
+   */
+  private addToResidual(x: Activations, block: Activations, scratch: Activations, postNorm: Weight | undefined, nextNorm: Weight | undefined): void {
+    const be = this.backend, eps = this.spec.normEps;
+    let addend = block;
     if (postNorm) {
-      this.backend.rmsNorm(scratch, block, postNorm, this.spec.normEps);
-      this.backend.add(x, x, scratch);
+      be.rmsNorm(scratch, block, postNorm, eps);
+      addend = scratch;
+    }
+    if (!nextNorm) {
+      be.add(x, x, addend);
+    } else if (be.addRmsNorm) {
+      be.addRmsNorm(x, scratch, x, addend, nextNorm, eps); // (scratch may be the addend: normed may alias b)
     } else {
-      this.backend.add(x, x, block);
+      be.add(x, x, addend);
+      be.rmsNorm(scratch, x, nextNorm, eps);
     }
   }
 }
