@@ -39,3 +39,37 @@ test('idle workers go to sleep, and wake for the next job', async () => {
   }
   assert.throws(() => pool.run('matmulF32', [0, 0, 0, 1, 1, 1], 1), /disposed/);
 });
+
+test('chunks are claimed once each, and a thread holding an old job\'s tag claims nothing', async () => {
+  const { CLAIM, jobTag, runChunks } = await import('../src/backends/cpu/worker-pool.js');
+  const claims = new Int32Array(new SharedArrayBuffer(CLAIM.size * 4));
+  Atomics.store(claims, CLAIM.next, jobTag(7) << 16);
+  const rowsSeen: number[] = [];
+  const record = (r0: number, r1: number) => { for (let r = r0; r < r1; r++) rowsSeen.push(r); };
+  // A late worker of job 6 finds job 7's chunks and must leave them alone.
+  assert.equal(runChunks(claims, jobTag(6), 50, 8, record, [], 0), undefined);
+  assert.deepEqual(rowsSeen, []);
+  // Job 7's threads take every row exactly once (the last chunk short), then find none left.
+  runChunks(claims, jobTag(7), 50, 8, record, [], 0);
+  runChunks(claims, jobTag(7), 50, 8, record, [], 0);
+  assert.deepEqual(rowsSeen, Array.from({ length: 50 }, (_, i) => i));
+  assert.equal(Atomics.load(claims, CLAIM.finished), 7);
+  // A kernel that throws still finishes its chunk (the job must end) and the error is returned.
+  Atomics.store(claims, CLAIM.finished, 0);
+  Atomics.store(claims, CLAIM.next, jobTag(8) << 16);
+  const error = runChunks(claims, jobTag(8), 12, 4, () => { throw new Error('trap'); }, [], 0);
+  assert.match(String(error), /trap/);
+  assert.equal(Atomics.load(claims, CLAIM.finished), 3);
+});
+
+test('a kernel that traps in the pool is reported, and the pool keeps working', async () => {
+  const memory = createKernelMemory(1);
+  const pool = await WorkerPool.create(2, memory);
+  try {
+    // Rows far beyond the memory: the kernel traps (out of bounds) in whichever thread runs them.
+    assert.throws(() => pool.run('matmulF32', [0, 0, 1 << 30, 16, 4096, 1], 4096), /out of bounds|failed in a worker/);
+    pool.run('matmulF32', [0, 64, 128, 16, 8, 1], 8);
+  } finally {
+    await pool.dispose();
+  }
+});

@@ -98,6 +98,8 @@ export const CLAIM = {
 export const jobTag = (seq: number): number => seq & 0x7fff;
 /** Most chunks per job (the claim word's low 16 bits). */
 const MAX_CHUNKS = 0xffff;
+/** Chunks per thread in a job: more let the running threads take over more of a stalled one's rows, each costs a claim. */
+export const CHUNKS_PER_THREAD = 8;
 /**
  * How many jobs a worker may lag behind (still on an old job, descheduled) before the caller waits
  * for it: far below the 32768 after which a claim tag repeats, so a stale worker never takes a
@@ -113,11 +115,13 @@ export const ADOPT_SHARD = -2;
 
 /**
  * How long a worker spins after a job before it sleeps: long enough to bridge the gaps between
- * the kernels of one token and between tokens (the TypeScript ops, sampling), which measured up to
- * ~1 ms; a wake from sleep costs 70–80 µs per job (decode went from 30 to 36 tok/s on a Q4_0
- * TinyLlama-width model when workers stopped sleeping between matmuls). An idle pool sleeps after this.
+ * the kernels of one token (microseconds); a wake from sleep costs 70–80 µs, paid about once per
+ * token at this setting. Longer spins cost where it hurts: on a machine shared with another busy
+ * process a spinning worker takes CPU time the caller needs (stories110M Q8_0 decode beside one
+ * busy process, 2 threads: 28 tok/s spinning 2 ms, 32 at 0.25 ms, 36 with 8 chunks per thread;
+ * 6.8 with the fixed shares before). An idle pool sleeps after this.
  */
-export const SPIN_MS = 2;
+export const SPIN_MS = 0.25;
 /** Spins between clock reads while spinning (a clock read costs more than a spin). */
 export const SPINS_PER_CHECK = 1024;
 
@@ -238,7 +242,7 @@ export class WorkerPool {
     if (rows <= 0) return;
     const id = KERNEL_IDS.get(kernel)!;
     const threads = this.threads;
-    const chunk = Math.max(4, Math.ceil(rows / (4 * threads) / 4) * 4, Math.ceil(rows / MAX_CHUNKS));
+    const chunk = Math.max(4, Math.ceil(rows / (CHUNKS_PER_THREAD * threads) / 4) * 4, Math.ceil(rows / MAX_CHUNKS));
     if (threads === 1 || chunk >= rows) {
       callKernel(f, args, args.length, 0, rows);
       return;
