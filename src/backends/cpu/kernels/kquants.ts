@@ -5,8 +5,6 @@
 // bit for bit.
 import { finiteF16At, hsum, q4kScalesMins } from './common';
 
-const Q6_NARROW = true;
-
 /** Σ of the 32 int16 values of an x block, as i32x4 lanes. */
 @inline function sum32(x: usize): v128 {
   return i32x4.add(
@@ -49,7 +47,35 @@ export function blockSumsQ8(x16: usize, xd: usize, xt: usize, k: i32, r0: i32, r
 export function matvecQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usize, k: i32, r0: i32, r1: i32): void {
   const nsb = k >> 8;
   const rowBytes = <usize>nsb * 144;
-  for (let r = r0; r < r1; r++) {
+  let r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const a = w + <usize>r * rowBytes, e = a + rowBytes;
+    let accA = f32x4.splat(0), minA = f32x4.splat(0), accE = f32x4.splat(0), minE = f32x4.splat(0);
+    for (let sb = 0; sb < nsb; sb++) {
+      const ba = a + <usize>sb * 144, be = e + <usize>sb * 144;
+      const xb = x16 + (<usize>sb << 9), xdb = xd + (<usize>sb << 5), xtb = xt + (<usize>sb << 5);
+      const smA = q4kScalesMins(ba + 4), smE = q4kScalesMins(be + 4);
+      const dA = f32x4.splat(finiteF16At(ba)), dminA = f32x4.splat(finiteF16At(ba + 2));
+      const dE = f32x4.splat(finiteF16At(be)), dminE = f32x4.splat(finiteF16At(be + 2));
+      const xd0 = v128.load(xdb), xd1 = v128.load(xdb, 16), xt0 = v128.load(xtb), xt1 = v128.load(xtb, 16);
+      minA = f32x4.add(minA, f32x4.mul(f32x4.mul(dminA, q4kMinsF32s(smA, false)), xt0));
+      minA = f32x4.add(minA, f32x4.mul(f32x4.mul(dminA, q4kMinsF32s(smA, true)), xt1));
+      minE = f32x4.add(minE, f32x4.mul(f32x4.mul(dminE, q4kMinsF32s(smE, false)), xt0));
+      minE = f32x4.add(minE, f32x4.mul(f32x4.mul(dminE, q4kMinsF32s(smE, true)), xt1));
+      let pA = f32x4.mul(f32x4.mul(dA, q4kScalesF32(smA, false)), xd0), qA = f32x4.mul(f32x4.mul(dA, q4kScalesF32(smA, true)), xd1);
+      let pE = f32x4.mul(f32x4.mul(dE, q4kScalesF32(smE, false)), xd0), qE = f32x4.mul(f32x4.mul(dE, q4kScalesF32(smE, true)), xd1);
+      for (let c = 0; c < 4; c++) {
+        const o = <usize>c << 5, xc = xb + (<usize>c << 7);
+        accA = q4kPair(accA, ba + 16 + o, xc, i32x4.shuffle(pA, pA, 0, 0, 0, 0), i32x4.shuffle(pA, pA, 1, 1, 1, 1));
+        accE = q4kPair(accE, be + 16 + o, xc, i32x4.shuffle(pE, pE, 0, 0, 0, 0), i32x4.shuffle(pE, pE, 1, 1, 1, 1));
+        pA = i32x4.shuffle(pA, qA, 2, 3, 4, 5); qA = i32x4.shuffle(qA, qA, 2, 3, 0, 1);
+        pE = i32x4.shuffle(pE, qE, 2, 3, 4, 5); qE = i32x4.shuffle(qE, qE, 2, 3, 0, 1);
+      }
+    }
+    store<f32>(out + (<usize>r << 2), hsum(accA) - hsum(minA));
+    store<f32>(out + (<usize>r << 2), hsum(accE) - hsum(minE), 4);
+  }
+  for (; r < r1; r++) {
     const a = w + <usize>r * rowBytes;
     let acc = f32x4.splat(0), minv = f32x4.splat(0);
     for (let sb = 0; sb < nsb; sb++) {
@@ -59,13 +85,12 @@ export function matvecQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usiz
       // f16 times a 6-bit integer), so (d·sc_j)·dx_j per lane has the bits of the scalar product.
       const sm = q4kScalesMins(blk + 4);
       const d = f32x4.splat(finiteF16At(blk)), dmin = f32x4.splat(finiteF16At(blk + 2));
-      const lo = f32x4.mul(f32x4.mul(d, q4kScalesF32(sm, false)), v128.load(xdb));
-      const hi = f32x4.mul(f32x4.mul(d, q4kScalesF32(sm, true)), v128.load(xdb, 16));
       minv = f32x4.add(minv, f32x4.mul(f32x4.mul(dmin, q4kMinsF32s(sm, false)), v128.load(xtb)));
       minv = f32x4.add(minv, f32x4.mul(f32x4.mul(dmin, q4kMinsF32s(sm, true)), v128.load(xtb, 16)));
       // A loop, not unrolled (V8 schedules an unrolled body's loads first and spills): chunk c
       // uses lanes 0, 1 of p, then p and q rotate by two lanes.
-      let p = lo, q = hi;
+      let p = f32x4.mul(f32x4.mul(d, q4kScalesF32(sm, false)), v128.load(xdb));
+      let q = f32x4.mul(f32x4.mul(d, q4kScalesF32(sm, true)), v128.load(xdb, 16));
       for (let c = 0; c < 4; c++) {
         acc = q4kPair(acc, blk + 16 + (<usize>c << 5), xb + (<usize>c << 7), i32x4.shuffle(p, p, 0, 0, 0, 0), i32x4.shuffle(p, p, 1, 1, 1, 1));
         p = i32x4.shuffle(p, q, 2, 3, 4, 5);
@@ -120,6 +145,26 @@ export function matvecQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usiz
  * integers) and acc += s·(d·dx).
  */
 export function matvecQ6_K(w: usize, x16: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32): void {
+  if (withinQ6Narrow(x16, k)) q6Rows(w, x16, xd, out, k, r0, r1, true);
+  else q6Rows(w, x16, xd, out, k, r0, r1, false);
+}
+
+/**
+ * Whether every int16 of x16 [k] is within ±255, so that a Q6_K sub-block's partial sums per lane
+ * (four products, |q − 32| ≤ 32) fit in int16 and q6BlockNarrow is exact. quantizeRowsQ8 gives
+ * −127..127 except for blocks of tiny (subnormal-scale) activations, where 1/d overflows.
+ */
+@inline function withinQ6Narrow(x16: usize, k: i32): bool {
+  let lo = i16x8.splat(0), hi = i16x8.splat(0);
+  for (let i = 0; i < k; i += 8) {
+    const v = v128.load(x16 + (<usize>i << 1));
+    lo = i16x8.min_s(lo, v); hi = i16x8.max_s(hi, v);
+  }
+  return i16x8.all_true(v128.and(i16x8.ge_s(lo, i16x8.splat(-255)), i16x8.le_s(hi, i16x8.splat(255))));
+}
+
+/** matvecQ6_K's rows, the blocks through q6BlockNarrow (`narrow`) or q6BlockMul: the same integers either way. */
+@inline function q6Rows(w: usize, x16: usize, xd: usize, out: usize, k: i32, r0: i32, r1: i32, narrow: bool): void {
   const nsb = k >> 8;
   const rowBytes = <usize>nsb * 210;
   for (let r = r0; r < r1; r++) {
@@ -141,7 +186,7 @@ export function matvecQ6_K(w: usize, x16: usize, xd: usize, out: usize, k: i32, 
         const sc = half == 0 ? i16x8.extend_low_i8x16_s(scales) : i16x8.extend_high_i8x16_s(scales);
         const qlA0 = v128.load(ql), qlA1 = v128.load(ql, 16), qlB0 = v128.load(ql, 32), qlB1 = v128.load(ql, 48);
         const qh0 = v128.load(qh), qh1 = v128.load(qh, 16);
-        if (Q6_NARROW) {
+        if (narrow) {
           acc = q6BlockNarrow(acc, q6Quarter0(qlA0, qh0), q6Quarter0(qlA1, qh1), i32x4.shuffle(sc, sc, 0, 0, 0, 0), xb, i32x4.shuffle(ds, ds, 0, 0, 0, 0));
           acc = q6BlockNarrow(acc, q6Quarter1(qlB0, qh0), q6Quarter1(qlB1, qh1), i32x4.shuffle(sc, sc, 1, 1, 1, 1), xb + 64, i32x4.shuffle(ds, ds, 1, 1, 1, 1));
           acc = q6BlockNarrow(acc, q6Quarter2(qlA0, qh0), q6Quarter2(qlA1, qh1), i32x4.shuffle(sc, sc, 2, 2, 2, 2), xb + 128, i32x4.shuffle(ds, ds, 2, 2, 2, 2));
