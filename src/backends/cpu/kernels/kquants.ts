@@ -29,14 +29,6 @@ export function blockSumsQ8(x16: usize, xd: usize, xt: usize, k: i32, r0: i32, r
   }
 }
 
-/** Σ of 32 unsigned 4-bit values (two u8x16) times the four x16 vectors of a block, as i32x4 lanes. */
-@inline function nibbleDot(lo: v128, hi: v128, x: usize): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(x)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(x, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(x, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(x, 48))),
-  );
-}
-
 /**
  * out[r] for rows [r0, r1) of a Q4_K matrix [n, k] (k a multiple of 256). Sub-block j of 32 decodes
  * as d·sc_j·q − dmin·m_j, so with S_j = Σ q·xq (exact) and xt_j = dx_j·Σ xq (blockSumsQ8):
@@ -48,6 +40,7 @@ export function matvecQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usiz
   const nsb = k >> 8;
   const rowBytes = <usize>nsb * 144;
   let r = r0;
+  // Two rows per pass share the x loads; the single-row loop below is the same arithmetic.
   for (; r + 2 <= r1; r += 2) {
     const a = w + <usize>r * rowBytes, e = a + rowBytes;
     let accA = f32x4.splat(0), minA = f32x4.splat(0), accE = f32x4.splat(0), minE = f32x4.splat(0);
