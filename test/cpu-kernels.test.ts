@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
-import { encodeBF16, encodeF16 } from '../src/quant/f16.js';
+import { encodeBF16, encodeF16, readF16 } from '../src/quant/f16.js';
 import type { DType } from '../src/quant/dtype.js';
 import { dequantize, quantize } from '../src/quant/dequantize.js';
 
@@ -148,6 +148,105 @@ test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights a
   }
 });
 }
+
+// The K-quant matvec kernels against their arithmetic written out in scalar f32 (Math.fround after
+// every operation), in the order the kernels promise: per output, an f32x4 whose lane l gathers
+// the elements of each block of 32 at (e & 7) >> 1 == l, block by block, summed across lanes at
+// the end. Pins the operations themselves, not just decode ≡ prefill.
+const f = Math.fround;
+const hsum4 = (v: number[]) => f(f(f(v[0]! + v[1]!) + v[2]!) + v[3]!);
+/** Lane sums of an integer dot over elements [from, from + len) of a block (len a multiple of 8). */
+function laneDots(q: (e: number) => number, x: Int16Array, xAt: number, from: number, len: number): number[] {
+  const lanes = [0, 0, 0, 0];
+  for (let e = from; e < from + len; e++) lanes[(e & 7) >> 1]! += q(e) * x[xAt + e]!;
+  return lanes;
+}
+
+/** Q4_K: acc += S_j·((d·sc_j)·dx_j) per sub-block, minv += (dmin·m_j)·xt_j four at a time, hsum(acc) − hsum(minv). */
+function canonicalQ4_K(w: Uint8Array, row: number, x: Int16Array, xd: Float32Array, xt: Float32Array, k: number): number {
+  const acc = [0, 0, 0, 0], minv = [0, 0, 0, 0];
+  for (let sb = 0; sb < k / 256; sb++) {
+    const b = row * (k / 256) * 144 + sb * 144;
+    const d = readF16(w, b), dmin = readF16(w, b + 2), sc = w.subarray(b + 4, b + 16), qs = w.subarray(b + 16, b + 144);
+    const scale = (j: number) => (j < 4 ? sc[j]! & 63 : (sc[j + 4]! & 15) | ((sc[j - 4]! >> 6) << 4));
+    const min = (j: number) => (j < 4 ? sc[j + 4]! & 63 : (sc[j + 4]! >> 4) | ((sc[j]! >> 6) << 4));
+    for (let j = 0; j < 8; j++) {
+      const xb = sb * 8 + j;
+      const S = laneDots((e) => (j & 1 ? qs[32 * (j >> 1) + e]! >> 4 : qs[32 * (j >> 1) + e]! & 15), x, xb * 32, 0, 32);
+      const s = f(f(d * scale(j)) * xd[xb]!);
+      for (let l = 0; l < 4; l++) acc[l] = f(acc[l]! + f(f(S[l]!) * s));
+    }
+    for (let h = 0; h < 2; h++) {
+      for (let l = 0; l < 4; l++) minv[l] = f(minv[l]! + f(f(dmin * min(4 * h + l)) * xt[sb * 8 + 4 * h + l]!));
+    }
+  }
+  return f(hsum4(acc) - hsum4(minv));
+}
+
+/** Q6_K: per block of 32, s = sc_a·S_a + sc_b·S_b (integers), acc += s·(d·dx). */
+function canonicalQ6_K(w: Uint8Array, row: number, x: Int16Array, xd: Float32Array, k: number): number {
+  const acc = [0, 0, 0, 0];
+  for (let sb = 0; sb < k / 256; sb++) {
+    const b = row * (k / 256) * 210 + sb * 210;
+    const d = readF16(w, b + 208);
+    for (let j = 0; j < 8; j++) {
+      const half = j >> 2, quarter = j & 3, xb = sb * 8 + j;
+      const q = (e: number) => {
+        const lowByte = w[b + 64 * half + 32 * (quarter & 1) + e]!, highBits = (w[b + 128 + 32 * half + e]! >> (2 * quarter)) & 3;
+        return ((quarter >= 2 ? lowByte >> 4 : lowByte & 15) | (highBits << 4)) - 32;
+      };
+      const scA = (w[b + 192 + 2 * j]! << 24) >> 24, scB = (w[b + 193 + 2 * j]! << 24) >> 24;
+      const Sa = laneDots(q, x, xb * 32, 0, 16), Sb = laneDots(q, x, xb * 32, 16, 16);
+      const s = f(d * xd[xb]!);
+      for (let l = 0; l < 4; l++) acc[l] = f(acc[l]! + f(f(scA * Sa[l]! + scB * Sb[l]!) * s));
+    }
+  }
+  return hsum4(acc);
+}
+
+test('matvecQ4_K and matvecQ6_K compute their f32 arithmetic in the canonical order, bit for bit, any row range', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  const k = 512, nb = k / 32;
+  for (const n of [1, 3, 5]) {
+    for (const dtype of ['Q4_K', 'Q6_K'] as const) {
+      // x from quantizeRowsQ8 (−127..127), and raw int16 over the whole range (the Q6_K kernel's
+      // other path; what quantizeRowsQ8 leaves for blocks of subnormal-scale activations).
+      for (const rawX of [false, true]) {
+        const wBytes = quantize(dtype, random(n * k));
+        const heap = new Uint8Array(memory.buffer);
+        const wOff = 65536, xOff = wOff + Math.ceil(wBytes.length / 64) * 64, x16Off = xOff + 4 * k, xdOff = x16Off + 2 * k, xtOff = xdOff + 4 * nb, outOff = xtOff + 4 * nb;
+        heap.set(wBytes, wOff);
+        new Float32Array(memory.buffer, xOff, k).set(random(k));
+        kernels.quantizeRowsQ8(xOff, x16Off, xdOff, k, 0, 1);
+        const x16 = new Int16Array(memory.buffer, x16Off, k), xd = new Float32Array(memory.buffer, xdOff, nb);
+        if (rawX) for (let i = 0; i < k; i++) x16[i] = i === 5 ? -32768 : i === 9 ? 32767 : Math.round(rng.next() * 65535) - 32768;
+        kernels.blockSumsQ8(x16Off, xdOff, xtOff, k, 0, 1);
+        const xt = new Float32Array(memory.buffer, xtOff, nb);
+        for (let b = 0; b < nb; b++) {
+          let sum = 0;
+          for (let e = 0; e < 32; e++) sum += x16[b * 32 + e]!;
+          assert.equal(xt[b], f(xd[b]! * sum), `blockSumsQ8 block ${b}`);
+        }
+        const expected = Array.from({ length: n }, (_, r) => dtype === 'Q4_K'
+          ? canonicalQ4_K(wBytes, r, x16, xd, xt, k) : canonicalQ6_K(wBytes, r, x16, xd, k));
+        // Every row range: all rows, a tail from row 1 (odd counts; the two-row passes and the
+        // single-row tail), single rows.
+        const ranges: [number, number][] = [[0, n], [Math.min(1, n - 1), n], ...Array.from({ length: n }, (_, r): [number, number] => [r, r + 1])];
+        for (const [r0, r1] of ranges) {
+          new Float32Array(memory.buffer, outOff, n).fill(NaN);
+          if (dtype === 'Q4_K') kernels.matvecQ4_K(wOff, x16Off, xdOff, xtOff, outOff, k, r0, r1);
+          else kernels.matvecQ6_K(wOff, x16Off, xdOff, outOff, k, r0, r1);
+          const out = new Float32Array(memory.buffer, outOff, n);
+          for (let r = 0; r < n; r++) {
+            if (r < r0 || r >= r1) assert.ok(Number.isNaN(out[r]), `${dtype} row ${r} outside [${r0}, ${r1}) is untouched`);
+            else assert.equal(out[r], expected[r], `${dtype} n=${n} rawX=${rawX} rows [${r0}, ${r1}) row ${r}`);
+          }
+        }
+      }
+    }
+  }
+});
 
 // The gemm kernels (prefill, batches) against the matvec kernels (decode): bit-identical outputs
 // for every dtype, token count, row range and tile size, so batching never changes a result.
