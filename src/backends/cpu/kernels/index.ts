@@ -9,3 +9,4 @@ export { setScratch, staticDataEnd } from './scratch';
 export * from './legacy';
 export * from './batched';
 export * from './bandwidth';
+export { relaxedSelfTest } from './selftest';
