@@ -289,7 +289,9 @@ test('the multiply-add self-test: the plain build is unfused, the relaxed one co
 
 test('MINERVA_CPU_SIMD forces a kernel set, refuses relaxed where the runtime lacks it, and names itself on a bad value', () => {
   const moduleUrl = new URL('../src/backends/cpu/kernel-module.js', import.meta.url).href;
-  const choose = (value: string) => spawnSync(process.execPath, ['--input-type=module', '-e',
+  // (with this process's V8 flags: Node 20 runs relaxed SIMD under --experimental-wasm-relaxed-simd)
+  const flags = process.execArgv.filter((a) => !a.startsWith('--test'));
+  const choose = (value: string) => spawnSync(process.execPath, [...flags, '--input-type=module', '-e',
     `const m = await import(${JSON.stringify(moduleUrl)}); try { console.log(JSON.stringify(await m.kernelChoice())); } catch (e) { console.log('error: ' + e.message); }`],
   { env: { ...process.env, MINERVA_CPU_SIMD: value }, encoding: 'utf8' }).stdout.trim();
   assert.equal(JSON.parse(choose('plain')).set, 'plain');

@@ -1,4 +1,4 @@
-// Entry point of the kernel module (build/kernels.wasm): every kernel file's exports.
+// Entry point of the kernel modules (build/kernels.wasm, and build/kernels-relaxed.wasm built with relaxed SIMD): every kernel file's exports.
 export * from './matvec';
 export * from './gemm';
 export * from './ops';
