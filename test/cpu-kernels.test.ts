@@ -2,7 +2,11 @@
 // with odd shapes (row tails, row counts not a multiple of the 4-row pass).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createKernelMemory, loadMatvecKernels } from '../src/backends/cpu/kernel-module.js';
+import { spawnSync } from 'node:child_process';
+import {
+  compileKernelSet, createKernelMemory, judgeMaddSelfTest, loadMatvecKernels, runRelaxedSelfTest, runtimeHasRelaxedSimd,
+  type KernelSet,
+} from '../src/backends/cpu/kernel-module.js';
 import { ReferenceBackend } from '../src/backends/reference/reference-backend.js';
 import { Rng } from '../src/engine/rng.js';
 import { encodeBF16, encodeF16, readF16 } from '../src/quant/f16.js';
@@ -10,6 +14,12 @@ import type { DType } from '../src/quant/dtype.js';
 import { dequantize, quantize } from '../src/quant/dequantize.js';
 
 const rng = new Rng(1234);
+
+// Both kernel builds where this runtime runs relaxed SIMD (Node ≥ 22), the plain one otherwise: the
+// bit-identity tests hold within each build, whichever the runtime's multiply-add is.
+const relaxedVerdict = runtimeHasRelaxedSimd() ? await runRelaxedSelfTest(await compileKernelSet('relaxed')) : undefined;
+const SETS: KernelSet[] = relaxedVerdict && !('problem' in relaxedVerdict) ? ['plain', 'relaxed'] : ['plain'];
+const loadSet = async (memory: WebAssembly.Memory, set: KernelSet) => loadMatvecKernels(memory, await compileKernelSet(set));
 const random = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
 
 /** The reference backend's x · Wᵀ for a weight stored as `dtype`. */
@@ -34,9 +44,10 @@ function assertClose(actual: Float32Array, expected: Float32Array, tol: number):
   }
 }
 
-test('matvecF32 equals the reference matmul, any shape, any row range', async () => {
+for (const set of SETS) {
+test(`${set} kernels: matvecF32 equals the reference matmul, any shape, any row range`, async () => {
   const memory = createKernelMemory(16);
-  const kernels = await loadMatvecKernels(memory);
+  const kernels = await loadSet(memory, set);
   for (const [n, k] of [[1, 1], [3, 5], [13, 37], [64, 64], [67, 130]] as const) {
     const w = random(n * k), x = random(k);
     const heap = new Uint8Array(memory.buffer);
@@ -51,10 +62,12 @@ test('matvecF32 equals the reference matmul, any shape, any row range', async ()
     assertClose(out, await referenceMatvec('F32', new Uint8Array(w.buffer), n, k, x), 1e-5);
   }
 });
+}
 
-test('matvecBF16 equals the reference matmul on the same bf16 weights', async () => {
+for (const set of SETS) {
+test(`${set} kernels: matvecBF16 equals the reference matmul on the same bf16 weights`, async () => {
   const memory = createKernelMemory(16);
-  const kernels = await loadMatvecKernels(memory);
+  const kernels = await loadSet(memory, set);
   for (const [n, k] of [[1, 8], [5, 24], [33, 256]] as const) {
     const wBytes = encodeBF16(random(n * k)), x = random(k);
     const xp = permuted(x);
@@ -67,6 +80,7 @@ test('matvecBF16 equals the reference matmul on the same bf16 weights', async ()
     assertClose(out, await referenceMatvec('BF16', wBytes, n, k, x), 1e-5);
   }
 });
+}
 
 test('permuteX lays x out per 8 as evens then odds, scaled, and reports max |x|', async () => {
   const memory = createKernelMemory(16);
@@ -80,9 +94,10 @@ test('permuteX lays x out per 8 as evens then odds, scaled, and reports max |x|'
   assert.ok(Number.isNaN(kernels.permuteX(0, 256, 8, 1)), 'NaN is reported, so the caller falls back');
 });
 
-test('matvecF16 and matvecF16Scaled equal the reference matmul, including subnormal, infinite and NaN weights', async () => {
+for (const set of SETS) {
+test(`${set} kernels: matvecF16 and matvecF16Scaled equal the reference matmul, including subnormal, infinite and NaN weights`, async () => {
   const memory = createKernelMemory(16);
-  const kernels = await loadMatvecKernels(memory);
+  const kernels = await loadSet(memory, set);
   for (const [n, k] of [[1, 8], [6, 40], [17, 128]] as const) {
     const values = random(n * k);
     values[0] = 3e-6; values[1] = -6e-8; values[2] = 65504; values[3] = -0; values[4] = -65504; values[5] = 6.1e-5; // subnormals, max, -0, min, the largest subnormal
@@ -114,6 +129,7 @@ test('matvecF16 and matvecF16Scaled equal the reference matmul, including subnor
   assert.equal(out[0], Infinity);
   assert.ok(Number.isNaN(out[1]));
 });
+}
 
 for (const dtype of ['Q8_0', 'Q4_0'] as const) {
 test(`matvec${dtype} computes the block-scaled integer dot of ${dtype} weights and 8-bit-quantized x`, async () => {
@@ -250,9 +266,10 @@ test('matvecQ4_K and matvecQ6_K compute their f32 arithmetic in the canonical or
 
 // The gemm kernels (prefill, batches) against the matvec kernels (decode): bit-identical outputs
 // for every dtype, token count, row range and tile size, so batching never changes a result.
-test('gemm kernels equal the matvec kernels bit for bit, any token count, row range and tile', async () => {
+for (const set of SETS) {
+test(`${set} kernels: gemm kernels equal the matvec kernels bit for bit, any token count, row range and tile`, async () => {
   const memory = createKernelMemory(64);
-  const kernels = await loadMatvecKernels(memory);
+  const kernels = await loadSet(memory, set);
   let top = 0;
   const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
   const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
@@ -294,13 +311,15 @@ test('gemm kernels equal the matvec kernels bit for bit, any token count, row ra
     }
   }
 });
+}
 
 // F16's batched-decode kernel (several sequences' decode steps in one call) against its
 // token-by-token kernel: bit-identical for every token count (groups of four, a last group of one,
 // two or three), row range and tile, so a stream's tokens never depend on its company.
-test('batchF16Scaled equals matmulF16Scaled bit for bit, any token count, row range and tile', async () => {
+for (const set of SETS) {
+test(`${set} kernels: batchF16Scaled equals matmulF16Scaled bit for bit, any token count, row range and tile`, async () => {
   const memory = createKernelMemory(64);
-  const kernels = await loadMatvecKernels(memory);
+  const kernels = await loadSet(memory, set);
   let top = 65536;
   const alloc = (bytes: number) => { const o = top; top = Math.ceil((top + bytes) / 64) * 64; return o; };
   const put = (bytes: Uint8Array) => { const o = alloc(bytes.length); new Uint8Array(memory.buffer, o, bytes.length).set(bytes); return o; };
@@ -321,4 +340,69 @@ test('batchF16Scaled equals matmulF16Scaled bit for bit, any token count, row ra
       }
     }
   }
+});
+}
+
+// The relaxed-SIMD build against the plain one: the same sums, rounded once per multiply-add
+// where the runtime fuses them (so within float rounding), and bit for bit where it does not.
+test('relaxed kernels agree with the plain ones: within rounding when fused, bit for bit when not', { skip: SETS.length < 2 && 'this runtime does not run the relaxed-SIMD kernels' }, async () => {
+  const fused = relaxedVerdict !== undefined && 'fused' in relaxedVerdict && relaxedVerdict.fused;
+  const memory = createKernelMemory(64);
+  const plain = await loadSet(memory, 'plain'), relaxed = await loadSet(memory, 'relaxed');
+  const n = 37, k = 512, nTok = 5;
+  const top = 65536, wBytes = n * k * 4, xOff = top + wBytes, outA = xOff + nTok * k * 4, outB = outA + nTok * n * 4, scratch = outB + nTok * n * 4;
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    const w = quantize(dtype, random(n * k)), x = random(nTok * k);
+    new Uint8Array(memory.buffer, top, w.length).set(w);
+    const input = dtype === 'F32' ? x : Float32Array.from({ length: nTok * k }, (_, i) => permuted(x.subarray(i - (i % k), i - (i % k) + k))[i % k]!);
+    new Float32Array(memory.buffer, xOff, nTok * k).set(input);
+    for (const kernel of [`matmul${dtype}`, `gemm${dtype}`] as const) {
+      for (const [kernels, out] of [[plain, outA], [relaxed, outB]] as const) {
+        kernels.setScratch(scratch, 16 * k, 0);
+        kernels[kernel](top, xOff, out, k, n, nTok, 0, n);
+      }
+      const a = new Float32Array(memory.buffer, outA, nTok * n).slice(), b = new Float32Array(memory.buffer, outB, nTok * n).slice();
+      if (fused) {
+        assertClose(b, a, 1e-5);
+        assert.ok(b.some((v, i) => v !== a[i]), `${kernel}: the fused multiply-add rounds differently somewhere (else the relaxed build is not what ran)`);
+      } else {
+        assert.deepEqual(b, a, `${kernel}: unfused, the relaxed build computes exactly what the plain one does`);
+      }
+    }
+  }
+});
+
+test('the multiply-add self-test: the plain build is unfused, the relaxed one consistent, a mix refused', async () => {
+  assert.deepEqual(await runRelaxedSelfTest(await compileKernelSet('plain')), { fused: false });
+  if (relaxedVerdict) assert.ok(!('problem' in relaxedVerdict), `this runtime's relaxed SIMD: ${JSON.stringify(relaxedVerdict)}`);
+  const fused = [2 ** -24, 4, -(2 ** -24), 0], unfused = [0, 4, 0, 0];
+  assert.deepEqual(judgeMaddSelfTest(fused, fused), { fused: true });
+  assert.deepEqual(judgeMaddSelfTest(unfused, unfused), { fused: false });
+  // Fused on the first tier, unfused once optimised: a row's bits would depend on when it ran.
+  assert.match((judgeMaddSelfTest(fused, unfused) as { problem: string }).problem, /fused on the first call and unfused once optimised/);
+  // Lanes fused and unfused in one answer, or a wrong sum (Node 20's flagged relaxed dot doubled its).
+  assert.match((judgeMaddSelfTest([2 ** -24, 4, 0, 0], fused) as { problem: string }).problem, /neither the fused/);
+  assert.match((judgeMaddSelfTest(fused, [2 ** -24, 8, -(2 ** -24), 0]) as { problem: string }).problem, /once optimised, neither/);
+  assert.match((judgeMaddSelfTest(unfused, [0, 4, 0, -0]) as { problem: string }).problem, /neither/, 'the sign of zero counts');
+});
+
+test('MINERVA_CPU_SIMD forces a kernel set, refuses relaxed where the runtime lacks it, and names itself on a bad value', () => {
+  const moduleUrl = new URL('../src/backends/cpu/kernel-module.js', import.meta.url).href;
+  // (with this process's V8 flags: Node 20 runs relaxed SIMD under --experimental-wasm-relaxed-simd)
+  const flags = process.execArgv.filter((a) => !a.startsWith('--test'));
+  const choose = (value: string) => spawnSync(process.execPath, [...flags, '--input-type=module', '-e',
+    `const m = await import(${JSON.stringify(moduleUrl)}); try { console.log(JSON.stringify(await m.kernelChoice())); } catch (e) { console.log('error: ' + e.message); }`],
+  { env: { ...process.env, MINERVA_CPU_SIMD: value }, encoding: 'utf8' }).stdout.trim();
+  assert.equal(JSON.parse(choose('plain')).set, 'plain');
+  assert.match(choose('plain'), /MINERVA_CPU_SIMD=plain/);
+  if (SETS.includes('relaxed')) {
+    const relaxed = JSON.parse(choose('relaxed')) as { set: string; description: string };
+    assert.equal(relaxed.set, 'relaxed');
+    assert.equal(JSON.parse(choose('')).set, 'relaxed', 'auto picks relaxed where its self-test passes');
+    assert.match(relaxed.description, /self-test passed/);
+  } else {
+    assert.match(choose('relaxed'), /^error: MINERVA_CPU_SIMD=relaxed refused: this runtime does not support relaxed SIMD/);
+    assert.equal(JSON.parse(choose('')).set, 'plain');
+  }
+  assert.match(choose('fast'), /^error: MINERVA_CPU_SIMD must be "plain", "relaxed" or "auto" \(unset\), got "fast"/);
 });

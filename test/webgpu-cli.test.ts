@@ -24,6 +24,9 @@ test('minerva devices lists the adapters with features and limits, and what auto
   assert.equal(out.auto, out.adapters.some((a) => !a.software) ? 'webgpu' : 'cpu');
   const text = (await cli(['devices'])).stdout;
   assert.match(text, /--backend auto picks: (webgpu|cpu)/);
+  // And which kernel build the cpu backend runs here (relaxed SIMD only where its self-test passed).
+  assert.ok(['plain', 'relaxed'].includes((JSON.parse(stdout) as { cpuKernels: { set: string } }).cpuKernels.set));
+  assert.match(text, /^cpu backend kernels: (plain SIMD \(.+\)|relaxed SIMD \(.*self-test passed.*\))$/m);
 });
 
 test('minerva run --backend webgpu writes stories260K\'s greedy text', { skip: fixturesSkip || skip }, async () => {

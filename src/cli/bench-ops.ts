@@ -10,6 +10,7 @@ import {
   makePlan, parseBackendList, parseDTypeList, parseIntList, parseOpList, type OpsBackend, type OpsFlags,
 } from '../bench/ops-cases.js';
 import { formatCsv, formatReport, machineInfo, makeReport } from '../bench/ops-report.js';
+import { kernelChoice } from '../backends/cpu/kernel-module.js';
 import { runOps } from '../bench/ops-runner.js';
 import { formatSvg } from '../bench/ops-svg.js';
 import { stepProgressBar } from './progress.js';
@@ -66,6 +67,7 @@ export async function benchOpsCommand(o: BenchOpsOptions, cmd?: Command): Promis
     bar.stop();
   }
   if (o.threads && !backends.includes('cpu')) run.notes.push('--threads applies to the cpu backend only');
+  if (backends.includes('cpu')) run.notes.push(`cpu kernels: ${(await kernelChoice()).description}`);
   const report = makeReport(machine, plan, run);
   process.stdout.write(formatReport(report));
   const written: string[] = [];

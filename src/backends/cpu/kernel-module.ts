@@ -98,6 +98,8 @@ export interface MatvecKernels {
   add(a: number, b: number, out: number, r0: number, r1: number): void;
   /** Rotary embedding in place for items [r0, r1) of nTok × nHeads, angles from cosSin [nTok, headDim/2, 2]. */
   rope(x: number, cosSin: number, cols: number, nHeads: number, headDim: number, dims: number, interleaved: number, r0: number, r1: number): void;
+  /** out[0..3] = the kernels' multiply-add of the f32x4s a, b, c at `inputs` (48 bytes), `rounds` times (selftest.ts). */
+  relaxedSelfTest(inputs: number, out: number, rounds: number): void;
   /** partials[c] = Σ of chunk c's f32s for chunks [r0, r1) of chunkBytes (a multiple of 64) from src: read bandwidth (bandwidth.ts). */
   sumChunksF32(src: number, partials: number, chunkBytes: number, r0: number, r1: number): void;
   // Row ops (rows.ts).
@@ -132,21 +134,167 @@ export const ATTENTION_PARAMS = {
   nHeads: 7, nKVHeads: 8, headDim: 9, ctxLen: 10, window: 11, scale: 12, softcap: 13, size: 14,
 } as const;
 
-const WASM_URL = new URL('../../../../build/kernels.wasm', import.meta.url);
-let compiled: Promise<WebAssembly.Module> | undefined;
+/**
+ * The two builds of the kernels, from the same sources: plain WebAssembly SIMD, and with the
+ * relaxed-SIMD instructions the kernels' helpers pick when built with `--enable relaxed-simd`
+ * (common.ts: f32x4.relaxed_madd for the float kernels' multiply-adds).
+ */
+export type KernelSet = 'plain' | 'relaxed';
+
+const WASM_URLS: Record<KernelSet, URL> = {
+  plain: new URL('../../../../build/kernels.wasm', import.meta.url),
+  relaxed: new URL('../../../../build/kernels-relaxed.wasm', import.meta.url),
+};
+
+/** Which kernel set this process runs, and why. */
+export interface KernelChoice {
+  set: KernelSet;
+  /** Whether the runtime fuses the multiply-adds (one rounding): true only for the relaxed set on a CPU with FMA. */
+  fusedMultiplyAdd: boolean;
+  /** One line for `minerva devices` and bench output, e.g. "relaxed SIMD (fused multiply-add; self-test passed)". */
+  description: string;
+}
+
+/** The environment variable that forces a kernel set. */
+export const SIMD_ENV = 'MINERVA_CPU_SIMD';
+
+/**
+ * The smallest module using f32x4.relaxed_madd (one function, v128 → v128):
+ * WebAssembly.validate answers whether this runtime decodes relaxed SIMD at all.
+ */
+const RELAXED_PROBE = Uint8Array.of(
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00, 0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x00, 0x20, 0x00, 0xfd,
+  0x85, 0x02, 0x0b,
+);
+
+const compiledSets = new Map<KernelSet, Promise<WebAssembly.Module>>();
+let chosen: Promise<{ choice: KernelChoice; module: WebAssembly.Module }> | undefined;
 
 /** 64 KiB pages; 65536 pages = the 4 GiB a wasm32 memory can address. */
 export function createKernelMemory(initialPages: number): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: initialPages, maximum: 65536, shared: true });
 }
 
-/** The compiled kernel module (compiled once per process; shared with workers by postMessage). */
-export function compileKernels(): Promise<WebAssembly.Module> {
-  compiled ??= readFile(WASM_URL).then((bytes) => WebAssembly.compile(bytes)).catch((e: unknown) => {
-    compiled = undefined;
-    throw new Error(`cannot load the cpu kernels from ${WASM_URL.pathname} (run npm install): ${(e as Error).message}`);
+/** One kernel set's compiled module (compiled once per process), whether or not this runtime would choose it. */
+export function compileKernelSet(set: KernelSet): Promise<WebAssembly.Module> {
+  let p = compiledSets.get(set);
+  if (!p) {
+    const url = WASM_URLS[set];
+    p = readFile(url).then((bytes) => WebAssembly.compile(bytes)).catch((e: unknown) => {
+      compiledSets.delete(set);
+      throw new Error(`cannot load the cpu kernels from ${url.pathname} (run npm install): ${(e as Error).message}`);
+    });
+    compiledSets.set(set, p);
+  }
+  return p;
+}
+
+/** Whether this runtime decodes relaxed-SIMD instructions (Node ≥ 22 by default; Node 20 only with --experimental-wasm-relaxed-simd). */
+export function runtimeHasRelaxedSimd(): boolean {
+  // (validate is missing from the typings this project compiles against; every runtime has it.)
+  return (WebAssembly as unknown as { validate(bytes: Uint8Array): boolean }).validate(RELAXED_PROBE);
+}
+
+// The self-test's inputs, per lane a·b + c: lanes 0 and 2 are where a fused multiply-add (one
+// rounding: ±2^-24) and an unfused one (the product rounded to 1 + 2^-11 first: +0) differ; lanes 1
+// and 3 are exact either way (4 and +0).
+const MADD_A = [1 + 2 ** -12, 1.5, -(1 + 2 ** -12), 3];
+const MADD_B = [1 + 2 ** -12, 2, 1 + 2 ** -12, 0.25];
+const MADD_C = [-(1 + 2 ** -11), 1, 1 + 2 ** -11, -0.75];
+const MADD_FUSED = [2 ** -24, 4, -(2 ** -24), 0];
+const MADD_UNFUSED = [0, 4, 0, 0];
+
+/**
+ * Judges the multiply-add self-test: `first` is the answer of the runtime's first compiler,
+ * `optimised` the answer after the function has been run long enough to be optimised. Both must
+ * be the fused or both the unfused result on every lane (bit for bit, signs of zero included): a
+ * mix would make a row's result depend on when, or by which kernel, it was computed.
+ */
+export function judgeMaddSelfTest(first: ArrayLike<number>, optimised: ArrayLike<number>): { fused: boolean } | { problem: string } {
+  const same = (v: ArrayLike<number>, want: number[]) => want.every((w, i) => Object.is(v[i], w));
+  const show = (v: ArrayLike<number>) => `[${Array.from(v).join(', ')}]`;
+  const kind = (v: ArrayLike<number>) => same(v, MADD_FUSED) ? 'fused' : same(v, MADD_UNFUSED) ? 'unfused' : undefined;
+  const a = kind(first), b = kind(optimised);
+  if (!a) return { problem: `f32x4.relaxed_madd returned ${show(first)}, neither the fused ${show(MADD_FUSED)} nor the unfused ${show(MADD_UNFUSED)} result` };
+  if (!b) return { problem: `f32x4.relaxed_madd returned ${show(optimised)} once optimised, neither the fused ${show(MADD_FUSED)} nor the unfused ${show(MADD_UNFUSED)} result` };
+  if (a !== b) return { problem: `f32x4.relaxed_madd was ${a} on the first call and ${b} once optimised` };
+  return { fused: a === 'fused' };
+}
+
+/**
+ * Runs `module`'s relaxedSelfTest on known inputs: once as first compiled, then after enough
+ * rounds (about 10^7 multiply-adds, a few milliseconds) for V8 to have moved it to its optimising
+ * tier, checking again between short pauses while that compile may still be in the background.
+ */
+export async function runRelaxedSelfTest(module: WebAssembly.Module): Promise<{ fused: boolean } | { problem: string }> {
+  const memory = createKernelMemory(2);
+  const k = instantiateKernels(memory, module);
+  const inputs = 65536, out = inputs + 64; // the second page: above the module's static data
+  new Float32Array(memory.buffer, inputs, 12).set([...MADD_A, ...MADD_B, ...MADD_C]);
+  const result = new Float32Array(memory.buffer, out, 4);
+  k.relaxedSelfTest(inputs, out, 1);
+  const first = result.slice();
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 20; i++) k.relaxedSelfTest(inputs, out, 100_000);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    result.fill(NaN);
+    k.relaxedSelfTest(inputs, out, 1);
+    const verdict = judgeMaddSelfTest(first, result);
+    if ('problem' in verdict) return verdict;
+  }
+  return judgeMaddSelfTest(first, result);
+}
+
+/** The kernel set MINERVA_CPU_SIMD asks for, or undefined when unset (auto). */
+function requestedSet(value: string | undefined): KernelSet | undefined {
+  if (value === undefined || value === '' || value === 'auto') return undefined;
+  if (value === 'plain' || value === 'relaxed') return value;
+  throw new Error(`${SIMD_ENV} must be "plain", "relaxed" or "auto" (unset), got ${JSON.stringify(value)}`);
+}
+
+async function choose(): Promise<{ choice: KernelChoice; module: WebAssembly.Module }> {
+  const requested = requestedSet(process.env[SIMD_ENV]);
+  const plain = async (why: string) => ({
+    choice: { set: 'plain' as const, fusedMultiplyAdd: false, description: `plain SIMD (${why})` },
+    module: await compileKernelSet('plain'),
   });
-  return compiled;
+  if (requested === 'plain') return plain(`${SIMD_ENV}=plain`);
+  const refuse = (why: string) => {
+    if (requested === 'relaxed') throw new Error(`${SIMD_ENV}=relaxed refused: ${why}`);
+    return plain(why);
+  };
+  if (!runtimeHasRelaxedSimd()) return refuse(`this runtime does not support relaxed SIMD (Node ${process.versions.node})`);
+  const module = await compileKernelSet('relaxed');
+  const verdict = await runRelaxedSelfTest(module);
+  if ('problem' in verdict) return refuse(`relaxed-SIMD self-test failed: ${verdict.problem}`);
+  const how = verdict.fused ? 'fused multiply-add' : 'multiply-add unfused on this CPU';
+  return {
+    choice: { set: 'relaxed', fusedMultiplyAdd: verdict.fused, description: `relaxed SIMD (${how}; self-test passed${requested ? `; ${SIMD_ENV}=relaxed` : ''})` },
+    module,
+  };
+}
+
+/**
+ * Which kernel set the cpu backend runs in this process, chosen once: relaxed SIMD when the
+ * runtime validates it and its self-test passes, else plain; MINERVA_CPU_SIMD=plain|relaxed forces
+ * one (relaxed is refused, with the reason, where it would fail).
+ */
+export async function kernelChoice(): Promise<KernelChoice> {
+  return (await chosenKernels()).choice;
+}
+
+function chosenKernels(): Promise<{ choice: KernelChoice; module: WebAssembly.Module }> {
+  chosen ??= choose().catch((e: unknown) => {
+    chosen = undefined;
+    throw e;
+  });
+  return chosen;
+}
+
+/** The compiled module of the chosen kernel set (see kernelChoice; shared with workers by postMessage). */
+export async function compileKernels(): Promise<WebAssembly.Module> {
+  return (await chosenKernels()).module;
 }
 
 /** Instantiates a compiled kernel module on `memory`, synchronously (no compilation happens). */

@@ -58,9 +58,22 @@
   return v128.and(i32x4.shr_s(raw, 3), i32x4.splat(0x8fffe000));
 }
 
+/**
+ * acc + a·b per lane: the one multiply-add of the float kernels' dot products. The relaxed-SIMD
+ * build (build/kernels-relaxed.wasm, `--enable relaxed-simd`) uses f32x4.relaxed_madd, which the
+ * runtime may run fused (one rounding) or not; the plain build multiplies, rounds and adds. Every
+ * float kernel (matvec, batched, gemm) goes through this helper, so within one module a row's
+ * result stays the same whichever kernel ran it; kernel-module.ts checks at start that the runtime
+ * runs it the same way before and after its optimising compiler has taken over (relaxedSelfTest).
+ */
+@inline export function madd(acc: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
 /** One step of the canonical f32 dot over a permuted group of 8: (s + even·xe) + odd·xo. */
 @inline export function pairStep(s: v128, even: v128, odd: v128, xe: v128, xo: v128): v128 {
-  return f32x4.add(f32x4.add(s, f32x4.mul(even, xe)), f32x4.mul(odd, xo));
+  return madd(madd(s, even, xe), odd, xo);
 }
 
 // ggml K-quant block fields (layouts in src/quant/q4_k.ts and q6_k.ts), for the matvec and gemm

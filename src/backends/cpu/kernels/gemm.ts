@@ -7,7 +7,7 @@
 // Every output follows the same arithmetic as the matvec kernel of its dtype (the canonical f32
 // dot, or the per-block integer dot), so a token's result is bit-identical whether it ran alone
 // through matvec or in a batch through gemm: a sequence's greedy tokens never depend on its company.
-import { bf16Even, bf16Odd, f16Even, f16Odd, finiteF16At, hsum, q4kMinsF32, q4kScalesMins, q6Values } from './common';
+import { bf16Even, bf16Odd, f16Even, f16Odd, finiteF16At, hsum, madd, q4kMinsF32, q4kScalesMins, q6Values } from './common';
 import { scratch, scratchBytes } from './scratch';
 
 /** Rows per tile: as many as fit 64 KiB (measured best on 2048×5632, 128 tokens: the tile and a token pair stay close to the core), a multiple of 4, at least 4. */
@@ -23,7 +23,7 @@ import { scratch, scratchBytes } from './scratch';
 @inline function dot1(a: usize, x: usize, k: i32): f32 {
   const k4 = k & ~3;
   let s = f32x4.splat(0);
-  for (let i = 0; i < k4; i += 4) s = f32x4.add(s, f32x4.mul(v128.load(a + (<usize>i << 2)), v128.load(x + (<usize>i << 2))));
+  for (let i = 0; i < k4; i += 4) s = madd(s, v128.load(a + (<usize>i << 2)), v128.load(x + (<usize>i << 2)));
   let t = hsum(s);
   for (let i = k4; i < k; i++) t += load<f32>(a + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
   return t;
@@ -49,10 +49,10 @@ function gemmTileF32(w: usize, ws: usize, rows: i32, x: usize, xs: usize, nTok: 
         const o = <usize>i << 2;
         const xa = v128.load(x0 + o), xb = v128.load(x1 + o);
         const wa = v128.load(a + o), wb = v128.load(b + o), wc = v128.load(c + o), wd = v128.load(d + o);
-        a0 = f32x4.add(a0, f32x4.mul(wa, xa)); a1 = f32x4.add(a1, f32x4.mul(wa, xb));
-        b0 = f32x4.add(b0, f32x4.mul(wb, xa)); b1 = f32x4.add(b1, f32x4.mul(wb, xb));
-        c0 = f32x4.add(c0, f32x4.mul(wc, xa)); c1 = f32x4.add(c1, f32x4.mul(wc, xb));
-        d0 = f32x4.add(d0, f32x4.mul(wd, xa)); d1 = f32x4.add(d1, f32x4.mul(wd, xb));
+        a0 = madd(a0, wa, xa); a1 = madd(a1, wa, xb);
+        b0 = madd(b0, wb, xa); b1 = madd(b1, wb, xb);
+        c0 = madd(c0, wc, xa); c1 = madd(c1, wc, xb);
+        d0 = madd(d0, wd, xa); d1 = madd(d1, wd, xb);
       }
       let ta0 = hsum(a0), tb0 = hsum(b0), tc0 = hsum(c0), td0 = hsum(d0);
       let ta1 = hsum(a1), tb1 = hsum(b1), tc1 = hsum(c1), td1 = hsum(d1);

@@ -1,4 +1,4 @@
-// Entry point of the kernel module (build/kernels.wasm): every kernel file's exports.
+// Entry point of the kernel modules (build/kernels.wasm, and build/kernels-relaxed.wasm built with relaxed SIMD): every kernel file's exports.
 export * from './matvec';
 export * from './gemm';
 export * from './ops';
@@ -10,3 +10,4 @@ export * from './legacy';
 export * from './batched';
 export * from './bandwidth';
 export * from './rows';
+export { relaxedSelfTest } from './selftest';

@@ -2,7 +2,7 @@
 // x is f32. All pointers are byte offsets into the (imported, shareable) linear memory.
 // Nothing here may use a Node API: the same module loads in a browser.
 import {
-  bf16Even, bf16Odd, f16Even, f16Odd, f16ScaledEven, f16ScaledOdd, finiteF16At, hsum, pairStep,
+  bf16Even, bf16Odd, f16Even, f16Odd, f16ScaledEven, f16ScaledOdd, finiteF16At, hsum, madd, pairStep,
 } from './common';
 
 /**
@@ -24,10 +24,10 @@ export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
     for (let i = 0; i < k4; i += 4) {
       const o = <usize>i << 2;
       const xv = v128.load(x + o);
-      sa = f32x4.add(sa, f32x4.mul(v128.load(a + o), xv));
-      sb = f32x4.add(sb, f32x4.mul(v128.load(b + o), xv));
-      sc = f32x4.add(sc, f32x4.mul(v128.load(c + o), xv));
-      sd = f32x4.add(sd, f32x4.mul(v128.load(d + o), xv));
+      sa = madd(sa, v128.load(a + o), xv);
+      sb = madd(sb, v128.load(b + o), xv);
+      sc = madd(sc, v128.load(c + o), xv);
+      sd = madd(sd, v128.load(d + o), xv);
     }
     let ta = hsum(sa), tb = hsum(sb), tc = hsum(sc), td = hsum(sd);
     for (let i = k4; i < k; i++) {
@@ -44,7 +44,7 @@ export function matvecF32(w: usize, x: usize, out: usize, k: i32, r0: i32, r1: i
     let s = f32x4.splat(0);
     for (let i = 0; i < k4; i += 4) {
       const o = <usize>i << 2;
-      s = f32x4.add(s, f32x4.mul(v128.load(a + o), v128.load(x + o)));
+      s = madd(s, v128.load(a + o), v128.load(x + o));
     }
     let t = hsum(s);
     for (let i = k4; i < k; i++) t += load<f32>(a + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
