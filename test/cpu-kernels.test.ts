@@ -264,6 +264,65 @@ test('matvecQ4_K and matvecQ6_K compute their f32 arithmetic in the canonical or
   }
 });
 
+/** Q8_0 / Q4_0: per block of 32, S = the exact lane sums of q·x, acc[l] += f32(S[l]) · (dw · dx). */
+function canonicalQ8_0orQ4_0(dtype: 'Q8_0' | 'Q4_0', w: Uint8Array, row: number, x: Int16Array, xd: Float32Array, k: number): number {
+  const nb = k / 32, blockBytes = dtype === 'Q8_0' ? 34 : 18;
+  const acc = [0, 0, 0, 0];
+  for (let b = 0; b < nb; b++) {
+    const at = (row * nb + b) * blockBytes;
+    const q = dtype === 'Q8_0'
+      ? (e: number) => (w[at + 2 + e]! << 24) >> 24
+      : (e: number) => (e < 16 ? w[at + 2 + e]! & 15 : w[at + 2 + e - 16]! >> 4) - 8;
+    const S = laneDots(q, x, b * 32, 0, 32);
+    const s = f(readF16(w, at) * xd[b]!);
+    for (let l = 0; l < 4; l++) acc[l] = f(acc[l]! + f(f(S[l]!) * s));
+  }
+  return hsum4(acc);
+}
+
+test('matvecQ8_0 and matvecQ4_0 compute their f32 arithmetic in the canonical order, bit for bit, any row range', async () => {
+  const memory = createKernelMemory(16);
+  const kernels = await loadMatvecKernels(memory);
+  // 7 blocks per row: not a multiple of 2 or 4, so any grouping of blocks has a remainder.
+  const k = 224, nb = k / 32;
+  for (const n of [1, 3, 5, 6]) {
+    for (const dtype of ['Q8_0', 'Q4_0'] as const) {
+      // x from quantizeRowsQ8 (−127..127), and raw int16 over the whole range: the integer dots
+      // are exact for any int16 x.
+      for (const rawX of [false, true]) {
+        const wBytes = quantize(dtype, random(n * k));
+        // Q8_0 weights may hold −128 (quantize never writes it): a block with one, in the last row.
+        if (dtype === 'Q8_0') wBytes[((n - 1) * nb + 3) * 34 + 2 + 17] = 0x80;
+        const heap = new Uint8Array(memory.buffer);
+        const wOff = 65536, xOff = wOff + Math.ceil(wBytes.length / 64) * 64, x16Off = xOff + 4 * k, xdOff = x16Off + 2 * k, outOff = xdOff + 4 * nb;
+        heap.set(wBytes, wOff);
+        new Float32Array(memory.buffer, xOff, k).set(random(k));
+        kernels.quantizeRowsQ8(xOff, x16Off, xdOff, k, 0, 1);
+        const x16 = new Int16Array(memory.buffer, x16Off, k), xd = new Float32Array(memory.buffer, xdOff, nb);
+        if (rawX) for (let i = 0; i < k; i++) x16[i] = i === 5 ? -32768 : i === 9 ? 32767 : Math.round(rng.next() * 65535) - 32768;
+        const expected = Array.from({ length: n }, (_, r) => canonicalQ8_0orQ4_0(dtype, wBytes, r, x16, xd, k));
+        // Every row range: all rows, a tail from row 1 (odd counts: whatever rows a pass takes, and
+        // the tail after the last full pass), the middle rows, single rows.
+        const ranges: [number, number][] = [[0, n], [Math.min(1, n - 1), n], [Math.min(1, n - 1), Math.max(1, n - 1)],
+          ...Array.from({ length: n }, (_, r): [number, number] => [r, r + 1])];
+        for (const [r0, r1] of ranges) {
+          new Float32Array(memory.buffer, outOff, n).fill(NaN);
+          kernels[`matvec${dtype}`](wOff, x16Off, xdOff, outOff, k, r0, r1);
+          const out = new Float32Array(memory.buffer, outOff, n);
+          for (let r = 0; r < n; r++) {
+            if (r < r0 || r >= r1) assert.ok(Number.isNaN(out[r]), `${dtype} row ${r} outside [${r0}, ${r1}) is untouched`);
+            else assert.equal(out[r], expected[r], `${dtype} n=${n} rawX=${rawX} rows [${r0}, ${r1}) row ${r}`);
+          }
+        }
+        // matmul (decode of a few tokens, tile by tile) is matvec per token: the same bits.
+        new Float32Array(memory.buffer, outOff, n).fill(NaN);
+        kernels[`matmul${dtype}`](wOff, x16Off, xdOff, outOff, k, n, 1, 0, n);
+        assert.deepEqual(Array.from(new Float32Array(memory.buffer, outOff, n)), expected, `matmul${dtype} n=${n} rawX=${rawX}`);
+      }
+    }
+  }
+});
+
 // The gemm kernels (prefill, batches) against the matvec kernels (decode): bit-identical outputs
 // for every dtype, token count, row range and tile size, so batching never changes a result.
 for (const set of SETS) {
