@@ -153,7 +153,10 @@ export function gemmBF16(w: usize, xp: usize, out: usize, k: i32, n: i32, nTok: 
  * ([nTok, k] int16) with scales xd ([nTok, k/32] f32). Register blocks of 4 rows × 2 tokens; each block's
  * eight integer sums stay in registers over its four 8-lane steps (twice the speed of 2 × 2 blocks
  * that summed each pair's block separately). Exported for the other quantized kernel files
- * (legacy.ts), which unpack their blocks into the same layout.
+ * (legacy.ts), which unpack their blocks into the same layout. Written as loops (blocks, and the
+ * four 8-lane steps of a block) with pointers advanced per block: V8 keeps the eight integer sums,
+ * both x vectors and the row vector in registers through the step loop; unrolled steps had their
+ * loads hoisted ahead of the dots by TurboFan and spilled (13.7 against 16.4 G multiply-adds/s).
  */
 export function gemmTileQ(w: usize, ws: usize, rows: i32, x16: usize, xd: usize, nTok: i32, k: i32, out: usize, n: i32): void {
   const nb = k >> 5;
@@ -164,37 +167,38 @@ export function gemmTileQ(w: usize, ws: usize, rows: i32, x16: usize, xd: usize,
     const o0 = out + <usize>t * os, o1 = o0 + os;
     let r = 0;
     for (; r + 4 <= rows; r += 4) {
-      const a = w + <usize>r * ws, b = a + ws, c = b + ws, d = c + ws;
+      const a = w + <usize>r * ws;
+      let pa = a, pb = a + ws, pc = pb + ws, pd = pc + ws, qa = x0, qb = x1;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0), e0 = f32x4.splat(0), e1 = f32x4.splat(0);
       for (let blk = 0; blk < nb; blk++) {
-        const o = <usize>blk << 6, so = <usize>blk << 2;
         let sa0 = i32x4.splat(0), sa1 = i32x4.splat(0), sb0 = i32x4.splat(0), sb1 = i32x4.splat(0);
         let sc0 = i32x4.splat(0), sc1 = i32x4.splat(0), sd0 = i32x4.splat(0), sd1 = i32x4.splat(0);
         for (let j: usize = 0; j < 64; j += 16) {
-          const xa = v128.load(x0 + o + j), xb = v128.load(x1 + o + j);
-          let wv = v128.load(a + o + j);
+          const xa = v128.load(qa + j), xb = v128.load(qb + j);
+          let wv = v128.load(pa + j);
           sa0 = i32x4.add(sa0, i32x4.dot_i16x8_s(wv, xa)); sa1 = i32x4.add(sa1, i32x4.dot_i16x8_s(wv, xb));
-          wv = v128.load(b + o + j);
+          wv = v128.load(pb + j);
           sb0 = i32x4.add(sb0, i32x4.dot_i16x8_s(wv, xa)); sb1 = i32x4.add(sb1, i32x4.dot_i16x8_s(wv, xb));
-          wv = v128.load(c + o + j);
+          wv = v128.load(pc + j);
           sc0 = i32x4.add(sc0, i32x4.dot_i16x8_s(wv, xa)); sc1 = i32x4.add(sc1, i32x4.dot_i16x8_s(wv, xb));
-          wv = v128.load(d + o + j);
+          wv = v128.load(pd + j);
           sd0 = i32x4.add(sd0, i32x4.dot_i16x8_s(wv, xa)); sd1 = i32x4.add(sd1, i32x4.dot_i16x8_s(wv, xb));
         }
-        const xda = load<f32>(d0 + so), xdb = load<f32>(d1 + so);
+        const so = <usize>blk << 2, xda = load<f32>(d0 + so), xdb = load<f32>(d1 + so);
         let sw = load<f32>(a + scales + so);
         a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(sa0), f32x4.splat(sw * xda)));
         a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(sa1), f32x4.splat(sw * xdb)));
-        sw = load<f32>(b + scales + so);
+        sw = load<f32>(a + ws + scales + so);
         b0 = f32x4.add(b0, f32x4.mul(f32x4.convert_i32x4_s(sb0), f32x4.splat(sw * xda)));
         b1 = f32x4.add(b1, f32x4.mul(f32x4.convert_i32x4_s(sb1), f32x4.splat(sw * xdb)));
-        sw = load<f32>(c + scales + so);
+        sw = load<f32>(a + 2 * ws + scales + so);
         c0 = f32x4.add(c0, f32x4.mul(f32x4.convert_i32x4_s(sc0), f32x4.splat(sw * xda)));
         c1 = f32x4.add(c1, f32x4.mul(f32x4.convert_i32x4_s(sc1), f32x4.splat(sw * xdb)));
-        sw = load<f32>(d + scales + so);
+        sw = load<f32>(a + 3 * ws + scales + so);
         e0 = f32x4.add(e0, f32x4.mul(f32x4.convert_i32x4_s(sd0), f32x4.splat(sw * xda)));
         e1 = f32x4.add(e1, f32x4.mul(f32x4.convert_i32x4_s(sd1), f32x4.splat(sw * xdb)));
+        pa += 64; pb += 64; pc += 64; pd += 64; qa += 64; qb += 64;
       }
       const p0 = o0 + (<usize>r << 2), p1 = o1 + (<usize>r << 2);
       store<f32>(p0, hsum(a0)); store<f32>(p0, hsum(b0), 4); store<f32>(p0, hsum(c0), 8); store<f32>(p0, hsum(e0), 12);
