@@ -571,14 +571,15 @@ export class CpuBackend implements Backend {
 
   /**
    * Read bandwidth of this machine as the pool sees it (minerva bench ops): every thread sums its
-   * share of a `bytes` buffer of f32 ones (rounded up to whole 64 KiB chunks; use far more than the
-   * last-level cache) with the sumChunksF32 kernel; the best of `repeat` passes after one warm-up.
+   * share of a `bytes` buffer of f32 ones (rounded up to whole 1 MiB chunks, each read as four
+   * streams; use far more than the last-level cache) with the sumChunksF32 kernel; the best of
+   * `repeat` passes after one warm-up.
    * `checksum` is the sum read back (bytes / 4 when every byte was read).
    */
   measureReadBandwidth(bytes: number, repeat = 3): { bytes: number; seconds: number; bytesPerSecond: number; checksum: number } {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`measureReadBandwidth: bytes must be a positive integer, got ${bytes}`);
     if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`measureReadBandwidth: repeat must be a positive integer, got ${repeat}`);
-    const chunk = 65536, chunks = Math.ceil(bytes / chunk), total = chunks * chunk;
+    const chunk = 1 << 20, chunks = Math.ceil(bytes / chunk), total = chunks * chunk;
     const b = this.bandwidthBuffer;
     if (b.bytes < total) {
       b.offset = this.alloc(total, 'the read-bandwidth buffer');
