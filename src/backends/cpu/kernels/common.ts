@@ -113,3 +113,22 @@
   const high = i16x8.shl(v128.and(i16x8.shr_u(qh, quarter << 1), i8x16.splat(0x03)), 4);
   return i8x16.sub(v128.or(low, high), i8x16.splat(32));
 }
+
+/**
+ * dst[i] = src[i] · (1 / √(ss / cols + eps)) · w[i] for a row of `cols` f32 (ss: the row's sum
+ * of squares): the second half of RMSNorm, shared by rmsNorm and addRmsNorm so both give the
+ * same bits. dst may alias src.
+ */
+@inline export function scaleByRms(src: usize, w: usize, dst: usize, cols: i32, ss: f32, eps: f32): void {
+  const c4 = cols & ~3;
+  const inv = <f32>1 / Mathf.sqrt(ss / <f32>cols + eps);
+  const iv = f32x4.splat(inv);
+  for (let i = 0; i < c4; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(dst + o, f32x4.mul(f32x4.mul(v128.load(src + o), iv), v128.load(w + o)));
+  }
+  for (let i = c4; i < cols; i++) {
+    const o = <usize>i << 2;
+    store<f32>(dst + o, load<f32>(src + o) * inv * load<f32>(w + o));
+  }
+}

@@ -1,7 +1,7 @@
 // The non-matmul ops that cost time: attention over the KV cache and silu(gate)·up, split over the
 // pool like the matmuls. f32 throughout; results depend only on each item's own inputs, never on
 // how the batch was formed or split between threads.
-import { hsum } from './common';
+import { hsum, scaleByRms } from './common';
 import { scratch } from './scratch';
 
 // Attention parameters, as i32 slots of a block in memory (a job has too few argument slots).
@@ -119,16 +119,7 @@ export function rmsNorm(x: usize, w: usize, out: usize, cols: i32, epsBits: i32,
     }
     let ss = hsum(acc);
     for (let i = c4; i < cols; i++) { const v = load<f32>(xr + (<usize>i << 2)); ss += v * v; }
-    const inv = <f32>1 / Mathf.sqrt(ss / <f32>cols + eps);
-    const iv = f32x4.splat(inv);
-    for (let i = 0; i < c4; i += 4) {
-      const o = <usize>i << 2;
-      v128.store(or + o, f32x4.mul(f32x4.mul(v128.load(xr + o), iv), v128.load(w + o)));
-    }
-    for (let i = c4; i < cols; i++) {
-      const o = <usize>i << 2;
-      store<f32>(or + o, load<f32>(xr + o) * inv * load<f32>(w + o));
-    }
+    scaleByRms(xr, w, or, cols, ss, eps);
   }
 }
 

@@ -7,7 +7,7 @@
 // f32 scales, computed in f32 in the reference dequantizer's order (its f64 arithmetic rounds once
 // to f32, which equals the f32 operation), so rows equal the reference's bit for bit. Scalar code
 // for the block types: one row per token is little work, and clarity wins.
-import { f16Even, finiteF16At, hsum } from './common';
+import { f16Even, finiteF16At, hsum, scaleByRms } from './common';
 
 // Which dtype a table holds (EMBED_DTYPES in kernel-module.ts gives the same numbers).
 const F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_1 = 5, Q5_0 = 6, Q5_1 = 7, IQ4_NL = 8;
@@ -300,15 +300,6 @@ export function addRmsNorm(a: usize, b: usize, w: usize, sum: usize, normed: usi
       store<f32>(sr + o, s);
       ss += s * s;
     }
-    const inv = <f32>1 / Mathf.sqrt(ss / <f32>cols + eps);
-    const iv = f32x4.splat(inv);
-    for (let i = 0; i < c4; i += 4) {
-      const o = <usize>i << 2;
-      v128.store(nr + o, f32x4.mul(f32x4.mul(v128.load(sr + o), iv), v128.load(w + o)));
-    }
-    for (let i = c4; i < cols; i++) {
-      const o = <usize>i << 2;
-      store<f32>(nr + o, load<f32>(sr + o) * inv * load<f32>(w + o));
-    }
+    scaleByRms(sr, w, nr, cols, ss, eps);
   }
 }
