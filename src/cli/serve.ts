@@ -1,6 +1,7 @@
 // minerva serve: the HTTP server (OpenAI /v1, Ollama /api, metrics, web chat) over the models folder.
 import { mkdir } from 'node:fs/promises';
 import { createServer, DEFAULTS, type ServeOptions } from '../server/server.js';
+import { exposureWarning } from '../server/exposure.js';
 import type { BackendName } from '../index.js';
 import { readChatTemplateArg } from '../chat/chat-template-choice.js';
 
@@ -21,6 +22,8 @@ export async function serveCommand(o: ServeCommandOptions): Promise<void> {
   };
   const server = await createServer(options);
   const address = await server.listen();
+  const warning = exposureWarning(o.host, options.apiKey);
+  if (warning) process.stderr.write(warning);
   const models = await server.registry.list();
   const backend = await server.registry.resolvedBackend();
   process.stderr.write(`minerva: serving ${models.length} model${models.length === 1 ? '' : 's'} from ${o.modelsDir} at ${address} on the ${backend} backend`

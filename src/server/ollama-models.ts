@@ -16,6 +16,7 @@ import { parseRepoRef } from '../hub/repo-ref.js';
 import { HubError } from '../hub/hub-errors.js';
 import { ollamaPullStatus, type OllamaPullStatus, type PullEvent } from '../hub/pull-events.js';
 import path from 'node:path';
+import { redactPaths } from './exposure.js';
 
 /** The largest blob upload accepted (a GGUF of a 70B model at 8 bits is ~75 GB). */
 const MAX_BLOB_BYTES = 2 ** 40;
@@ -94,7 +95,7 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
         onEvent: (e) => { const st = statusOf(e); if (st) out.write(JSON.stringify(st) + '\n'); },
       });
     } catch (e) {
-      out.write(JSON.stringify({ error: (e as Error).message }) + '\n');
+      out.write(JSON.stringify({ error: redactPaths((e as Error).message, modelsDir) }) + '\n');
     }
     out.end();
   });

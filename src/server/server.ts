@@ -1,6 +1,6 @@
 // `minerva serve`: a Fastify server with OpenAI's /v1 and Ollama's /api over the models in the
 // models folder, /health, /ready, Prometheus /metrics, and the web chat at /.
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { registerOpenAI } from './openai.js';
 import { registerOllama } from './ollama.js';
 import { registerEmbeddings } from './embeddings.js';
 import { BadRequest } from './params.js';
+import { redactPaths } from './exposure.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
 import { describeChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
@@ -120,22 +121,24 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   });
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    if (err instanceof BadRequest) return sendError(req, reply, 400, err.message, 'invalid_request_error', null, err.param);
-    if (err instanceof UnknownModelError) return sendError(req, reply, 404, err.message, 'invalid_request_error', 'model_not_found', 'model');
+    // The log keeps the whole error; the client is told the model, never the server's paths.
+    const said = redactPaths(err.message, o.modelsDir);
+    if (err instanceof BadRequest) return sendError(req, reply, 400, said, 'invalid_request_error', null, err.param);
+    if (err instanceof UnknownModelError) return sendError(req, reply, 404, said, 'invalid_request_error', 'model_not_found', 'model');
     if (err instanceof QueueFullError) {
       reply.header('retry-after', '1');
-      return sendError(req, reply, 429, `${err.message}; retry shortly`, 'server_busy', 'rate_limit_exceeded');
+      return sendError(req, reply, 429, `${said}; retry shortly`, 'server_busy', 'rate_limit_exceeded');
     }
-    if (err instanceof InsufficientMemoryError) return sendError(req, reply, 503, err.message, 'server_error', 'insufficient_memory');
-    if (err instanceof ModelInUseError) return sendError(req, reply, 409, err.message, 'invalid_request_error', 'model_in_use', 'model');
+    if (err instanceof InsufficientMemoryError) return sendError(req, reply, 503, said, 'server_error', 'insufficient_memory');
+    if (err instanceof ModelInUseError) return sendError(req, reply, 409, said, 'invalid_request_error', 'model_in_use', 'model');
     if ('statusCode' in err && err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       const message = err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
-        ? `the request body is not valid JSON: ${err.message}` : err.message;
+        ? `the request body is not valid JSON: ${said}` : said;
       return sendError(req, reply, err.statusCode, message, 'invalid_request_error', err.code ?? null);
     }
     req.log.error(err);
     const status = 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 500 && err.statusCode < 600 ? err.statusCode : 500;
-    return sendError(req, reply, status, err.message || 'internal error', 'server_error', null);
+    return sendError(req, reply, status, said || 'internal error', 'server_error', null);
   });
   app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`, 'invalid_request_error', 'not_found'));
 
@@ -180,10 +183,13 @@ function needsKey(url: string): boolean {
   return url.startsWith('/v1/') || url.startsWith('/api/') || url.startsWith('/metrics');
 }
 
+/**
+ * Whether the Authorization header carries the key, in time that tells nothing of the key: both
+ * sides are hashed to 32 bytes first, so even the length is not compared.
+ */
 function keyMatches(header: string | undefined, key: string): boolean {
-  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
-  const want = Buffer.from(key);
-  return given.length === want.length && timingSafeEqual(given, want);
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(header?.startsWith('Bearer ') ? header.slice(7) : ''), digest(key));
 }
 
 /** An error in the shape of the API the request was for: OpenAI's under /v1, Ollama's elsewhere. */
