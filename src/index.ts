@@ -1,7 +1,7 @@
 // The library API.
-import { EmbedInputError, Model, QueueFullError, type LoadModelOptions } from './engine/model.js';
+import { EmbedInputError, Model, NotEnoughMemoryError, QueueFullError, type LoadModelOptions } from './engine/model.js';
 
-export { EmbedInputError, Model, QueueFullError };
+export { EmbedInputError, Model, NotEnoughMemoryError, QueueFullError };
 export type {
   BackendName, FinishReason, GenerateOptions, GenerationChunk, LoadModelOptions, ModelInfo, SchedulerStats, Timings, TokenLogprob,
 } from './engine/model.js';

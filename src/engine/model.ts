@@ -1,7 +1,8 @@
 // A loaded model: weights on a backend, a KV cache, and the generation loop behind the library
 // API (generate, chat, tokenize, detokenize, info, dispose).
 import type { Backend, KVCache } from '../backends/backend.js';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
+import path from 'node:path';
 import { ReferenceBackend } from '../backends/reference/reference-backend.js';
 import { CpuBackend } from '../backends/cpu/cpu-backend.js';
 import { autoBackend } from '../backends/webgpu/gpu.js';
@@ -39,6 +40,12 @@ export interface LoadModelOptions extends OpenModelOptions {
    * to first make room on the GPU.
    */
   gpuFallback?: boolean;
+  /**
+   * Bytes of memory free for this model, checked before the cpu backend takes any (default: the
+   * system's available memory, os.freemem()). A model whose weights and KV cache would not fit is
+   * refused with NotEnoughMemoryError rather than left for the OOM killer.
+   */
+  freeMemory?: number;
   /** Time the GPU's work with timestamp queries (webgpu; for Model.profile(), as minerva bench does). */
   profile?: boolean;
   /** GPU bytes the webgpu backend may take; a model whose weights and KV cache need more is refused before it loads. */
@@ -188,6 +195,7 @@ export class Model {
   }
 
   private static async loadOn(name: Exclude<BackendName, 'auto'>, opened: OpenedModel, options: LoadModelOptions): Promise<Model> {
+    if (name === 'cpu') checkMemoryFits(opened, options);
     const backend = await createBackend(name, options.threads ?? availableParallelism(), options.profile ?? false);
     try {
       if (backend instanceof WebGpuBackend) checkGpuFits(backend, opened, options);
@@ -471,6 +479,28 @@ export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: Pic
   for (const t of opened.tensors.values()) weights += keptBytes(t, o.quant);
   const s = opened.spec;
   return weights + kvCacheBytes(s, o.contextLength ?? Math.min(s.contextLength, 4096), o.parallel ?? 1);
+}
+
+/** The model's weights and KV cache do not fit in the memory that is free. */
+export class NotEnoughMemoryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotEnoughMemoryError';
+  }
+}
+
+/**
+ * Refuses, before any weight is copied, a model whose weights and KV cache (modelBytes) exceed
+ * the free memory, naming both numbers and what would make it fit.
+ */
+function checkMemoryFits(opened: OpenedModel, o: LoadModelOptions): void {
+  const need = modelBytes(opened, o), free = o.freeMemory ?? freemem();
+  if (need <= free) return;
+  const ctx = o.contextLength ?? Math.min(opened.spec.contextLength, 4096), seqs = o.parallel ?? 1;
+  const kv = kvCacheBytes(opened.spec, ctx, seqs);
+  throw new NotEnoughMemoryError(`${path.basename(opened.path)} needs ${formatBytes(need)} (weights ${formatBytes(need - kv)}, KV cache `
+    + `${formatBytes(kv)} for ${seqs} × ${ctx} positions) and ${formatBytes(free)} of memory is free; `
+    + 'use a smaller context (--ctx-size), fewer parallel sequences, or a smaller weight type');
 }
 
 /** A size for messages: MiB below 1 GiB, else GiB. */

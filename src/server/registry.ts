@@ -6,9 +6,10 @@
 // folder's name), and a request's name is only ever looked up among those entries, never joined
 // onto a path: a name like "../../etc/passwd" matches nothing.
 import { mkdir, readdir, stat } from 'node:fs/promises';
+import { freemem } from 'node:os';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
-import { formatBytes, modelBytes, resolveBackend } from '../engine/model.js';
+import { formatBytes, modelBytes, NotEnoughMemoryError, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
 import { openModelFiles } from '../model/load.js';
 import { UnsupportedTypeError } from '../model/manifest.js';
@@ -318,18 +319,23 @@ export class ModelRegistry {
     // Unload idle models of the same pool, least recently used first, until this one fits.
     const inPool = (l: LoadedModel) => (pool === 'gpu') === (l.vram > 0);
     const taken = () => [...this.loaded.values()].filter(inPool).reduce((n, l) => n + l.bytes, 0) + this.reserved[pool];
+    let unloaded = 0;
     for (const l of [...this.loaded.values()].filter(inPool).sort((a, b) => a.lastUsed - b.lastUsed)) {
       if (taken() + need <= limit) break;
-      if (l.users === 0) this.unload(l);
+      if (l.users === 0) { this.unload(l); unloaded += l.bytes; }
     }
     if (taken() + need > limit) {
       throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} and the models in use or loading hold ${formatBytes(taken())} of the ${formatBytes(limit)} ${pool === 'gpu' ? 'GPU memory ' : ''}limit; try again when they are idle`);
     }
     this.reserved[pool] += need;
+    // The system's free memory, counting what was just unloaded (its wasm memory goes back to the
+    // system only when collected): a model that would not fit is refused, not left to the OOM killer.
+    if (pool === 'ram') opts.freeMemory = (this.options.load.freeMemory ?? freemem()) + unloaded;
     let model: Model;
     try {
       model = await loadModel(entry.path, pool === 'gpu' ? { ...opts, gpuFallback: false } : opts);
     } catch (e) {
+      if (e instanceof NotEnoughMemoryError) throw new InsufficientMemoryError(`model "${entry.name}": ${e.message}`);
       if (!(pool === 'gpu' && e instanceof GpuCapacityError)) throw e;
       // The GPU could not hold it (WebGPU does not say how much memory it has, so this is found by
       // trying): unload the idle models on it and try again; with --backend auto the cpu is the last resort.

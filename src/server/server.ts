@@ -44,6 +44,8 @@ export interface ServeOptions {
   contextLength?: number;
   threads?: number;
   backend?: BackendName;
+  /** Bytes of memory taken as free when a model loads (default: the system's available memory, read at each load). */
+  freeMemory?: number;
   /** Longest a generation may run, ms. */
   requestTimeoutMs: number;
   /** Largest request body, bytes. */
@@ -82,7 +84,7 @@ const UI_DIR = new URL('../../../src/ui/', import.meta.url);
 export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const registry = new ModelRegistry({
     dir: o.modelsDir, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAliveMs,
-    load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend },
+    load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend, freeMemory: o.freeMemory },
     chatTemplate: o.chatTemplate,
     onLoad: (entry, model) => {
       metrics.modelLoads.inc({ model: entry.name });
