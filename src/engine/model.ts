@@ -1,7 +1,7 @@
 // A loaded model: weights on a backend, a KV cache, and the generation loop behind the library
 // API (generate, chat, tokenize, detokenize, info, dispose).
 import type { Backend, KVCache } from '../backends/backend.js';
-import { availableParallelism, freemem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { ReferenceBackend } from '../backends/reference/reference-backend.js';
 import { CpuBackend } from '../backends/cpu/cpu-backend.js';
@@ -41,8 +41,8 @@ export interface LoadModelOptions extends OpenModelOptions {
    */
   gpuFallback?: boolean;
   /**
-   * Bytes of memory free for this model, checked before the cpu backend takes any (default: the
-   * system's available memory, os.freemem()). A model whose weights and KV cache would not fit is
+   * Bytes of memory free for this model, checked before the cpu backend takes any (default:
+   * process.availableMemory(), the system's available memory within any cgroup limit). A model whose weights and KV cache would not fit is
    * refused with NotEnoughMemoryError rather than left for the OOM killer.
    */
   freeMemory?: number;
@@ -494,7 +494,7 @@ export class NotEnoughMemoryError extends Error {
  * the free memory, naming both numbers and what would make it fit.
  */
 function checkMemoryFits(opened: OpenedModel, o: LoadModelOptions): void {
-  const need = modelBytes(opened, o), free = o.freeMemory ?? freemem();
+  const need = modelBytes(opened, o), free = o.freeMemory ?? process.availableMemory();
   if (need <= free) return;
   const ctx = o.contextLength ?? Math.min(opened.spec.contextLength, 4096), seqs = o.parallel ?? 1;
   const kv = kvCacheBytes(opened.spec, ctx, seqs);

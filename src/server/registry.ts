@@ -6,7 +6,6 @@
 // folder's name), and a request's name is only ever looked up among those entries, never joined
 // onto a path: a name like "../../etc/passwd" matches nothing.
 import { mkdir, readdir, stat } from 'node:fs/promises';
-import { freemem } from 'node:os';
 import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { formatBytes, modelBytes, NotEnoughMemoryError, resolveBackend } from '../engine/model.js';
@@ -330,7 +329,7 @@ export class ModelRegistry {
     this.reserved[pool] += need;
     // The system's free memory, counting what was just unloaded (its wasm memory goes back to the
     // system only when collected): a model that would not fit is refused, not left to the OOM killer.
-    if (pool === 'ram') opts.freeMemory = (this.options.load.freeMemory ?? freemem()) + unloaded;
+    if (pool === 'ram') opts.freeMemory = (this.options.load.freeMemory ?? process.availableMemory()) + unloaded;
     let model: Model;
     try {
       model = await loadModel(entry.path, pool === 'gpu' ? { ...opts, gpuFallback: false } : opts);
