@@ -42,7 +42,8 @@ import type { ModelSpec } from '../src/model/spec.js';
 import { randomSpec, randomWeights, writeHFModel, LLAMA2_GGUF_VOCAB, LLAMA2_HF_TOKENIZER, type RandomModelShape } from './helpers/random-model.js';
 import { byteLevelTokenizer, LLAMA3_CHAT_TEMPLATE } from './helpers/byte-level-tokenizer.js';
 import { FIXTURES, fixturesSkip as skip, readVocabTests } from './helpers/fixtures.js';
-import { assertQuantOnLoadEqualsGGUF, collect, logitsDiff } from './helpers/generation.js';
+import { llamaCppLogitsAndGreedy, relativeRMS } from './helpers/llamacpp.js';
+import { assertQuantOnLoadEqualsGGUF, collect, greedyContinuations, logitsDiff } from './helpers/generation.js';
 import { assertVocabTests } from './helpers/vocab-tests.js';
 
 const TYPES = Object.keys(CONVERT_TYPES) as ConvertType[];
@@ -114,11 +115,6 @@ async function writeModel(name: string, shape: RandomModelShape, vocab: Vocab, s
   return spec;
 }
 
-async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const p of prompts) out.push((await collect(model.generate(p, { temperature: 0, maxTokens: TOKENS }))).tokens);
-  return out;
-}
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-convert-'));
@@ -132,7 +128,7 @@ before(async () => {
       const prompts = PROMPTS.map((p) => model.tokenize(p));
       const logits: Float32Array[] = [];
       for (const p of prompts) logits.push(await model.logits(p));
-      sources.set(name, { spec, prompts, greedy: await minervaGreedy(model, prompts), logits });
+      sources.set(name, { spec, prompts, greedy: await greedyContinuations(model, prompts, TOKENS), logits });
     } finally {
       model.dispose();
     }
@@ -144,41 +140,12 @@ after(async () => {
 });
 
 /** llama.cpp on a file: logits at the end of each prompt, greedy continuations, and its tokenizer. */
+/** llama.cpp on a file: logits and greedy continuations (helpers/llamacpp.ts), and its tokenization of `texts`. */
 async function llamaCppRun(file: string, prompts: number[][], vocabSize: number, texts: string[] = []) {
-  const model = await llama!.loadModel({ modelPath: file });
-  // F32 KV cache and no flash attention: llama.cpp's defaults keep K and V in f16.
-  const context = await model.createContext({
-    contextSize: 256, threads: 2, sequences: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  const logits: Float32Array[] = [], greedy: number[][] = [];
-  const [forLogits, forGreedy] = [context.getSequence(), context.getSequence()];
-  try {
-    for (const prompt of prompts) {
-      await forLogits.clearHistory();
-      const out = await forLogits.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { logits: true } }] : t)) as never);
-      const row = new Float32Array(vocabSize);
-      for (const [t, v] of out[prompt.length - 1]!.next.logits!) row[t as number] = v;
-      logits.push(row);
-      await forGreedy.clearHistory();
-      const tokens: number[] = [];
-      for await (const t of forGreedy.evaluate(prompt as never, { temperature: 0 })) {
-        tokens.push(t as number);
-        if (tokens.length >= TOKENS) break;
-      }
-      greedy.push(tokens);
-    }
-    return { logits, greedy, tokenized: texts.map((t) => [...model.tokenize(t, true)] as number[]) };
-  } finally {
-    await context.dispose();
-    await model.dispose();
-  }
+  const run = await llamaCppLogitsAndGreedy(llama!, file, prompts, { vocabSize, maxTokens: TOKENS, texts });
+  return { ...run, tokenized: run.tokenized ?? [] };
 }
 
-function relativeRMS(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
-  return Math.sqrt(num / den);
-}
 
 /**
  * `actual` follows `expected` token for token, or parts from it where `judge`'s top logit and the
@@ -279,7 +246,7 @@ for (const [name, m] of Object.entries(MODELS)) {
             folder.dispose();
           }
         } else {
-          await assertGreedyAgrees(`${name} ${type}`, cpp.greedy, await minervaGreedy(converted, src.prompts), src.prompts, converted, bounds.tie);
+          await assertGreedyAgrees(`${name} ${type}`, cpp.greedy, await greedyContinuations(converted, src.prompts, TOKENS), src.prompts, converted, bounds.tie);
         }
         if (type === 'f32') {
           // llama.cpp's tokenizer on the written vocabulary equals Minerva's on the folder.
@@ -430,7 +397,7 @@ test('the demo model: converting the fixture again gives the committed file byte
       assert.equal(b.last.finishReason, a.last.finishReason);
     }
     const cpp = await llamaCppRun(DEMO, [bin.tokenize('Once upon a time')], 512);
-    const expected = await minervaGreedy(bin, [bin.tokenize('Once upon a time')]);
+    const expected = await greedyContinuations(bin, [bin.tokenize('Once upon a time')], TOKENS);
     await assertGreedyAgrees('llama.cpp on the demo', cpp.greedy, expected, [bin.tokenize('Once upon a time')], bin, 1e-4);
   } finally {
     bin.dispose();

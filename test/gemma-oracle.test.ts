@@ -16,7 +16,7 @@ import {
   randomSpec, randomWeights, writeGGUFModel, writeHFModel, type RandomModelShape,
 } from './helpers/random-model.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
-import { collect, logitsDiff } from './helpers/generation.js';
+import { greedyContinuations, logitsDiff } from './helpers/generation.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 
 const MODELS: Record<string, RandomModelShape> = {
@@ -56,13 +56,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const prompt of prompts) {
-    out.push((await collect(model.generate(prompt, { temperature: 0, maxTokens: TOKENS }))).tokens);
-  }
-  return out;
-}
 
 /** llama.cpp's greedy continuations of a file, computed once per file (the variants test compares against them again). */
 const llamaCppRuns = new Map<string, Promise<number[][]>>();
@@ -78,7 +71,7 @@ async function assertSameAsLlamaCpp(file: string): Promise<void> {
   try {
     const prompts = PROMPTS.map((p) => model.tokenize(p));
     const expected = await llamaCppGreedyOnce(file, prompts);
-    const actual = await minervaGreedy(model, prompts);
+    const actual = await greedyContinuations(model, prompts, TOKENS);
     for (let i = 0; i < prompts.length; i++) {
       assert.equal(expected[i]!.length, TOKENS, 'the random model does not hit EOS early');
       assert.deepEqual(actual[i], expected[i], `prompt ${JSON.stringify(PROMPTS[i])}`);
@@ -133,7 +126,7 @@ test('the window, the attention soft-cap and Gemma 3\'s local RoPE base each cha
     const model = await loadModel(file, { contextLength: 256 });
     try {
       const prompts = PROMPTS.map((p) => model.tokenize(p));
-      assert.notDeepEqual(await minervaGreedy(model, prompts), await llamaCppGreedyOnce(original, prompts), `variant ${i}`);
+      assert.notDeepEqual(await greedyContinuations(model, prompts, TOKENS), await llamaCppGreedyOnce(original, prompts), `variant ${i}`);
     } finally {
       model.dispose();
     }
@@ -156,7 +149,7 @@ test('the window, the attention soft-cap and Gemma 3\'s local RoPE base each cha
   const model = await loadModel(hfDir, { contextLength: 256 });
   try {
     const prompts = PROMPTS.map((p) => model.tokenize(p));
-    assert.notDeepEqual(await minervaGreedy(model, prompts), await llamaCppGreedyOnce(path.join(dir, 'gemma3-f32.gguf'), prompts));
+    assert.notDeepEqual(await greedyContinuations(model, prompts, TOKENS), await llamaCppGreedyOnce(path.join(dir, 'gemma3-f32.gguf'), prompts));
   } finally {
     model.dispose();
   }

@@ -14,7 +14,7 @@ import {
   type RandomModelShape,
 } from './helpers/random-model.js';
 import { FIXTURES, fixturesSkip as skip } from './helpers/fixtures.js';
-import { collect, logitsDiff } from './helpers/generation.js';
+import { greedyContinuations, logitsDiff } from './helpers/generation.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 
 const MODELS: Record<string, RandomModelShape> = {
@@ -54,13 +54,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const prompt of prompts) {
-    out.push((await collect(model.generate(prompt, { temperature: 0, maxTokens: TOKENS }))).tokens);
-  }
-  return out;
-}
 
 for (const name of Object.keys(MODELS)) {
   for (const dtype of ['f32', 'f16']) {
@@ -70,7 +63,7 @@ for (const name of Object.keys(MODELS)) {
       try {
         const prompts = PROMPTS.map((p) => model.tokenize(p));
         const expected = await llamaCppGreedy(llama!, file, prompts, TOKENS);
-        const actual = await minervaGreedy(model, prompts);
+        const actual = await greedyContinuations(model, prompts, TOKENS);
         for (let i = 0; i < prompts.length; i++) {
           assert.equal(expected[i]!.length, TOKENS, 'the random model does not hit EOS early');
           assert.deepEqual(actual[i], expected[i], `prompt ${JSON.stringify(PROMPTS[i])}`);
@@ -157,7 +150,7 @@ test('a GGUF converted by llama.cpp itself (llama-2-tiny-random, F16) continues 
   try {
     const prompts = PROMPTS.map((p) => model.tokenize(p));
     const expected = await llamaCppGreedy(llama!, file, prompts, TOKENS);
-    assert.deepEqual(await minervaGreedy(model, prompts), expected);
+    assert.deepEqual(await greedyContinuations(model, prompts, TOKENS), expected);
   } finally {
     model.dispose();
   }

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama } from 'node-llama-cpp';
-import { loadModel, type Model } from '../src/index.js';
+import { loadModel } from '../src/index.js';
 import { convertModel } from '../src/convert/convert.js';
 import { specFromHFConfig } from '../src/model/hf-config.js';
 import { openModel, splitRows } from '../src/model/load.js';
@@ -18,7 +18,7 @@ import { phi3WeightSplits } from '../src/model/arch/phi3.js';
 import { quantize } from '../src/quant/dequantize.js';
 import { randomSpec, randomWeights, writeGGUFModel, writeHFModel, type RandomModelShape } from './helpers/random-model.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
-import { assertQuantOnLoadEqualsGGUF, collect, logitsDiff } from './helpers/generation.js';
+import { assertQuantOnLoadEqualsGGUF, greedyContinuations, logitsDiff } from './helpers/generation.js';
 import { llamaCppGreedy } from './helpers/llamacpp.js';
 
 /** Divisors far from 1, different per pair, so that the chosen list visibly moves the angles. */
@@ -68,11 +68,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function minervaGreedy(model: Model, prompts: number[][]): Promise<number[][]> {
-  const out: number[][] = [];
-  for (const prompt of prompts) out.push((await collect(model.generate(prompt, { temperature: 0, maxTokens: TOKENS }))).tokens);
-  return out;
-}
 
 for (const name of Object.keys(MODELS)) {
   for (const dtype of ['f32', 'f16']) {
@@ -82,7 +77,7 @@ for (const name of Object.keys(MODELS)) {
       try {
         const prompts = PROMPTS.map((p) => model.tokenize(p));
         const expected = await llamaCppGreedy(llama!, file, prompts, TOKENS);
-        const actual = await minervaGreedy(model, prompts);
+        const actual = await greedyContinuations(model, prompts, TOKENS);
         for (let i = 0; i < prompts.length; i++) {
           assert.equal(expected[i]!.length, TOKENS, 'the random model does not hit EOS early');
           assert.deepEqual(actual[i], expected[i], `prompt ${JSON.stringify(PROMPTS[i])}`);
@@ -173,7 +168,7 @@ for (const name of Object.keys(MODELS)) {
     const model = await loadModel(path.join(dir, name), { contextLength: 256 });
     try {
       const prompts = PROMPTS.map((p) => model.tokenize(p));
-      assert.deepEqual(await llamaCppGreedy(llama!, out, prompts, TOKENS), await minervaGreedy(model, prompts));
+      assert.deepEqual(await llamaCppGreedy(llama!, out, prompts, TOKENS), await greedyContinuations(model, prompts, TOKENS));
     } finally {
       model.dispose();
     }

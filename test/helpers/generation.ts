@@ -1,6 +1,6 @@
 // What tests compare between model runs: a generation stream collected whole, and logits side by side.
 import assert from 'node:assert/strict';
-import { loadModel, type GenerationChunk, type LoadModelOptions } from '../../src/index.js';
+import { loadModel, type GenerationChunk, type LoadModelOptions, type Model } from '../../src/index.js';
 
 /** All text, all token ids, and the last chunk (finish reason, usage) of a generation stream. */
 export async function collect(chunks: AsyncIterable<GenerationChunk>): Promise<{ text: string; tokens: number[]; last: GenerationChunk }> {
@@ -10,6 +10,13 @@ export async function collect(chunks: AsyncIterable<GenerationChunk>): Promise<{
   for await (const c of chunks) { text += c.text; tokens.push(...c.tokens); last = c; }
   if (!last) throw new Error('the generation yielded nothing');
   return { text, tokens, last };
+}
+
+/** Minerva's greedy continuation of each prompt, up to maxTokens (as the llama.cpp oracles compare). */
+export async function greedyContinuations(model: Model, prompts: number[][], maxTokens: number): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const prompt of prompts) out.push((await collect(model.generate(prompt, { temperature: 0, maxTokens }))).tokens);
+  return out;
 }
 
 /** The largest |a[i] - b[i]|, and the largest |a[i]| to judge it against. */

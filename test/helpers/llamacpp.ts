@@ -28,11 +28,12 @@ export async function llamaCppGreedy(llama: Llama, file: string, prompts: number
 /**
  * llama.cpp on a file, with an F32 KV cache and no flash attention (its defaults keep K and V in
  * f16): the logits at the end of each prompt ([vocabSize] each) and its greedy continuation of
- * each prompt (up to maxTokens, EOS included if it comes).
+ * each prompt (up to maxTokens, EOS included if it comes); with `texts`, also its tokenization of
+ * each (special tokens parsed).
  */
 export async function llamaCppLogitsAndGreedy(
-  llama: Llama, file: string, prompts: number[][], o: { vocabSize: number; maxTokens: number; contextSize?: number },
-): Promise<{ logits: Float32Array[]; greedy: number[][] }> {
+  llama: Llama, file: string, prompts: number[][], o: { vocabSize: number; maxTokens: number; contextSize?: number; texts?: string[] },
+): Promise<{ logits: Float32Array[]; greedy: number[][]; tokenized?: number[][] }> {
   const model = await llama.loadModel({ modelPath: file });
   const context = await model.createContext({
     contextSize: o.contextSize ?? 256, threads: 2, sequences: 2, flashAttention: false,
@@ -55,7 +56,8 @@ export async function llamaCppLogitsAndGreedy(
       }
       greedy.push(tokens);
     }
-    return { logits, greedy };
+    const tokenized = o.texts?.map((t) => [...model.tokenize(t, true)] as number[]);
+    return { logits, greedy, ...(tokenized ? { tokenized } : {}) };
   } finally {
     await context.dispose();
     await model.dispose();
