@@ -340,16 +340,25 @@ export function gemmQ4_K(w: usize, x16: usize, xd: usize, xt: usize, out: usize,
     for (let r = 0; r < rows; r++) unpackQ4_K(w + <usize>(rb + r) * src, scratch + <usize>r * ws, k);
     const o = out + (<usize>rb << 2);
     gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, o, n);
-    // The min term, as matvecQ4_K: Σ over four blocks at a time of (dmin·m)·xt, lanes summed last.
-    for (let t = 0; t < nTok; t++) {
-      const xtt = xt + (<usize>t * <usize>nb << 2), ot = o + (<usize>t * <usize>n << 2);
-      for (let r = 0; r < rows; r++) {
-        const m = scratch + <usize>r * ws + mins;
-        let minv = f32x4.splat(0);
-        for (let b = 0; b < nb; b += 4) minv = f32x4.add(minv, f32x4.mul(v128.load(m + (<usize>b << 2)), v128.load(xtt + (<usize>b << 2))));
-        const p = ot + (<usize>r << 2);
-        store<f32>(p, load<f32>(p) - hsum(minv));
-      }
+    subtractTileMins(scratch, ws, mins, rows, xt, nTok, k, o, n);
+  }
+}
+
+/**
+ * The K-quant min term of a tile (Q4_K here, Q5_K in kquants-235.ts), as their matvec kernels
+ * subtract it: out[t, r] −= Σ over four blocks at a time of (dmin·m)·xt, lanes summed last. The
+ * tile's rows (stride ws) hold [k/32] f32 mins at byte `mins`; xt is [nTok, k/32] (blockSumsQ8).
+ */
+export function subtractTileMins(tile: usize, ws: usize, mins: usize, rows: i32, xt: usize, nTok: i32, k: i32, out: usize, n: i32): void {
+  const nb = k >> 5;
+  for (let t = 0; t < nTok; t++) {
+    const xtt = xt + (<usize>t * <usize>nb << 2), ot = out + (<usize>t * <usize>n << 2);
+    for (let r = 0; r < rows; r++) {
+      const m = tile + <usize>r * ws + mins;
+      let minv = f32x4.splat(0);
+      for (let b = 0; b < nb; b += 4) minv = f32x4.add(minv, f32x4.mul(v128.load(m + (<usize>b << 2)), v128.load(xtt + (<usize>b << 2))));
+      const p = ot + (<usize>r << 2);
+      store<f32>(p, load<f32>(p) - hsum(minv));
     }
   }
 }

@@ -10,7 +10,7 @@
 //   Q2_K: the scales as Q3_K's; its mins (per 16) as a second lane sum M = m_a·Σ_a xq + m_b·Σ_b xq
 //         scaled by dmin·dx: out = Σ S·(d·dx) − Σ M·(dmin·dx), each sum in its own f32x4.
 import { finiteF16At, hsum, q4kMinsF32, q4kScalesMins } from './common';
-import { gemmTileQ } from './gemm';
+import { gemmTileQ, subtractTileMins } from './gemm';
 import { scratch, scratchBytes } from './scratch';
 
 // ---------------------------------------------------------------------------------------------
@@ -164,17 +164,7 @@ export function gemmQ5_K(w: usize, x16: usize, xd: usize, xt: usize, out: usize,
     for (let r = 0; r < rows; r++) unpackQ5_K(w + <usize>(rb + r) * src, scratch + <usize>r * ws, k);
     const o = out + (<usize>rb << 2);
     gemmTileQ(scratch, ws, rows, x16, xd, nTok, k, o, n);
-    // The min term, as matvecQ5_K: Σ over four blocks at a time of (dmin·m)·xt, lanes summed last.
-    for (let t = 0; t < nTok; t++) {
-      const xtt = xt + (<usize>t * <usize>nb << 2), ot = o + (<usize>t * <usize>n << 2);
-      for (let r = 0; r < rows; r++) {
-        const m = scratch + <usize>r * ws + mins;
-        let minv = f32x4.splat(0);
-        for (let b = 0; b < nb; b += 4) minv = f32x4.add(minv, f32x4.mul(v128.load(m + (<usize>b << 2)), v128.load(xtt + (<usize>b << 2))));
-        const p = ot + (<usize>r << 2);
-        store<f32>(p, load<f32>(p) - hsum(minv));
-      }
-    }
+    subtractTileMins(scratch, ws, mins, rows, xt, nTok, k, o, n); // as matvecQ5_K subtracts it
   }
 }
 
