@@ -39,11 +39,11 @@ function read(plan: ChatPlan, text: string, size: number): ReplyPiece {
 }
 
 test('Qwen3: enable_thinking reaches the template; a reply with reasoning and a call comes apart, in any pieces', { skip }, () => {
-  const thinking = planChat(model, { messages: ASK, tools: { tools: TOOLS, choice: 'auto', parallel: true }, variables: {}, think: undefined, separateReasoning: true });
+  const thinking = planChat(model, { messages: ASK, tools: { tools: TOOLS, choice: 'auto', parallel: true }, variables: {}, think: undefined, separateReasoning: true }, 'qwen3');
   assert.equal(thinking.format, 'hermes');
   assert.ok(thinking.text.includes('<tools>\n{"type": "function", "function": {"name": "get_weather"'));
   assert.ok(thinking.text.endsWith('<|im_start|>assistant\n'));
-  const off = planChat(model, { messages: ASK, tools: undefined, variables: {}, think: false, separateReasoning: true });
+  const off = planChat(model, { messages: ASK, tools: undefined, variables: {}, think: false, separateReasoning: true }, 'qwen3');
   assert.ok(off.text.endsWith('<|im_start|>assistant\n<think>\n\n</think>\n\n'), 'think: false closes the thinking in the prompt');
 
   const reply = '<think>\nThe user wants the weather; I will call the tool.\n</think>\n\nLet me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
@@ -54,16 +54,16 @@ test('Qwen3: enable_thinking reaches the template; a reply with reasoning and a 
     assert.deepEqual(r.calls.map((c) => [c.name, c.arguments]), [['get_weather', { city: 'Paris' }]]);
   }
   // reasoning_format "none": the reasoning stays in the content.
-  const raw = planChat(model, { messages: ASK, tools: undefined, variables: {}, think: undefined, separateReasoning: false });
+  const raw = planChat(model, { messages: ASK, tools: undefined, variables: {}, think: undefined, separateReasoning: false }, 'qwen3');
   assert.equal(read(raw, '<think>\nhm\n</think>\n\nHi', 2).content, '<think>\nhm\n</think>\n\nHi');
 });
 
 test('a forced call turns thinking off and constrains the reply to a call; an unenforceable schema is a 400', { skip }, () => {
-  const forced = planChat(model, { messages: ASK, tools: { tools: TOOLS, choice: 'required', parallel: false }, variables: {}, think: true, separateReasoning: true });
+  const forced = planChat(model, { messages: ASK, tools: { tools: TOOLS, choice: 'required', parallel: false }, variables: {}, think: true, separateReasoning: true }, 'qwen3');
   assert.ok(forced.options.grammar, 'a grammar forces the call');
   assert.ok(forced.text.endsWith('<think>\n\n</think>\n\n'), 'no room for reasoning before a forced call');
   assert.throws(
-    () => planChat(model, { messages: ASK, tools: { tools: [{ name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', minimum: 1 } } } }], choice: 'required', parallel: true }, variables: {}, think: undefined, separateReasoning: true }),
+    () => planChat(model, { messages: ASK, tools: { tools: [{ name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', minimum: 1 } } } }], choice: 'required', parallel: true }, variables: {}, think: undefined, separateReasoning: true }, 'qwen3'),
     (e: Error & { param?: string }) => e.name === 'BadRequest' && /"f"/.test(e.message) && /minimum/.test(e.message) && e.param === 'tools',
   );
 });

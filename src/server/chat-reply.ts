@@ -57,7 +57,7 @@ export function templateTakesTools(source: string): boolean {
  * Renders the prompt and prepares the reply's reading. Throws BadRequest for a tool schema the
  * grammar cannot enforce, or a template that fails (raise_exception: e.g. Mistral's ids).
  */
-export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
+export function planChat(model: Model, parts: ChatRequestParts, modelName: string): ChatPlan {
   const template = model.chatTemplate.source;
   const thinks = templateThinks(template);
   const variables: Record<string, unknown> = { ...parts.variables };
@@ -73,7 +73,8 @@ export function planChat(model: Model, parts: ChatRequestParts): ChatPlan {
   try {
     text = model.renderChat(parts.messages, { tools: tools?.tools, variables });
   } catch (e) {
-    throw new BadRequest((e as Error).message, 'messages');
+    // The template is the model's: say which model's failed, and why.
+    throw new BadRequest(`model "${modelName}": ${(e as Error).message}`, 'messages');
   }
   const prompt = model.chatTextTokens(text);
   const opensThinking = thinks && promptOpensThinking(text);

@@ -94,7 +94,7 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
       model, options: common.options, keepAliveMs: common.keepAliveMs, load: common.load,
       prompt: (m, defaults) => {
         // think: false leaves a thinking model's reasoning out; unset or true reports it apart, as "thinking".
-        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables: {}, think, separateReasoning: true });
+        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables: {}, think, separateReasoning: true }, model);
         return { prompt: plan.prompt, options: plan.options };
       },
     });

@@ -48,7 +48,7 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
     const job = await startGeneration(ctx, {
       model, options: { ...o.options, logprobs: top }, n: o.n,
       prompt: (m, defaults) => {
-        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables, think: undefined, separateReasoning });
+        plan = planChat(m, { messages: withSystem(messages, defaults), tools, variables, think: undefined, separateReasoning }, model);
         return { prompt: plan.prompt, options: plan.options };
       },
     });

@@ -4,8 +4,9 @@
 // reasoning_content in transformers' shapes), tools, add_generation_prompt, bos_token, eos_token;
 // raise_exception and strftime_now are the library's globals. test/chat-template-tools.test.ts
 // checks the output against Python's jinja2 on the templates of Llama 3.2, Qwen2.5, Qwen3 and
-// Mistral Nemo.
+// Mistral Nemo. Rendering runs in chat-template-sandbox.ts, bounded in time, memory and output size.
 import { Template } from '@huggingface/jinja';
+import { RenderFailure, renderInSandbox } from './chat-template-sandbox.js';
 import type { ToolFunction } from '../chat/tool-types.js';
 import type { ChatMessage } from './tokenizer.js';
 
@@ -28,7 +29,7 @@ export class ChatTemplateError extends Error {
   }
 }
 
-/** Parsed templates by source: a chat session renders the same template for every turn. */
+/** Parsed templates by source, for checkChatTemplate (the sandbox's thread keeps its own). */
 const parsedTemplates = new Map<string, Template>();
 const PARSED_TEMPLATES_KEPT = 16;
 
@@ -56,7 +57,6 @@ export function checkChatTemplate(source: string): void {
 export function renderChatTemplate(
   source: string, messages: readonly ChatMessage[], options: RenderChatOptions = {},
 ): string {
-  const template = parseTemplate(source);
   // raise_exception is not passed in: @huggingface/jinja defines it as a global that throws an
   // Error carrying the template's message, and refuses a second definition ("Variable already
   // declared"). Its errors, like every other rendering error, are wrapped below.
@@ -71,8 +71,9 @@ export function renderChatTemplate(
   if (options.tools && options.tools.length > 0) variables.tools = options.tools.map(templateTool);
   else delete variables.tools;
   try {
-    return template.render(variables);
+    return renderInSandbox(source, variables);
   } catch (e) {
+    if (e instanceof RenderFailure && e.parse) throw new ChatTemplateError(`chat template does not parse: ${e.message}`, { cause: e });
     throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
   }
 }
