@@ -19,7 +19,7 @@ const SERVE: Partial<ServeOptions> = { parallel: 2, contextLength: 1024, threads
 
 let dir: string;
 let models: string;
-/** Bytes one of the GGUF copies a, b, c holds when loaded (weights and KV cache), as /api/ps reports it. */
+/** Bytes one of the GGUF copies a, b, c holds when loaded (weights, KV cache and activations), as /api/ps reports it. */
 let need: number;
 let main: { server: MinervaServer; url: string };
 const servers: MinervaServer[] = [];
@@ -239,7 +239,7 @@ test('--max-memory: a model larger than the whole limit is refused with the size
   const url = await serve({ maxMemory: Math.floor(need / 2) });
   const res = await generate(url, 'a');
   assert.equal(res.status, 503);
-  assert.match(await errorOf(res), /^model "a" needs [\d.]+ [MG]iB \(weights and KV cache\) and the memory limit is [\d.]+ [MG]iB \(--max-memory\)$/);
+  assert.match(await errorOf(res), /^model "a" needs [\d.]+ [MG]iB \(weights, KV cache and activations\) and the memory limit is [\d.]+ [MG]iB \(--max-memory\)$/);
   const openai = await post(url, '/v1/chat/completions', { model: 'a', messages: [{ role: 'user', content: 'x' }] });
   assert.equal(openai.status, 503);
   const body = (await openai.json()) as { error: { type: string; code: string; message: string } };

@@ -11,7 +11,7 @@ import { InsufficientMemoryError, ModelRegistry, UnknownModelError, type Registr
 import { createServer, DEFAULTS } from '../src/server/server.js';
 import { fixturesSkip as skip } from './helpers/fixtures.js';
 import { SPEC } from './helpers/server.js';
-import { kvCacheBytes } from '../src/model/spec.js';
+import { activationBytes, graphBatchTokens, kvCacheBytes } from '../src/model/spec.js';
 import { randomWeights, writeGGUFModel, writeHFModel } from './helpers/random-model.js';
 
 let dir: string;
@@ -62,7 +62,8 @@ test('the listing finds HF folders and GGUF files from their headers, skips what
   assert.deepEqual(names(r), [], 'listing loads no model');
   const { loaded, release } = await r.acquire('alpha');
   perModel = loaded.bytes;
-  assert.equal(perModel, list[0]!.size + kvCacheBytes(loaded.model.spec, CTX, 1), 'weights plus KV cache');
+  assert.equal(perModel, list[0]!.size + kvCacheBytes(loaded.model.spec, CTX, 1) + activationBytes(loaded.model.spec, graphBatchTokens(undefined, CTX, 1), 1),
+    'weights, KV cache and activations');
   release();
   r.dispose();
   // A folder that does not exist yet lists as empty.
@@ -153,7 +154,7 @@ test('a model larger than --max-memory is refused with the sizes', { skip }, asy
   const r = registry({ maxMemory: 1 << 16 });
   try {
     await assert.rejects(r.acquire('alpha'), (e: unknown) => e instanceof InsufficientMemoryError
-      && /model "alpha" needs [\d.]+ MiB \(weights and KV cache\) and the memory limit is 0\.1 MiB/.test(e.message));
+      && /model "alpha" needs [\d.]+ MiB \(weights, KV cache and activations\) and the memory limit is 0\.1 MiB/.test(e.message));
     assert.deepEqual(names(r), []);
   } finally {
     r.dispose();

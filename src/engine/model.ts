@@ -9,7 +9,7 @@ import { autoBackend } from '../backends/webgpu/gpu.js';
 import { LlamaGraph } from '../model/arch/llama.js';
 import { loadWeights, openModel, type LoadProgress, type ModelFormat, type OpenedModel, type OpenModelOptions } from '../model/load.js';
 import { GpuCapacityError, WebGpuBackend } from '../backends/webgpu/webgpu-backend.js';
-import { kvCacheBytes, parameterCount, type ModelSpec } from '../model/spec.js';
+import { activationBytes, graphBatchTokens, kvCacheBytes, parameterCount, type ModelSpec } from '../model/spec.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ToolFunction } from '../chat/tool-types.js';
 import { chatTemplateFromOption, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
@@ -148,7 +148,7 @@ export class Model {
     this.contextLength = options.contextLength ?? Math.min(spec.contextLength, 4096);
     this.parallel = options.parallel ?? 1;
     this.chatTemplate = chooseChatTemplate(tokenizer, chatTemplateOverride(options.chatTemplate));
-    const batchSize = Math.max(Math.min(options.batchSize ?? 512, this.contextLength * this.parallel), this.parallel);
+    const batchSize = graphBatchTokens(options.batchSize, this.contextLength, this.parallel);
     const graph = new LlamaGraph(backend, spec, weights, {
       maxBatchTokens: batchSize, maxOutputs: this.parallel, contextLength: this.contextLength,
     });
@@ -474,11 +474,19 @@ function checkGpuFits(backend: WebGpuBackend, opened: OpenedModel, o: LoadModelO
 }
 
 /** Bytes a model takes once loaded under `o`: weights as kept (after --quant) plus the KV cache. */
-export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: Pick<LoadModelOptions, 'quant' | 'contextLength' | 'parallel'>): number {
+export function modelBytes(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: MemoryOptions): number {
+  const { weights, kv, scratch } = modelMemory(opened, o);
+  return weights + kv + scratch;
+}
+
+type MemoryOptions = Pick<LoadModelOptions, 'quant' | 'contextLength' | 'parallel' | 'batchSize'>;
+
+/** What a loaded model holds, in bytes: its weights as kept, the KV cache, the graph's activations. */
+function modelMemory(opened: Pick<OpenedModel, 'spec' | 'tensors'>, o: MemoryOptions): { weights: number; kv: number; scratch: number } {
   let weights = 0;
   for (const t of opened.tensors.values()) weights += keptBytes(t, o.quant);
-  const s = opened.spec;
-  return weights + kvCacheBytes(s, o.contextLength ?? Math.min(s.contextLength, 4096), o.parallel ?? 1);
+  const s = opened.spec, ctx = o.contextLength ?? Math.min(s.contextLength, 4096), slots = o.parallel ?? 1;
+  return { weights, kv: kvCacheBytes(s, ctx, slots), scratch: activationBytes(s, graphBatchTokens(o.batchSize, ctx, slots), slots) };
 }
 
 /** The model's weights and KV cache do not fit in the memory that is free. */
@@ -494,12 +502,12 @@ export class NotEnoughMemoryError extends Error {
  * the free memory, naming both numbers and what would make it fit.
  */
 function checkMemoryFits(opened: OpenedModel, o: LoadModelOptions): void {
-  const need = modelBytes(opened, o), free = o.freeMemory ?? process.availableMemory();
+  const { weights, kv, scratch } = modelMemory(opened, o), need = weights + kv + scratch;
+  const free = o.freeMemory ?? process.availableMemory();
   if (need <= free) return;
   const ctx = o.contextLength ?? Math.min(opened.spec.contextLength, 4096), seqs = o.parallel ?? 1;
-  const kv = kvCacheBytes(opened.spec, ctx, seqs);
-  throw new NotEnoughMemoryError(`${path.basename(opened.path)} needs ${formatBytes(need)} (weights ${formatBytes(need - kv)}, KV cache `
-    + `${formatBytes(kv)} for ${seqs} × ${ctx} positions) and ${formatBytes(free)} of memory is free; `
+  throw new NotEnoughMemoryError(`${path.basename(opened.path)} needs ${formatBytes(need)} (weights ${formatBytes(weights)}, KV cache `
+    + `${formatBytes(kv)} for ${seqs} × ${ctx} positions, activations ${formatBytes(scratch)}) and ${formatBytes(free)} of memory is free; `
     + 'use a smaller context (--ctx-size), fewer parallel sequences, or a smaller weight type');
 }
 

@@ -183,3 +183,19 @@ export function parameterCount(spec: ModelSpec): number {
 export function kvCacheBytes(s: ModelSpec, ctx: number, slots: number): number {
   return 2 * s.nLayers * slots * ctx * s.nKVHeads * s.headDim * 4;
 }
+
+/** Tokens one forward pass takes at most: the batch the graph's activations are sized for. */
+export function graphBatchTokens(batchSize: number | undefined, ctx: number, slots: number): number {
+  return Math.max(Math.min(batchSize ?? 512, ctx * slots), slots);
+}
+
+/**
+ * Bytes of the graph's activations (f32): per batch token the residual stream, its norm, Q, K, V,
+ * the attention output, a projection and the two FFN rows; per output row the last hidden state,
+ * its norm and the logits. Matches the buffers LlamaGraph allocates.
+ */
+export function activationBytes(s: ModelSpec, batchTokens: number, outputs: number): number {
+  const qDim = s.nHeads * s.headDim, kvDim = s.nKVHeads * s.headDim;
+  const perToken = 3 * s.dim + 2 * qDim + 2 * kvDim + 2 * s.ffnDim + (s.qkNorm ? qDim + kvDim : 0);
+  return 4 * (batchTokens * perToken + outputs * (2 * s.dim + s.vocabSize));
+}

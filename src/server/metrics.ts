@@ -45,7 +45,7 @@ export class ServerMetrics {
     perModel('minerva_queue_depth', 'Requests waiting for a sequence slot', (l) => l.model.stats().queued);
     perModel('minerva_active_sequences', 'Sequences reading their prompt or generating', (l) => l.model.stats().active);
     perModel('minerva_kv_cache_tokens', 'KV cache positions holding live sequences', (l) => l.model.stats().kvTokens);
-    perModel('minerva_model_memory_bytes', 'Bytes a loaded model holds (weights and KV cache)', (l) => l.bytes);
+    perModel('minerva_model_memory_bytes', 'Bytes a loaded model holds (weights, KV cache and activations)', (l) => l.bytes);
     perModel('minerva_model_gpu_memory_bytes', 'Of those, bytes on the GPU (webgpu backend)', (l) => l.vram);
     new client.Gauge({
       name: 'minerva_loaded_models', help: 'Models loaded', registers: [this.registry],

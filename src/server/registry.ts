@@ -313,7 +313,7 @@ export class ModelRegistry {
     const limit = pool === 'gpu' ? this.options.maxGpuMemory ?? Infinity : this.options.maxMemory;
     const flag = pool === 'gpu' ? '--max-gpu-memory' : '--max-memory';
     if (need > limit) {
-      throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} (weights and KV cache) and the ${pool === 'gpu' ? 'GPU ' : ''}memory limit is ${formatBytes(limit)} (${flag})`);
+      throw new InsufficientMemoryError(`model "${entry.name}" needs ${formatBytes(need)} (weights, KV cache and activations) and the ${pool === 'gpu' ? 'GPU ' : ''}memory limit is ${formatBytes(limit)} (${flag})`);
     }
     // Unload idle models of the same pool, least recently used first, until this one fits.
     const inPool = (l: LoadedModel) => (pool === 'gpu') === (l.vram > 0);
