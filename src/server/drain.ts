@@ -16,8 +16,10 @@ export class ShuttingDownError extends Error {
   }
 }
 
-/** What a client is told when its request is refused or ended by a shutdown. */
-export const SHUTDOWN_MESSAGE = 'the server is shutting down; retry the request once it is back (or on another instance)';
+/** What a client is told when its request is refused by a shutdown. */
+export const SHUTDOWN_MESSAGE = 'the server is shutting down and takes no new requests; retry once it is back (or on another instance)';
+/** What a client is told when a shutdown ended its generation. */
+export const STOPPED_MESSAGE = 'the server is shutting down: the generation was stopped before it finished (the drain deadline passed)';
 
 /** Work that can be ended early: stop() makes it end soon, with its response saying why. */
 export interface Stoppable {

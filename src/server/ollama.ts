@@ -14,7 +14,7 @@ import { describeChatTemplate } from '../chat/chat-template-choice.js';
 import { joinPieces, planChat, templateTakesTools, templateThinks, type ChatPlan, type ReplyPiece } from './chat-reply.js';
 import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
-import { SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
+import { STOPPED_MESSAGE, ShuttingDownError } from './drain.js';
 
 export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/version', async () => ({ version: VERSION }));
@@ -134,7 +134,6 @@ async function respond(
   const tokens: number[] = [];
   let text = '';
   const out = stream ? openStream(req, reply, 'application/x-ndjson', () => job.abort()) : undefined;
-  const stopped = `${SHUTDOWN_MESSAGE} (the generation was stopped before it finished)`;
   const onClose = () => { if (!reply.raw.writableEnded) job.abort(); };
   if (!out) reply.raw.on('close', onClose);
   let last: GenerationChunk | undefined;
@@ -165,11 +164,11 @@ async function respond(
   // Ended by a server shutdown: streamed, the last line says so (done_reason "shutdown", and the
   // error Ollama's clients raise); whole, a 503 rather than a partial answer.
   const shutdown = job.shutdown && last!.finishReason === 'abort';
-  if (shutdown && !out) throw new ShuttingDownError(stopped);
+  if (shutdown && !out) throw new ShuttingDownError(STOPPED_MESSAGE);
   const t = last!.timings!, ns = (ms: number) => Math.round(ms * 1e6);
   const final = lines.final({
     done: true, done_reason: shutdown ? 'shutdown' : last!.finishReason === 'stop' ? 'stop' : 'length',
-    ...(shutdown ? { error: stopped } : {}),
+    ...(shutdown ? { error: STOPPED_MESSAGE } : {}),
     total_duration: ns(performance.now() - job.started), load_duration: ns(job.loadMs),
     prompt_eval_count: last!.usage!.promptTokens, prompt_eval_duration: ns(t.promptMs),
     eval_count: last!.usage!.completionTokens, eval_duration: ns(t.generateMs),

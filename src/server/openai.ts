@@ -17,7 +17,7 @@ import { joinPieces, planChat, type ChatPlan, type ReplyPiece } from './chat-rep
 import type { ToolCall } from '../chat/tool-types.js';
 import { openaiResponseFormat } from './structured-output.js';
 import { LOGIT_BIAS_MAX_ENTRIES } from '../engine/sampler.js';
-import { SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
+import { STOPPED_MESSAGE, ShuttingDownError } from './drain.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
 
@@ -183,7 +183,7 @@ const FINGERPRINT = 'minerva';
  */
 function shutdownExtra(job: GenerationJob, c: GenerationChunk): object {
   if (!job.shutdown || c.finishReason !== 'abort') return {};
-  return { error: { message: `${SHUTDOWN_MESSAGE} (the generation was stopped before it finished)`, type: 'server_error', param: null, code: 'server_shutting_down' } };
+  return { error: { message: STOPPED_MESSAGE, type: 'server_error', param: null, code: 'server_shutting_down' } };
 }
 
 /**
@@ -330,7 +330,7 @@ async function collect(job: GenerationJob, reply: FastifyReply): Promise<ChoiceR
   }
   if (reply.raw.destroyed) return undefined;
   // Cut short by a shutdown: no partial answer posing as a whole one.
-  if (job.shutdown && results.some((r) => r.finish === 'abort')) throw new ShuttingDownError(`${SHUTDOWN_MESSAGE} (the generation was stopped before it finished)`);
+  if (job.shutdown && results.some((r) => r.finish === 'abort')) throw new ShuttingDownError(STOPPED_MESSAGE);
   return results;
 }
 
