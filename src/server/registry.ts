@@ -81,9 +81,12 @@ export class ModelInUseError extends Error {
 /** The models folder exists but cannot be read (not a folder, no permission, an I/O error): a 503. */
 export class ModelsFolderError extends Error {
   readonly statusCode = 503;
+  readonly dir: string;
   constructor(dir: string, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException).code;
-    super(`the models folder ${dir} cannot be read (${code === 'ENOTDIR' ? 'it is not a folder' : code ?? (cause as Error).message}); models already loaded keep serving`, { cause });
+    // (Clients see this message: the folder's path is for the log, which gets it from `dir`.)
+    super(`the models folder cannot be read (${code === 'ENOTDIR' ? 'it is not a folder' : code ?? (cause as Error).message}); only models already loaded are served`, { cause });
+    this.dir = dir;
     this.name = 'ModelsFolderError';
   }
 }
