@@ -184,3 +184,16 @@ test('a second SIGINT during the drain stops at once, with exit code 130', { tim
     s.child.kill('SIGKILL');
   }
 });
+
+test('--drain-timeout is checked as an argument: a negative or non-number is refused naming the option', async () => {
+  for (const bad of ['-1', 'soon', '']) {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--models-dir', dir, '--drain-timeout', bad], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr += String(d); });
+      child.once('exit', (code) => resolve({ code, stderr }));
+    });
+    assert.notEqual(r.code, 0, bad);
+    assert.match(r.stderr, /--drain-timeout <seconds>.*expected a number in 0\.\.86400/, bad);
+  }
+});
