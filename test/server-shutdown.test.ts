@@ -86,6 +86,11 @@ test('SIGTERM drains: /ready 503, new work 503, /health up; streams end with a s
     const openai = streamLines(`${s.url}/v1/completions`, longCompletion);
     const ollama = streamLines(`${s.url}/api/generate`, longGenerate);
     await Promise.all([openai.first, ollama.first]);
+    // Not streamed: cut short, it must be a 503, not a partial answer posing as a whole one.
+    const whole = fetch(`${s.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...longCompletion, stream: false }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
     const signalled = performance.now();
     s.child.kill('SIGTERM');
     // Give the signal a moment to arrive, then look while the streams are still running.
@@ -132,8 +137,15 @@ test('SIGTERM drains: /ready 503, new work 503, /health up; streams end with a s
     assert.match(final.error!, /shutting down/);
     assert.ok(nd.slice(0, -1).every((l) => !l.done && l.error === undefined));
 
+    const cut = await whole;
+    assert.equal(cut.status, 503);
+    const e2 = await cut.json() as { error: { message: string; code: string } };
+    assert.equal(e2.error.code, 'server_shutting_down');
+    assert.match(e2.error.message, /stopped before it finished/);
+
     const exit = await s.exited;
     assert.equal(exit.code, 0, s.stderr());
+    assert.match(s.stderr(), /3 requests stopped at the drain deadline/);
     assert.ok(exit.at - signalled < 8000, `exited ${Math.round(exit.at - signalled)} ms after SIGTERM`);
     assert.match(s.stderr(), /SIGTERM: shutting down/);
   } finally {
