@@ -109,6 +109,8 @@ program.command('serve')
   .addOption(backendOption())
   .option('--max-gpu-memory <size>', 'bytes all models on the GPU may hold (e.g. 12G; default: no limit, WebGPU does not report GPU memory)', bytesArg)
   .option('--request-timeout <duration>', 'longest a generation may run', durationArg, DEFAULTS.requestTimeoutMs)
+  .option('--drain-timeout <seconds>', 'on SIGTERM or SIGINT: how long running requests may take to finish before they are stopped (a second signal stops at once)',
+    floatArg(0, 86_400), 30)
   .option('--quiet', 'no request log')
   .action(serveCommand);
 

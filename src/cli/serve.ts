@@ -9,6 +9,8 @@ export interface ServeCommandOptions {
   host: string; port: number; modelsDir: string; apiKey?: string; corsOrigin?: string; parallel: number;
   maxQueue: number; maxMemory: number; maxGpuMemory?: number; keepAlive: number; ctxSize?: number; threads?: number; backend: BackendName;
   requestTimeout: number; quiet?: boolean; chatTemplate?: string;
+  /** Seconds running requests may take to finish after SIGTERM/SIGINT. */
+  drainTimeout: number;
 }
 
 export async function serveCommand(o: ServeCommandOptions): Promise<void> {
@@ -21,14 +23,38 @@ export async function serveCommand(o: ServeCommandOptions): Promise<void> {
     chatTemplate: o.chatTemplate === undefined ? undefined : await readChatTemplateArg(o.chatTemplate),
   };
   const server = await createServer(options);
-  const address = await server.listen();
+  let address: string;
+  try {
+    address = await server.listen();
+  } catch (e) {
+    // (A port in use is one line from main's handler: PortInUseError says which port and what to do.)
+    await server.close();
+    throw e;
+  }
   const warning = exposureWarning(o.host, options.apiKey);
   if (warning) process.stderr.write(warning);
   const models = await server.registry.list();
   const backend = await server.registry.resolvedBackend();
   process.stderr.write(`minerva: serving ${models.length} model${models.length === 1 ? '' : 's'} from ${o.modelsDir} at ${address} on the ${backend} backend`
     + ` (web chat: ${address}/, OpenAI: ${address}/v1, Ollama: ${address}/api)\n`);
-  const stop = () => { void server.close().then(() => process.exit(0)); };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // The first SIGTERM or SIGINT drains (the server does the work; see MinervaServer.drain) and
+  // exits 0; a second one during the drain exits at once, as a shell expects of a signal.
+  let draining = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (draining) {
+      process.stderr.write(`minerva: ${signal} again: stopping now\n`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    draining = true;
+    process.stderr.write(`minerva: ${signal}: shutting down; running requests have ${o.drainTimeout} s to finish (send SIGINT again, or Ctrl-C, to stop at once)\n`);
+    server.drain(o.drainTimeout * 1000).then(({ stopped }) => {
+      if (stopped > 0) process.stderr.write(`minerva: ${stopped} request${stopped === 1 ? '' : 's'} stopped at the drain deadline\n`);
+      process.exit(0);
+    }, (e: unknown) => {
+      process.stderr.write(`minerva: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }

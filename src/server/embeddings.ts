@@ -10,10 +10,13 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { EmbedInputError, type EmbedInput, type EmbedOptions, type EmbedResult, type LoadModelOptions } from '../index.js';
 import { QueueFullError } from '../engine/scheduler.js';
 import type { ServerContext } from './generation.js';
+import { ShuttingDownError } from './drain.js';
 import type { LoadedModel } from './registry.js';
 import { keepAlive } from './ollama.js';
 import { ollamaOptions } from './ollama-options.js';
 import { BadRequest, objectBody, optBool, optInt, optObject, optString, requireString } from './params.js';
+
+const STOPPED_EMBEDDING = 'the server is shutting down: the embedding was stopped before it finished (the drain deadline passed)';
 
 /** OpenAI's limit on inputs per request. */
 const MAX_INPUTS = 2048;
@@ -94,11 +97,17 @@ async function embed(ctx: ServerContext, reply: FastifyReply, job: EmbedJob): Pr
   timeout.unref();
   const onClose = () => { if (!reply.raw.writableEnded) controller.abort(); };
   reply.raw.on('close', onClose);
+  // A drain that reaches its deadline ends the embedding with a 503 that says so.
+  let shutdown = false;
+  let unregister = () => {};
   try {
+    unregister = ctx.drain.register({ stop: () => { shutdown = true; controller.abort(); } });
     const result = await loaded.model.embed(job.input, { ...job.options, signal: controller.signal });
     ctx.metrics.promptTokens.inc({ model: loaded.entry.name }, result.promptTokens);
     return { loaded, result, started, loadMs };
   } catch (e) {
+    if (shutdown) throw new ShuttingDownError(STOPPED_EMBEDDING);
+    ctx.registry.failed(loaded, e); // (a model whose backend broke is dropped, to load afresh)
     if (e instanceof EmbedInputError) throw new BadRequest(e.message, e.field.startsWith('input') ? 'input' : e.field);
     if (e instanceof QueueFullError) ctx.metrics.rejected.inc({ model: loaded.entry.name });
     if (e instanceof Error && e.name === 'AbortError') {
@@ -109,6 +118,7 @@ async function embed(ctx: ServerContext, reply: FastifyReply, job: EmbedJob): Pr
   } finally {
     reply.raw.off('close', onClose);
     clearTimeout(timeout);
+    unregister();
     release();
   }
 }

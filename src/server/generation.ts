@@ -8,6 +8,7 @@ import type { LoadedModel, ModelRegistry } from './registry.js';
 import { BadRequest } from './params.js';
 import type { ModelDefaults } from './model-defaults.js';
 import type { ChatMessage } from '../tokenizer/tokenizer.js';
+import { ShuttingDownError, type Drain } from './drain.js';
 
 /** `messages` with the model's default system prompt first, unless they have a system message of their own. */
 export function withSystem(messages: readonly ChatMessage[], defaults: ModelDefaults | undefined): readonly ChatMessage[] {
@@ -25,6 +26,10 @@ export interface ServerContext {
   metrics: ServerMetrics;
   /** Longest a generation may run, in ms; then it ends as if aborted. */
   requestTimeoutMs: number;
+  /** The server's shutdown state: generations register here, so a drain can end them at its deadline. */
+  drain: Drain;
+  /** A message for a client: the server's paths (in the models folder or not) left out. */
+  redact(message: string): string;
 }
 
 export interface GenerationJob {
@@ -37,6 +42,8 @@ export interface GenerationJob {
   choices: AsyncIterable<GenerationChunk>[];
   /** Ends the generation (a client that went away); the stream then ends with finishReason "abort". */
   abort(): void;
+  /** The generation was ended by a server shutdown (its last chunk's finishReason is "abort"): the response must say so. */
+  readonly shutdown: boolean;
   /** Frees everything without reading the stream (safe to call more than once). */
   close(): void;
   /** When the model was taken from the registry, and how long loading it took (ms). */
@@ -65,17 +72,32 @@ export interface GenerationRequest {
  */
 export async function startGeneration(ctx: ServerContext, req: GenerationRequest): Promise<GenerationJob> {
   const started = performance.now();
-  // A created model's parameters are its defaults: what the request sets wins.
-  const defaults = (await ctx.registry.find(req.model)).defaults;
-  const load = { ...defined(defaults?.load ?? {}), ...defined(req.load ?? {}) };
-  const options = { ...defined(defaults?.options ?? {}), ...defined(req.options) };
-  const { loaded, release } = await ctx.registry.acquire(req.model, req.keepAliveMs, load);
-  const loadMs = performance.now() - started;
   const controller = new AbortController();
+  // Registered from the start, so a drain that reaches its deadline while the model loads ends
+  // this request too (with a 503, as nothing has been streamed yet).
+  let shutdown = false;
+  const unregister = ctx.drain.register({ stop: () => { shutdown = true; controller.abort(); } });
+  let release: () => void, loaded: LoadedModel, defaults: ModelDefaults | undefined, options: GenerateOptions;
+  try {
+    // A created model's parameters are its defaults: what the request sets wins.
+    defaults = (await ctx.registry.find(req.model)).defaults;
+    const load = { ...defined(defaults?.load ?? {}), ...defined(req.load ?? {}) };
+    options = { ...defined(defaults?.options ?? {}), ...defined(req.options) };
+    ({ loaded, release } = await ctx.registry.acquire(req.model, req.keepAliveMs, load));
+  } catch (e) {
+    unregister();
+    throw e;
+  }
+  if (shutdown) {
+    unregister();
+    release();
+    throw new ShuttingDownError();
+  }
+  const loadMs = performance.now() - started;
   const timeout = setTimeout(() => controller.abort(), ctx.requestTimeoutMs);
   timeout.unref();
   let finished = false;
-  const done = () => { if (finished) return; finished = true; clearTimeout(timeout); release(); };
+  const done = () => { if (finished) return; finished = true; clearTimeout(timeout); unregister(); release(); };
   let prompt: number[], streams: AsyncIterableIterator<GenerationChunk>[];
   try {
     let extra: GenerateOptions = {};
@@ -111,6 +133,11 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
         }
         yield chunk;
       }
+    } catch (e) {
+      // A model whose backend broke (a cpu worker thread died) cannot compute again: the registry
+      // drops it, so the next request loads it afresh.
+      ctx.registry.failed(loaded, e);
+      throw e;
     } finally {
       await stream.return?.();
       if (--open === 0) done();
@@ -119,6 +146,7 @@ export async function startGeneration(ctx: ServerContext, req: GenerationRequest
   const choices = streams.map((s) => measured(s));
   return {
     loaded, prompt, chunks: choices[0]!, choices, abort: () => controller.abort(), started, loadMs,
+    get shutdown() { return shutdown; },
     close: () => { for (const s of streams) void s.return?.(); done(); },
   };
 }

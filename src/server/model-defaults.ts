@@ -1,7 +1,7 @@
 // What a model made with POST /api/create carries besides its weights: a default system prompt
 // and default parameters (Ollama's Modelfile SYSTEM and PARAMETER), kept in
 // <models>/.settings/<name>.json and applied to every request that does not set them itself.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { GenerateOptions } from '../index.js';
 import { ollamaOptions, type GenerateLoad } from './ollama-options.js';
@@ -34,7 +34,14 @@ export async function writeModelDefaults(modelsDir: string, name: string, d: { s
     return;
   }
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, JSON.stringify({ system: d.system, parameters: d.parameters }, null, 2) + '\n');
+  // Written beside and renamed over: a stop midway leaves the old file or the new, never half of one.
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(temp, JSON.stringify({ system: d.system, parameters: d.parameters }, null, 2) + '\n');
+    await rename(temp, file);
+  } finally {
+    await rm(temp, { force: true });
+  }
 }
 
 export async function removeModelDefaults(modelsDir: string, name: string): Promise<void> {

@@ -17,6 +17,7 @@ import { HubError } from '../hub/hub-errors.js';
 import { ollamaPullStatus, type OllamaPullStatus, type PullEvent } from '../hub/pull-events.js';
 import path from 'node:path';
 import { redactPaths } from './exposure.js';
+import { ShuttingDownError } from './drain.js';
 
 /** The largest blob upload accepted (a GGUF of a 70B model at 8 bits is ~75 GB). */
 const MAX_BLOB_BYTES = 2 ** 40;
@@ -83,11 +84,20 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
       }
       return ollamaPullStatus(e);
     };
+    // A drain that reaches its deadline stops the pull: the partial download stays (as
+    // *.incomplete in the cache) for the next pull to resume, and no model link is made.
+    const controller = new AbortController();
+    const unregister = ctx.drain.register({
+      stop: () => controller.abort(new ShuttingDownError('the server is shutting down: the pull was stopped (pull again to resume it)')),
+    });
     if (!stream) {
-      await pull(ref, { modelsDir }).catch((e: unknown) => { throw pullError(e); });
+      try {
+        await pull(ref, { modelsDir, signal: controller.signal }).catch((e: unknown) => { throw pullError(e); });
+      } finally {
+        unregister();
+      }
       return { status: 'success' };
     }
-    const controller = new AbortController();
     const out = openStream(req, reply, 'application/x-ndjson', () => controller.abort());
     try {
       await pull(ref, {
@@ -96,6 +106,8 @@ export function registerOllamaModels(app: FastifyInstance, ctx: ServerContext, m
       });
     } catch (e) {
       out.write(JSON.stringify({ error: redactPaths((e as Error).message, modelsDir) }) + '\n');
+    } finally {
+      unregister();
     }
     out.end();
   });

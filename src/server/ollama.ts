@@ -14,6 +14,7 @@ import { describeChatTemplate } from '../chat/chat-template-choice.js';
 import { joinPieces, planChat, templateTakesTools, templateThinks, type ChatPlan, type ReplyPiece } from './chat-reply.js';
 import { ollamaFormat } from './structured-output.js';
 import { VERSION } from './version.js';
+import { STOPPED_MESSAGE, ShuttingDownError } from './drain.js';
 
 export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/version', async () => ({ version: VERSION }));
@@ -76,7 +77,7 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
       },
     });
     const line = (text: string, _last: boolean, extra: object = {}) => ({ model: job.loaded.entry.name, created_at: new Date().toISOString(), response: text, done: false, ...extra });
-    return respond(job, req, reply, common.stream, { line, final: (final, all) => ({ context: [...job.prompt, ...all.tokens], ...final }) });
+    return respond(ctx, job, req, reply, common.stream, { line, final: (final, all) => ({ context: [...job.prompt, ...all.tokens], ...final }) });
   });
 
   app.post('/api/chat', async (req, reply) => {
@@ -106,7 +107,7 @@ export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
       return { model: job.loaded.entry.name, created_at: new Date().toISOString(), message, done: false, ...extra };
     };
     const read = (text: string, last: boolean) => (last ? joinPieces(reader.push(text), reader.flush()) : reader.push(text));
-    return respond(job, req, reply, common.stream, {
+    return respond(ctx, job, req, reply, common.stream, {
       line: (text, last, extra) => {
         const piece = read(text, last);
         return last || piece.content || piece.reasoning || piece.calls.length > 0 ? line(piece, extra) : undefined;
@@ -128,7 +129,7 @@ interface Lines {
 
 /** Streams NDJSON lines, or gathers the whole text into one answer; the last line carries the stats. */
 async function respond(
-  job: GenerationJob, req: Parameters<typeof openStream>[0], reply: Parameters<typeof openStream>[1], stream: boolean, lines: Lines,
+  ctx: ServerContext, job: GenerationJob, req: Parameters<typeof openStream>[0], reply: Parameters<typeof openStream>[1], stream: boolean, lines: Lines,
 ): Promise<unknown> {
   const tokens: number[] = [];
   let text = '';
@@ -150,13 +151,24 @@ async function respond(
         text += c.text;
       }
     }
+  } catch (e) {
+    if (!out) throw e;
+    // Failed midway (the model's backend broke): Ollama's error line, which its clients raise.
+    req.log.error(e);
+    out.end(JSON.stringify({ error: ctx.redact(e instanceof Error ? e.message : String(e)) || 'internal error' }) + '\n');
+    return reply;
   } finally {
     reply.raw.off('close', onClose);
     job.close();
   }
+  // Ended by a server shutdown: streamed, the last line says so (done_reason "shutdown", and the
+  // error Ollama's clients raise); whole, a 503 rather than a partial answer.
+  const shutdown = job.shutdown && last!.finishReason === 'abort';
+  if (shutdown && !out) throw new ShuttingDownError(STOPPED_MESSAGE);
   const t = last!.timings!, ns = (ms: number) => Math.round(ms * 1e6);
   const final = lines.final({
-    done: true, done_reason: last!.finishReason === 'stop' ? 'stop' : 'length',
+    done: true, done_reason: shutdown ? 'shutdown' : last!.finishReason === 'stop' ? 'stop' : 'length',
+    ...(shutdown ? { error: STOPPED_MESSAGE } : {}),
     total_duration: ns(performance.now() - job.started), load_duration: ns(job.loadMs),
     prompt_eval_count: last!.usage!.promptTokens, prompt_eval_duration: ns(t.promptMs),
     eval_count: last!.usage!.completionTokens, eval_duration: ns(t.generateMs),

@@ -17,6 +17,7 @@ import { joinPieces, planChat, type ChatPlan, type ReplyPiece } from './chat-rep
 import type { ToolCall } from '../chat/tool-types.js';
 import { openaiResponseFormat } from './structured-output.js';
 import { LOGIT_BIAS_MAX_ENTRIES } from '../engine/sampler.js';
+import { STOPPED_MESSAGE, ShuttingDownError } from './drain.js';
 
 const MAX_TOKENS_LIMIT = 1 << 20;
 
@@ -99,12 +100,15 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
         if (c.finishReason) {
           const reader = readers[index]!;
           send(index, joinPieces(reader.push(c.text), reader.flush()), null);
-          frame([{ index, delta: {}, logprobs: null, finish_reason: chatFinishReason(c.finishReason, reader.calls.length > 0) }]);
+          frame([{ index, delta: {}, logprobs: null, finish_reason: chatFinishReason(c.finishReason, reader.calls.length > 0) }], shutdownExtra(job, c));
           ends.push(c);
         } else if (c.text || c.logprobs) {
           send(index, readers[index]!.push(c.text), logprobs);
         }
       }
+    } catch (e) {
+      endWithError(sse, e, req.log, ctx);
+      return reply;
     } finally {
       job.close();
     }
@@ -154,10 +158,13 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
           frame([{
             index, text: c.text, logprobs: c.logprobs ? legacyLogprobs(c.logprobs) : null,
             finish_reason: c.finishReason ? finishReason(c.finishReason) : null,
-          }]);
+          }], c.finishReason ? shutdownExtra(job, c) : {});
         }
         if (c.finishReason) ends.push(c);
       }
+    } catch (e) {
+      endWithError(sse, e, req.log, ctx);
+      return reply;
     } finally {
       job.close();
     }
@@ -168,6 +175,28 @@ export function registerOpenAI(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 const FINGERPRINT = 'minerva';
+
+/**
+ * On the last chunk of a choice that a server shutdown ended: OpenAI's error object beside the
+ * finish_reason ("length": the text is incomplete). OpenAI's clients raise a chunk carrying
+ * `error`, so the caller learns why the stream stopped; [DONE] still follows.
+ */
+function shutdownExtra(job: GenerationJob, c: GenerationChunk): object {
+  if (!job.shutdown || c.finishReason !== 'abort') return {};
+  return { error: { message: STOPPED_MESSAGE, type: 'server_error', param: null, code: 'server_shutting_down' } };
+}
+
+/**
+ * A stream whose generation failed midway (the model's backend broke): the error is logged in
+ * full, and the client gets it as OpenAI's error event (its clients raise it), then [DONE].
+ */
+function endWithError(
+  sse: ReturnType<typeof openStream>, e: unknown, log: { error(o: unknown): void }, ctx: ServerContext,
+): void {
+  log.error(e);
+  const message = ctx.redact(e instanceof Error ? e.message : String(e)) || 'internal error';
+  sse.end(`data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: null } })}\n\ndata: [DONE]\n\n`);
+}
 
 function modelObject(id: string, modified: Date) {
   return { id, object: 'model', created: Math.floor(modified.getTime() / 1000), owned_by: 'minerva' };
@@ -300,6 +329,8 @@ async function collect(job: GenerationJob, reply: FastifyReply): Promise<ChoiceR
     job.close();
   }
   if (reply.raw.destroyed) return undefined;
+  // Cut short by a shutdown: no partial answer posing as a whole one.
+  if (job.shutdown && results.some((r) => r.finish === 'abort')) throw new ShuttingDownError(STOPPED_MESSAGE);
   return results;
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { loadModel, type LoadModelOptions, type Model } from '../index.js';
 import { formatBytes, modelBytes, NotEnoughMemoryError, resolveBackend } from '../engine/model.js';
 import { GpuCapacityError } from '../backends/webgpu/webgpu-backend.js';
+import { WorkerThreadError } from '../backends/cpu/worker-pool.js';
 import { openModelFiles } from '../model/load.js';
 import { UnsupportedTypeError } from '../model/manifest.js';
 import { chatTemplateBeside, chooseChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
@@ -52,6 +53,8 @@ export interface LoadedModel {
   lastUsed: number;
   /** Requests using it now; a model in use is never unloaded. */
   users: number;
+  /** Its backend broke (a worker thread died): dropped from the registry, disposed when its last user lets go. */
+  broken?: boolean;
 }
 
 export class UnknownModelError extends Error {
@@ -75,6 +78,28 @@ export class ModelInUseError extends Error {
   }
 }
 
+/** The models folder exists but cannot be read (not a folder, no permission, an I/O error): a 503. */
+export class ModelsFolderError extends Error {
+  readonly statusCode = 503;
+  readonly dir: string;
+  constructor(dir: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    // (Clients see this message: the folder's path is for the log, which gets it from `dir`.)
+    super(`the models folder cannot be read (${code === 'ENOTDIR' ? 'it is not a folder' : code ?? (cause as Error).message}); only models already loaded are served`, { cause });
+    this.dir = dir;
+    this.name = 'ModelsFolderError';
+  }
+}
+
+/** A model's files exist but no longer read as a model (truncated, damaged, unreadable): a 500 naming the model. */
+export class ModelFileError extends Error {
+  readonly statusCode = 500;
+  constructor(readonly model: string, cause: unknown) {
+    super(`model "${model}" cannot be read from the models folder: ${(cause as Error).message}`, { cause });
+    this.name = 'ModelFileError';
+  }
+}
+
 export interface RegistryOptions {
   /** The models folder. */
   dir: string;
@@ -88,6 +113,8 @@ export interface RegistryOptions {
   load: LoadModelOptions;
   /** Called each time a model has loaded (metrics, the log). */
   onLoad?: (entry: ModelEntry, model: Model) => void;
+  /** Told of faults the server survives (a broken model dropped, a model file gone or damaged), for the log. */
+  onFault?: (message: string) => void;
   /** The chat template for every model (--chat-template); a `<model>.jinja` beside a model wins over it. */
   chatTemplate?: ChatTemplateChoice;
   /** A model listed while the folder holds none (the bundled demo). */
@@ -120,7 +147,7 @@ export class ModelRegistry {
       dirents = await readdir(this.options.dir, { withFileTypes: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
+      throw new ModelsFolderError(this.options.dir, e);
     }
     const entries: ModelEntry[] = [];
     for (const d of dirents.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -148,9 +175,48 @@ export class ModelRegistry {
   /** The entry a request's model name refers to. */
   async find(name: string): Promise<ModelEntry> {
     const wanted = baseName(name);
-    const entry = (await this.list()).find((e) => e.name === wanted);
-    if (!entry) throw (await this.whyUnlisted(wanted)) ?? new UnknownModelError(name);
+    let entries;
+    try {
+      entries = await this.list();
+    } catch (e) {
+      // The folder cannot be read: a model already loaded keeps serving from memory.
+      const loaded = [...this.loaded.values()].find((l) => l.entry.name === wanted);
+      if (e instanceof ModelsFolderError && loaded) return loaded.entry;
+      throw e;
+    }
+    const entry = entries.find((e) => e.name === wanted);
+    if (!entry) throw (await this.whyUnlisted(wanted)) ?? this.gone(wanted) ?? new UnknownModelError(name);
     return entry;
+  }
+
+  /**
+   * A loaded model whose file has left the folder (removed, or no longer readable): dropped (once
+   * its requests end), and said in the log. Undefined: `name` was not loaded.
+   */
+  private gone(name: string): undefined {
+    const l = [...this.loaded.values()].find((m) => m.entry.name === name);
+    if (!l) return undefined;
+    this.options.onFault?.(`model "${name}": its file ${l.entry.path} is gone from the models folder; unloading it`);
+    this.drop(l);
+    return undefined;
+  }
+
+  /**
+   * A generation on `l` failed with `error`. If the model's backend is broken (a cpu worker thread
+   * died) it cannot compute again: it leaves the registry now, so the next request loads it afresh,
+   * and is disposed once its running requests have ended.
+   */
+  failed(l: LoadedModel, error: unknown): void {
+    if (!(error instanceof WorkerThreadError) || l.broken) return;
+    this.options.onFault?.(`model "${l.entry.name}": ${error.message}; unloading it (the next request loads it again)`);
+    this.drop(l);
+  }
+
+  /** Takes `l` out of the registry at once; disposes it now if idle, else when its last user releases it. */
+  private drop(l: LoadedModel): void {
+    l.broken = true;
+    if (this.loaded.get(l.entry.path) === l) this.loaded.delete(l.entry.path);
+    if (l.users === 0) l.model.dispose();
   }
 
   /**
@@ -167,6 +233,14 @@ export class ModelRegistry {
         await (await openModelFiles(full)).close();
       } catch (e) {
         if (e instanceof UnsupportedTypeError) return new BadRequest(`model "${name}": ${e.message.replaceAll(full, file)}`, 'model');
+        // A model that was in use (loaded) and now fails to open was damaged under the server
+        // (truncated, overwritten): a server-side fault, said as such.
+        const l = [...this.loaded.values()].find((m) => m.entry.name === name);
+        if (l) {
+          this.options.onFault?.(`model "${name}": ${(e as Error).message}; unloading it`);
+          this.drop(l);
+          return new ModelFileError(name, e);
+        }
       }
     }
     return undefined;
@@ -180,6 +254,10 @@ export class ModelRegistry {
   async acquire(name: string, keepAliveMs = this.options.keepAliveMs, load: LoadModelOptions = {}): Promise<{ loaded: LoadedModel; release: () => void }> {
     const entry = await this.find(name);
     let loaded = this.loaded.get(entry.path);
+    if (loaded && loaded.users === 0 && (loaded.entry.modified.getTime() !== entry.modified.getTime() || loaded.entry.size !== entry.size)) {
+      this.unload(loaded); // the file changed on disk since it loaded: load what is there now
+      loaded = undefined;
+    }
     if (loaded && load.contextLength !== undefined && load.contextLength !== loaded.model.contextLength && loaded.users === 0) {
       this.unload(loaded); // another context length was asked for: reload (as Ollama does for num_ctx)
       loaded = undefined;
@@ -203,6 +281,10 @@ export class ModelRegistry {
         if (released) return;
         released = true;
         l.users--;
+        if (l.broken) {
+          if (l.users === 0) l.model.dispose();
+          return;
+        }
         if (l.users === 0) {
           l.expiresAt = keepAliveMs === Infinity ? Infinity : Date.now() + keepAliveMs;
           if (keepAliveMs <= 0) this.unload(l);

@@ -20,6 +20,7 @@ import { BadRequest } from './params.js';
 import { redactPaths } from './exposure.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
+import { Drain, SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
 import { describeChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 
 export interface ServeOptions {
@@ -74,9 +75,26 @@ export interface MinervaServer {
   app: FastifyInstance;
   registry: ModelRegistry;
   metrics: ServerMetrics;
-  /** Starts listening; resolves to the address. */
+  /** Starts listening; resolves to the address. A taken port rejects with PortInUseError. */
   listen(): Promise<string>;
+  /**
+   * Graceful shutdown: /ready and new work answer 503 at once, running requests may finish for
+   * up to `deadlineMs`, then the generations still running are ended (their responses say the
+   * server is shutting down) and the server closes. Resolves to how many were ended that way.
+   */
+  drain(deadlineMs: number): Promise<{ stopped: number }>;
+  /** Closes at once: running streams end where they are. */
   close(): Promise<void>;
+  /** The shutdown state (requests in flight, draining or not). */
+  readonly shutdown: Drain;
+}
+
+/** The port is taken by another process: `minerva serve` says so in one line. */
+export class PortInUseError extends Error {
+  constructor(readonly host: string, readonly port: number) {
+    super(`port ${port} on ${host} is already in use (another minerva serve or Ollama?): stop that process, or pass another --port`);
+    this.name = 'PortInUseError';
+  }
 }
 
 const UI_DIR = new URL('../../../src/ui/', import.meta.url);
@@ -86,6 +104,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     dir: o.modelsDir, maxMemory: o.maxMemory, maxGpuMemory: o.maxGpuMemory, keepAliveMs: o.keepAliveMs,
     load: { parallel: o.parallel, maxQueue: o.maxQueue, contextLength: o.contextLength, threads: o.threads, backend: o.backend, freeMemory: o.freeMemory },
     chatTemplate: o.chatTemplate,
+    onFault: (message) => app.log.error(message),
     onLoad: (entry, model) => {
       metrics.modelLoads.inc({ model: entry.name });
       if (model.chatTemplate.origin !== 'model') app.log.info(`model "${entry.name}": chat template ${describeChatTemplate(model.chatTemplate)}`);
@@ -93,7 +112,10 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     demo: o.demoModel === false ? undefined : o.demoModel ?? bundledDemoModel(),
   });
   const metrics = new ServerMetrics(registry);
-  const ctx: ServerContext = { registry, metrics, requestTimeoutMs: o.requestTimeoutMs };
+  const shutdown = new Drain();
+  const ctx: ServerContext = {
+    registry, metrics, requestTimeoutMs: o.requestTimeoutMs, drain: shutdown, redact: (m) => redactPaths(m, o.modelsDir),
+  };
   const app = Fastify({ logger: o.logger, bodyLimit: o.bodyLimit });
   let ready = false;
   // Bodies are JSON whatever the Content-Type says: Ollama's documented `curl -d '{…}'` sends
@@ -117,8 +139,15 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     reply.raw.once('finish', () => metrics.requests.inc({
       route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.raw.statusCode),
     }));
+    // In flight until its response has ended (or its client left): a drain waits for it.
+    reply.raw.once('close', shutdown.requestStarted());
     if (o.apiKey && needsKey(req.url) && !keyMatches(req.headers.authorization, o.apiKey)) {
       return sendError(req, reply, 401, 'invalid or missing API key (send "Authorization: Bearer <key>")', 'authentication_error', 'invalid_api_key');
+    }
+    // Draining: nothing new starts (generations, embeddings, pulls, model changes); reads and /health still answer.
+    if (shutdown.draining && startsWork(req.method, req.url)) {
+      reply.header('connection', 'close');
+      return sendError(req, reply, 503, SHUTDOWN_MESSAGE, 'server_error', 'server_shutting_down');
     }
   });
 
@@ -133,6 +162,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     }
     if (err instanceof InsufficientMemoryError) return sendError(req, reply, 503, said, 'server_error', 'insufficient_memory');
     if (err instanceof ModelInUseError) return sendError(req, reply, 409, said, 'invalid_request_error', 'model_in_use', 'model');
+    if (err instanceof ShuttingDownError) return sendError(req, reply, 503, said, 'server_error', 'server_shutting_down');
     if ('statusCode' in err && err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       const message = err.code === 'FST_ERR_CTP_INVALID_JSON' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
         ? `the request body is not valid JSON: ${said}` : said;
@@ -145,7 +175,10 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   app.setNotFoundHandler((req, reply) => sendError(req, reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`, 'invalid_request_error', 'not_found'));
 
   app.get('/health', async () => ({ status: 'ok' }));
-  app.get('/ready', async (_req, reply) => (ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' })));
+  app.get('/ready', async (_req, reply) => {
+    if (shutdown.draining) return reply.code(503).send({ status: 'draining' });
+    return ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' });
+  });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   const ui = (file: string, type: string) => {
@@ -164,21 +197,44 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   registerEmbeddings(app, ctx);
   registerOllamaModels(app, ctx, o.modelsDir);
 
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      registry.dispose();
+      await app.close();
+    })();
+    return closing;
+  };
   return {
-    app, registry, metrics,
+    app, registry, metrics, shutdown,
     async listen() {
-      const address = await app.listen({ host: o.host, port: o.port });
+      let address: string;
+      try {
+        address = await app.listen({ host: o.host, port: o.port });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUseError(o.host, o.port);
+        throw e;
+      }
       // Ready once the backend is known (a GPU found or not), the kernels compile and the models folder can be read.
       if (await registry.resolvedBackend() === 'cpu') await compileKernels();
       await registry.list();
       ready = true;
       return address;
     },
-    async close() {
-      registry.dispose();
-      await app.close();
+    async drain(deadlineMs) {
+      const { stopped, unfinished } = await shutdown.drain(deadlineMs);
+      if (stopped > 0) app.log.warn(`shutdown: ${stopped} running request${stopped === 1 ? '' : 's'} stopped at the ${deadlineMs} ms drain deadline`);
+      if (unfinished > 0) app.log.warn(`shutdown: ${unfinished} request${unfinished === 1 ? '' : 's'} still unfinished; closing anyway`);
+      await close();
+      return { stopped };
     },
+    close,
   };
+}
+
+/** Requests that start work (a generation, an embedding, a pull, a change to the models folder): refused while draining. */
+function startsWork(method: string, url: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && (url.startsWith('/v1/') || url.startsWith('/api/'));
 }
 
 function needsKey(url: string): boolean {

@@ -2,13 +2,20 @@
 // its control block (see worker-pool.ts for the protocol).
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { instantiateKernels, type MatvecKernels } from './kernel-module.js';
-import { ADOPT_SHARD, BROADCAST_ROWS, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK, jobTag, runChunks } from './worker-pool.js';
+import { ADOPT_SHARD, BROADCAST_ROWS, CLAIM, CTL, KERNELS, SPIN_MS, SPINS_PER_CHECK, jobTag, runChunks } from './worker-pool.js';
 
 const { memory, control, claims, module } = workerData as {
   memory: WebAssembly.Memory; control: Int32Array; claims: Int32Array; module: WebAssembly.Module;
 };
 /** One kernel instance per shard memory. */
 const kernels: MatvecKernels[] = [instantiateKernels(memory, module)];
+// However this thread ends (an uncaught error, process.exit, the pool's exit request), the caller
+// must learn it without waiting for an event: it may be blocked in Atomics.wait on this thread.
+process.on('exit', () => {
+  Atomics.store(control, CTL.exited, 1);
+  Atomics.notify(control, CTL.done);
+  Atomics.notify(claims, CLAIM.finished);
+});
 parentPort!.postMessage('ready');
 
 /** The current job's arguments (copied from the control block, which the caller may rewrite once the job is done). */

@@ -80,7 +80,9 @@ export const CTL = {
   failed: 15,
   /** Which memory (shard) the job's pointers refer to. */
   shard: 16,
-  size: 17,
+  /** Set (and notified) by the worker as its thread exits, for whatever reason: the pool is then broken. */
+  exited: 17,
+  size: 18,
 } as const;
 
 /** Int32 slots of the pool's shared claim block. */
@@ -151,9 +153,23 @@ export function runChunks(
   }
 }
 
+/**
+ * A worker thread of the pool exited (a crash, an uncaught error, out of memory): the pool cannot
+ * run jobs any more, and every job then and after fails with this instead of waiting forever for
+ * rows the thread will never compute. The model on it must be loaded again.
+ */
+export class WorkerThreadError extends Error {
+  constructor(readonly reason: string) {
+    super(`a cpu worker thread exited (${reason}); the model's worker pool cannot run`);
+    this.name = 'WorkerThreadError';
+  }
+}
+
 export class WorkerPool {
   private nextSeq = 0;
   private disposed = false;
+  /** Why the pool is broken (a worker exited), once it is. */
+  private broken: string | undefined;
   /** Per worker: the last job it was given (it is idle once its `done` reaches this). */
   private readonly given: number[];
 
@@ -166,6 +182,13 @@ export class WorkerPool {
     private readonly local: MatvecKernels[],
   ) {
     this.given = workers.map(() => 0);
+    // A worker that exits while this thread is idle is seen here (one that exits during a job
+    // flags CTL.exited itself, which the waits below check: they block this thread, so no event
+    // could arrive then). terminate() sets no flag, but only dispose() calls it.
+    workers.forEach((w, i) => {
+      w.on('error', (e) => { this.broken ??= `worker ${i + 1}: ${e.message}`; });
+      w.on('exit', (code) => { if (!this.disposed) this.broken ??= `worker ${i + 1} exited with code ${code}`; });
+    });
   }
 
   /** Starts `threads - 1` workers (the caller is the last thread) on `memory`. */
@@ -212,7 +235,7 @@ export class WorkerPool {
    * posted memory with receiveMessageOnPort inside the job). Returns the new shard's index.
    */
   addShard(memory: WebAssembly.Memory): number {
-    if (this.disposed) throw new Error('the worker pool has been disposed');
+    this.checkUsable();
     const local = instantiateKernels(memory, this.module);
     this.waitIdle('shard set-up');
     const seq = ++this.nextSeq;
@@ -235,7 +258,7 @@ export class WorkerPool {
    * others) claimed by the idle workers and this thread; blocks until every row is done.
    */
   run(kernel: KernelName, args: readonly number[], rows: number, shard = 0): void {
-    if (this.disposed) throw new Error('the worker pool has been disposed');
+    this.checkUsable();
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
     if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
     const f = this.local[shard]![kernel] as KernelFn;
@@ -270,7 +293,7 @@ export class WorkerPool {
    * per-thread set-up such as each thread's scratch.
    */
   broadcast(kernel: KernelName, args: readonly number[], shard = 0): void {
-    if (this.disposed) throw new Error('the worker pool has been disposed');
+    this.checkUsable();
     if (args.length > CTL.maxArgs) throw new RangeError(`${kernel}: ${args.length} arguments, at most ${CTL.maxArgs}`);
     if (shard < 0 || shard >= this.local.length) throw new RangeError(`no shard ${shard}`);
     const id = KERNEL_IDS.get(kernel)!;
@@ -294,7 +317,10 @@ export class WorkerPool {
     if (Atomics.load(c, CTL.sleeping) === 1) Atomics.notify(c, CTL.seq);
   }
 
-  /** Waits until `nChunks` chunks of the current job are done: spins briefly, then sleeps until notified. */
+  /**
+   * Waits until `nChunks` chunks of the current job are done: spins briefly, then sleeps until
+   * notified. A worker that exited holding a chunk would never finish it: WorkerThreadError.
+   */
   private waitFinished(kernel: string, nChunks: number): void {
     const c = this.claims;
     let spins = 0;
@@ -304,19 +330,46 @@ export class WorkerPool {
         const seen = Atomics.load(c, CLAIM.finished);
         if (seen !== nChunks) Atomics.wait(c, CLAIM.finished, seen, 1);
         Atomics.store(c, CLAIM.callerWaiting, 0);
+        this.checkExited(kernel);
       }
     }
     this.checkFailed(kernel);
   }
 
-  /** Waits for worker `w` to finish the last job it was given. */
+  /** Waits for worker `w` to finish the last job it was given (WorkerThreadError if it exited instead). */
   private waitWorker(w: number, kernel: string): void {
     const c = this.controls[w]!;
     let spins = 0;
     while (Atomics.load(c, CTL.done) !== this.given[w]) {
-      if (++spins > 16 * SPINS_PER_CHECK) Atomics.wait(c, CTL.done, Atomics.load(c, CTL.done), 1);
+      if (++spins > 16 * SPINS_PER_CHECK) {
+        Atomics.wait(c, CTL.done, Atomics.load(c, CTL.done), 1);
+        this.checkExited(kernel);
+      }
     }
     this.checkFailed(kernel);
+  }
+
+  /** Throws if the pool was disposed or a worker has exited. */
+  private checkUsable(): void {
+    if (this.disposed) throw new Error('the worker pool has been disposed');
+    if (this.broken === undefined) {
+      const w = this.controls.findIndex((c) => Atomics.load(c, CTL.exited) !== 0);
+      if (w >= 0) this.broken = `worker ${w + 1} exited`;
+    }
+    if (this.broken !== undefined) throw new WorkerThreadError(this.broken);
+  }
+
+  /** Throws WorkerThreadError (and marks the pool broken) if a worker has flagged its exit. */
+  private checkExited(kernel: string): void {
+    const w = this.controls.findIndex((c) => Atomics.load(c, CTL.exited) !== 0);
+    if (w < 0) return;
+    this.broken ??= `worker ${w + 1} exited during ${kernel}`;
+    throw new WorkerThreadError(this.broken);
+  }
+
+  /** Why the pool cannot run jobs (a worker exited), or undefined while it can. */
+  get failure(): string | undefined {
+    return this.broken;
   }
 
   /** Waits until every worker has finished every job it was given. */
