@@ -88,6 +88,8 @@ const options: SoakOptions = {
   seed: int('seed', s('seed'), 0, 2 ** 32 - 1, SOAK_DEFAULTS.seed),
 };
 
+// Stopped by a signal: exit, so that the server child is killed on the way out (soak-server.ts).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const bar = stepProgressBar('soak');
 const report = await runSoak(options, (p) => bar.update({
   done: p.done, total: p.total, what: `${p.completed} completed, ${p.aborted} aborted, ${p.rejected} × 429, ${p.errors} failed`,

@@ -69,45 +69,61 @@ export type AttemptOutcome =
   /** Anything else: another status, a network error, a stream that stalled. */
   | { kind: 'error'; message: string };
 
-/** One streamed attempt of `r` against `base`; `stallMs` without a byte ends it as an error (a hang). */
+/**
+ * One streamed attempt of `r` against `base`; `stallMs` without progress ends it as an error (a
+ * hang). Every wait races the abort itself: a body read is not trusted to settle when its fetch is
+ * aborted, so neither a planned hang-up nor a stall can leave the client waiting forever.
+ */
 export async function attempt(base: string, model: string, r: SoakRequest, stallMs: number): Promise<AttemptOutcome> {
   const controller = new AbortController();
+  let phase = 'waiting for the response headers';
   let stalled = false;
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
     timer = setTimeout(() => { stalled = true; controller.abort(); }, stallMs);
   };
+  const aborted = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+  });
+  aborted.catch(() => {});
   const start = performance.now();
   let hungUp = false, chunks = 0, ttftMs: number | undefined;
+  let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
   arm();
   try {
-    const res = await fetch(base + ROUTES[r.api], {
+    const res = await Promise.race([fetch(base + ROUTES[r.api], {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(requestBody(model, r)), signal: controller.signal,
-    });
-    if (res.status === 429) return { kind: 'rejected', retryAfter: res.headers.get('retry-after'), body: await res.text() };
-    if (res.status !== 200 || !res.body) return { kind: 'error', message: `HTTP ${res.status} ${(await res.text()).slice(0, 300)}` };
+    }), aborted]);
+    phase = `reading the ${res.status} response`;
+    if (res.status === 429) return { kind: 'rejected', retryAfter: res.headers.get('retry-after'), body: await Promise.race([res.text(), aborted]) };
+    if (res.status !== 200 || !res.body) return { kind: 'error', message: `HTTP ${res.status} ${(await Promise.race([res.text(), aborted])).slice(0, 300)}` };
     const reader = r.api.startsWith('openai') ? new SseReader(r.api === 'openai-chat') : new NdjsonReader(r.api === 'ollama-chat');
     const decoder = new TextDecoder();
-    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+    body = res.body.getReader();
+    while (true) {
+      const { done, value } = await Promise.race([body.read(), aborted]);
+      if (done) break;
       arm();
-      for (const text of reader.push(decoder.decode(bytes, { stream: true }))) {
+      for (const text of reader.push(decoder.decode(value, { stream: true }))) {
         if (text === '') continue;
         ttftMs ??= performance.now() - start;
         if (++chunks === r.abortAfter) { hungUp = true; controller.abort(); }
       }
+      phase = `reading the stream after ${chunks} text chunks`;
+      if (hungUp) return { kind: 'aborted', chunks, ttftMs };
     }
     reader.push(decoder.decode());
     const end = reader.end();
-    // Hung up on the last chunk, with the rest already read: the stream may look cut short.
-    if (hungUp && end) return { kind: 'aborted', chunks, ttftMs };
     return { kind: 'completed', text: reader.text, finish: reader.finish ?? '', tokens: reader.tokens ?? 0, ttftMs, totalMs: performance.now() - start, ...(end ? { problem: end } : {}) };
   } catch (e) {
     if (hungUp) return { kind: 'aborted', chunks, ttftMs };
-    if (stalled) return { kind: 'error', message: `no byte for ${stallMs} ms (after ${chunks} text chunks)` };
-    return { kind: 'error', message: `${(e as Error).message}${(e as Error).cause ? ` (${String((e as Error).cause)})` : ''}` };
+    if (stalled) return { kind: 'error', message: `stalled: nothing for ${stallMs} ms while ${phase}` };
+    return { kind: 'error', message: `${phase}: ${(e as Error).message}${(e as Error).cause ? ` (${String((e as Error).cause)})` : ''}` };
   } finally {
     clearTimeout(timer);
+    // A stream left unread holds its socket: cancel it (a hang-up, a stall, an error).
+    body?.cancel().catch(() => {});
   }
 }
 

@@ -50,8 +50,12 @@ export async function startChildServer(o: ServerLaunch, startupMs = 60_000): Pro
   let stderr = '', exit: string | undefined;
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => { stderr = (stderr + s).slice(-20_000); });
+  // A soak that exits (process.exit, a signal the script turns into one) takes its server along.
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
   const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
     exit = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    process.off('exit', orphan);
     resolve();
   }));
   const cleanup = async () => {

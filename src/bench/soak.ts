@@ -54,6 +54,8 @@ const RSS_WINDOW_SHARE = 0.1;
 const MAX_REJECTIONS = 1000;
 /** How long the gauges may take to settle once every client is done (an aborted stream ends at the scheduler's next step). */
 const SETTLE_MS = 10_000;
+/** prom-client's default metric of the V8 heap in use, summed over its spaces' labels (none: one sample). */
+const HEAP_USED = 'minerva_nodejs_heap_size_used_bytes';
 
 export interface SoakProgress {
   done: number;
@@ -93,7 +95,13 @@ export interface SoakReport {
   generatedTokens: number;
   tokensPerSecond: number;
   /** Bytes; undefined where /proc is absent. */
-  rss?: { afterWarmup: number; end: number; peak: number; growth: number; limit: number; samples: number };
+  rss?: {
+    afterWarmup: number; end: number; peak: number; growth: number; limit: number; samples: number;
+    /** RSS (MiB) against requests finished, at most 50 points: a leak is a slope. */
+    series: { done: number; rssMiB: number }[];
+  };
+  /** The server's V8 heap in use (its /metrics), bytes, when warm-up ended and at the end: a leak of JS objects shows here first. */
+  heapUsed?: { afterWarmup: number; end: number };
   checks: Check[];
   /** The names and details of the failed checks. */
   failures: string[];
@@ -186,6 +194,7 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
   const progress: SoakProgress = { done: 0, total: plan.length, completed: 0, aborted: 0, rejected: 0, errors: 0 };
   const memory = sampleMemory(server.pid, 250, () => progress.done);
   const served: Served[] = new Array(plan.length);
+  let heapAtWarmup: Promise<number | undefined> | undefined;
   let next = 0;
   const start = performance.now();
   const client = async () => {
@@ -198,6 +207,9 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
       if (s.kind === 'completed') progress.completed++;
       else if (s.kind === 'aborted') progress.aborted++;
       else progress.errors++;
+      if (progress.done === Math.min(o.warmup, plan.length - 1) + 1) {
+        heapAtWarmup = scrapeMetrics(server.url).then((m) => m.get(HEAP_USED), () => undefined);
+      }
       onProgress?.({ ...progress });
     }
   };
@@ -275,12 +287,15 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
     const afterWarmup = meanRss(samples, warmup, warmup + window) ?? endMemory.rss;
     const end = meanRss(samples, plan.length - window, plan.length + 1) ?? endMemory.rss;
     const limit = Math.max(o.rssGrowthShare * afterWarmup, o.rssGrowthFloorMiB * 2 ** 20);
-    rss = { afterWarmup, end, peak: endMemory.peak, growth: end - afterWarmup, limit, samples: samples.length };
+    const step = Math.max(1, Math.ceil(samples.length / 50));
+    const series = samples.filter((_, i) => i % step === 0 || i === samples.length - 1).map((x) => ({ done: x.done, rssMiB: Number(mib(x.rss)) }));
+    rss = { afterWarmup, end, peak: endMemory.peak, growth: end - afterWarmup, limit, samples: samples.length, series };
     check('RSS flat', end - afterWarmup <= limit,
       `mean RSS ${mib(afterWarmup)} MiB over requests ${warmup}..${warmup + window}, ${mib(end)} MiB over the last ${window}: `
       + `${end >= afterWarmup ? '+' : ''}${mib(end - afterWarmup)} MiB (limit ${mib(limit)} MiB)`);
   }
 
+  const heapWarm = await heapAtWarmup;
   const sorted = (xs: (number | undefined)[]) => xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
   const ttft = sorted(served.map((s) => s?.ttftMs));
   const latency = sorted(completed.map(({ s }) => s.totalMs));
@@ -294,6 +309,7 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
     latencyMs: { p50: percentile(latency, 0.5), p99: percentile(latency, 0.99), max: latency.at(-1) ?? NaN },
     generatedTokens, tokensPerSecond: (generatedTokens * 1000) / wallMs,
     ...(rss ? { rss } : {}),
+    ...(heapWarm !== undefined && after.has(HEAP_USED) ? { heapUsed: { afterWarmup: heapWarm, end: after.get(HEAP_USED)! } } : {}),
     checks, failures: checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`),
   };
 }
@@ -332,6 +348,7 @@ export function formatSoakReport(r: SoakReport): string {
   } else {
     rows.push(['RSS', 'not measured (no /proc)']);
   }
+  if (r.heapUsed) rows.push(['V8 heap used after warm-up → end', `${mib(r.heapUsed.afterWarmup)} → ${mib(r.heapUsed.end)} MiB`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   lines.push('', ...r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`));
