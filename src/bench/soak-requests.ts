@@ -98,7 +98,7 @@ export async function attempt(base: string, model: string, r: SoakRequest, stall
     phase = `reading the ${res.status} response`;
     if (res.status === 429) return { kind: 'rejected', retryAfter: res.headers.get('retry-after'), body: await Promise.race([res.text(), aborted]) };
     if (res.status !== 200 || !res.body) return { kind: 'error', message: `HTTP ${res.status} ${(await Promise.race([res.text(), aborted])).slice(0, 300)}` };
-    const reader = r.api.startsWith('openai') ? new SseReader(r.api === 'openai-chat') : new NdjsonReader(r.api === 'ollama-chat');
+    const reader = streamReader(r.api);
     const decoder = new TextDecoder();
     body = res.body.getReader();
     while (true) {
@@ -125,6 +125,18 @@ export async function attempt(base: string, model: string, r: SoakRequest, stall
     // A stream left unread holds its socket: cancel it (a hang-up, a stall, an error).
     body?.cancel().catch(() => {});
   }
+}
+
+function streamReader(api: Api): StreamReader {
+  return api.startsWith('openai') ? new SseReader(api === 'openai-chat') : new NdjsonReader(api === 'ollama-chat');
+}
+
+/** A whole response body of `api` read as the soak reads a stream: its text, its finish, and what is wrong with it (undefined: nothing). */
+export function readStreamBody(api: Api, body: string): { text: string; finish: string | undefined; problem: string | undefined } {
+  const reader = streamReader(api);
+  reader.push(body);
+  const problem = reader.end();
+  return { text: reader.text, finish: reader.finish, problem };
 }
 
 /** A stream's text and end as it arrives; push() returns the text pieces of the complete frames so far. */
