@@ -2,6 +2,7 @@
 // test suite runs small):
 //   node dist/scripts/soak.js --clients 200 --requests 10000 [--model <file.gguf|hf-folder>] [--port <n>] [--json <file>]
 // Exits 1 naming each failed check, 2 on bad arguments.
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { stepProgressBar } from '../src/cli/progress.js';
@@ -23,8 +24,7 @@ const HELP = `usage: node dist/scripts/soak.js [options]
   --over-context-share <x>  share asking beyond the context (default ${SOAK_DEFAULTS.overContextShare})
   --sampled-share <x>    share sampling at temperature 0.8, not compared (default ${SOAK_DEFAULTS.sampledShare})
   --warmup <n>           requests before the RSS baseline (default: min(1000, requests / 10))
-  --rss-growth <x>       RSS growth allowed after warm-up, as a share (default ${SOAK_DEFAULTS.rssGrowthShare})
-  --rss-floor <MiB>      … or this many MiB, whichever is larger (default ${SOAK_DEFAULTS.rssGrowthFloorMiB})
+  --rss-limit <MiB>      RSS growth allowed from warm-up to the end (default ${SOAK_DEFAULTS.rssGrowthLimitMiB})
   --seed <n>             seed of the request mix (default ${SOAK_DEFAULTS.seed})
   --json <file>          write the report as JSON
 `;
@@ -48,7 +48,7 @@ function share(name: string, v: string | undefined, fallback: number): number {
 }
 
 const STRINGS = ['clients', 'requests', 'model', 'port', 'parallel', 'max-queue', 'ctx-size', 'threads', 'backend', 'max-tokens',
-  'abort-share', 'over-context-share', 'sampled-share', 'warmup', 'rss-growth', 'rss-floor', 'seed', 'json'] as const;
+  'abort-share', 'over-context-share', 'sampled-share', 'warmup', 'rss-limit', 'seed', 'json'] as const;
 let values: Partial<Record<(typeof STRINGS)[number] | 'help', string | boolean>>;
 try {
   ({ values } = parseArgs({
@@ -67,6 +67,7 @@ const s = (k: (typeof STRINGS)[number]) => values[k] as string | undefined;
 const requests = int('requests', s('requests'), 1, 10_000_000, SOAK_DEFAULTS.requests);
 const model = s('model') ?? bundledDemoModel()?.path;
 if (!model) fail('--model: no model given and the bundled demo model (models/demo/stories260K.gguf) is missing');
+if (!existsSync(model)) fail(`--model: no such file or folder: ${model}`);
 const options: SoakOptions = {
   clients: int('clients', s('clients'), 1, 10_000, SOAK_DEFAULTS.clients),
   requests,
@@ -82,8 +83,7 @@ const options: SoakOptions = {
   overContextShare: share('over-context-share', s('over-context-share'), SOAK_DEFAULTS.overContextShare),
   sampledShare: share('sampled-share', s('sampled-share'), SOAK_DEFAULTS.sampledShare),
   warmup: int('warmup', s('warmup'), 0, requests - 1, Math.min(1000, Math.floor(requests / 10))),
-  rssGrowthShare: share('rss-growth', s('rss-growth'), SOAK_DEFAULTS.rssGrowthShare),
-  rssGrowthFloorMiB: int('rss-floor', s('rss-floor'), 0, 1 << 20, SOAK_DEFAULTS.rssGrowthFloorMiB),
+  rssGrowthLimitMiB: int('rss-limit', s('rss-limit'), 0, 1 << 20, SOAK_DEFAULTS.rssGrowthLimitMiB),
   stallMs: SOAK_DEFAULTS.stallMs,
   seed: int('seed', s('seed'), 0, 2 ** 32 - 1, SOAK_DEFAULTS.seed),
 };

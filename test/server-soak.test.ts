@@ -20,7 +20,7 @@ const skip = demo ? false : 'the bundled demo model (models/demo/stories260K.ggu
 test('soak: 40 clients × 200 requests — server up, streams complete and equal to their solo runs, 429s with Retry-After, gauges back to zero', { skip, timeout: 180_000 }, async () => {
   const report = await runSoak({
     ...SOAK_DEFAULTS, clients: 40, requests: 200, model: demo!.path, parallel: 4, maxQueue: 8, threads: 1,
-    warmup: 50, rssGrowthShare: 0.5, rssGrowthFloorMiB: 64,
+    warmup: 50, rssGrowthLimitMiB: 64,
   });
   assert.deepEqual(report.failures, []);
   // The run did what it set out to: hang-ups, refusals, and many greedy streams compared.

@@ -2,7 +2,7 @@
 // /proc/<pid>/status), over a temporary models folder holding one model, on a loopback port; and
 // what the soak reads from it (its RSS over time, its Prometheus gauges).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +36,10 @@ const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** Starts the server and waits until /ready answers 200 and the model is listed. */
 export async function startChildServer(o: ServerLaunch, startupMs = 60_000): Promise<ChildServer> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-soak-'));
   const model = path.resolve(o.model);
+  // A dangling link would leave the folder empty, and the server would offer its demo model instead.
+  await stat(model).catch((e: Error) => { throw new Error(`the model to serve, ${model}: ${e.message}`); });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-soak-'));
   await symlink(model, path.join(dir, path.basename(model)));
   const args = [
     MAIN, 'serve', '--host', '127.0.0.1', '--port', String(o.port), '--models-dir', dir,
