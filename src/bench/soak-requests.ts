@@ -33,6 +33,8 @@ export interface SoakRequest {
   overContext: boolean;
   /** Hang up after this many text chunks (undefined: read to the end). */
   abortAfter?: number;
+  /** Hang up this many ms after sending, wherever the request is then (waiting in the queue, reading its prompt, streaming). */
+  abortAfterMs?: number;
 }
 
 /** The key under which a greedy request's solo reference is kept. */
@@ -62,8 +64,8 @@ export function requestBody(model: string, r: SoakRequest): object {
 export type AttemptOutcome =
   /** The stream ended as a finished stream must (`problem` says otherwise). */
   | { kind: 'completed'; text: string; finish: string; tokens: number; ttftMs: number | undefined; totalMs: number; problem?: string }
-  /** The client hung up as planned. */
-  | { kind: 'aborted'; chunks: number; ttftMs: number | undefined }
+  /** The client hung up as planned; `beforeHeaders`: before the response's status came (so it may have been a 429 unseen). */
+  | { kind: 'aborted'; chunks: number; ttftMs: number | undefined; beforeHeaders: boolean }
   /** 429: `retryAfter` is the header's value (null when missing). */
   | { kind: 'rejected'; retryAfter: string | null; body: string }
   /** Anything else: another status, a network error, a stream that stalled. */
@@ -88,15 +90,18 @@ export async function attempt(base: string, model: string, r: SoakRequest, stall
   });
   aborted.catch(() => {});
   const start = performance.now();
-  let hungUp = false, chunks = 0, ttftMs: number | undefined;
+  let hungUp = false, headers = false, chunks = 0, ttftMs: number | undefined;
   let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const hangUp = r.abortAfterMs === undefined ? undefined : setTimeout(() => { hungUp = true; controller.abort(); }, r.abortAfterMs);
   arm();
   try {
     const res = await Promise.race([fetch(base + ROUTES[r.api], {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(requestBody(model, r)), signal: controller.signal,
     }), aborted]);
     phase = `reading the ${res.status} response`;
-    if (res.status === 429) return { kind: 'rejected', retryAfter: res.headers.get('retry-after'), body: await Promise.race([res.text(), aborted]) };
+    headers = true;
+    // A 429 is one even if the client hangs up while reading its body: the server counted it.
+    if (res.status === 429) return { kind: 'rejected', retryAfter: res.headers.get('retry-after'), body: await Promise.race([res.text(), aborted]).catch(() => '') };
     if (res.status !== 200 || !res.body) return { kind: 'error', message: `HTTP ${res.status} ${(await Promise.race([res.text(), aborted])).slice(0, 300)}` };
     const reader = streamReader(r.api);
     const decoder = new TextDecoder();
@@ -111,17 +116,18 @@ export async function attempt(base: string, model: string, r: SoakRequest, stall
         if (++chunks === r.abortAfter) { hungUp = true; controller.abort(); }
       }
       phase = `reading the stream after ${chunks} text chunks`;
-      if (hungUp) return { kind: 'aborted', chunks, ttftMs };
+      if (hungUp) return { kind: 'aborted', chunks, ttftMs, beforeHeaders: false };
     }
     reader.push(decoder.decode());
     const end = reader.end();
     return { kind: 'completed', text: reader.text, finish: reader.finish ?? '', tokens: reader.tokens ?? 0, ttftMs, totalMs: performance.now() - start, ...(end ? { problem: end } : {}) };
   } catch (e) {
-    if (hungUp) return { kind: 'aborted', chunks, ttftMs };
+    if (hungUp) return { kind: 'aborted', chunks, ttftMs, beforeHeaders: !headers };
     if (stalled) return { kind: 'error', message: `stalled: nothing for ${stallMs} ms while ${phase}` };
     return { kind: 'error', message: `${phase}: ${(e as Error).message}${(e as Error).cause ? ` (${String((e as Error).cause)})` : ''}` };
   } finally {
     clearTimeout(timer);
+    clearTimeout(hangUp);
     // A stream left unread holds its socket: cancel it (a hang-up, a stall, an error).
     body?.cancel().catch(() => {});
   }
