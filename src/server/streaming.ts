@@ -18,6 +18,9 @@ export function openStream(req: FastifyRequest, reply: FastifyReply, contentType
   res.writeHead(200, {
     ...headers, 'content-type': contentType, 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no',
   });
+  // Send the headers now, not with the first token: a request waiting in the queue shows a client
+  // (and a proxy with a headers timeout) that the server took it.
+  res.flushHeaders();
   let closed = false;
   res.on('close', () => {
     if (!res.writableFinished) {
