@@ -100,6 +100,13 @@ test('regressions: required names from the prototype or twice, shared alternativ
   const d = jsonSchemaGrammar(doubling);
   assert.ok(accepts(d, '"abc"') && !accepts(d, '"abcd"'));
   assert.ok(performance.now() - start < 1000);
+  // was: "type" beside const / enum / anyOf was ignored, so {"type": "string", "const": 5} generated 5.
+  const typed = jsonSchemaGrammar({ type: 'string', enum: ['a', 1, null, 'b'] });
+  assert.deepEqual(['"a"', '1', 'null', '"b"'].map((t) => accepts(typed, t)), [true, false, false, true]);
+  assert.ok(accepts(jsonSchemaGrammar({ type: 'integer', enum: [1.0, 1.5] }), '1'));
+  assert.throws(() => jsonSchemaGrammar({ type: 'string', const: 5 }), /#\/const: is not of the schema's type "string"/);
+  assert.throws(() => jsonSchemaGrammar({ type: 'null', enum: [1] }), /#\/enum: has no value of the schema's type/);
+  assert.throws(() => jsonSchemaGrammar({ type: 'object', anyOf: [{ type: 'string' }] }), /"type" beside "anyOf" is not supported/);
   // 200 strings of maxLength 10,000 share one rule: they compile (they were "too large").
   const wide = { type: 'object', properties: Object.fromEntries(range(200, (i) => [`p${i}`, { type: 'string', maxLength: 10_000 }])), required: ['p0'] };
   const w = jsonSchemaGrammar(wide);

@@ -179,15 +179,27 @@ class SchemaCompiler {
       const others = Object.keys(s).filter((k) => k !== combinator && !ANNOTATIONS.has(k) && k !== 'type');
       if (others.length > 0) throw new SchemaError(where, `"${combinator}" beside "${others[0]}" is not supported`);
     }
+    // "type" beside a combinator must hold too: enum and const values are kept to those of the
+    // type; alternatives and references would need the grammars intersected, so they are refused.
+    const stated = combinator === undefined ? undefined : this.types(s, where);
+    if (stated !== undefined && combinator !== 'const' && combinator !== 'enum') {
+      throw new SchemaError(where, `"type" beside "${combinator}" is not supported (state the type inside the schemas it points at)`);
+    }
+    const ofType = (v: unknown): boolean => stated === undefined || stated.some((t) => valueHasType(v, t));
     switch (combinator) {
       case '$ref': return [[this.compile(this.resolve(s.$ref, where), String(s.$ref), depth + 1)]];
-      case 'const': return [literal(this.literalText(s.const, `${where}/const`))];
+      case 'const': {
+        if (!ofType(s.const)) throw new SchemaError(`${where}/const`, `is not of the schema's type ${JSON.stringify(s.type)}, so no value is valid`);
+        return [literal(this.literalText(s.const, `${where}/const`))];
+      }
       case 'enum': {
         if (!Array.isArray(s.enum) || s.enum.length === 0) throw new SchemaError(`${where}/enum`, 'must be a non-empty array');
         if (s.enum.length > MAX_ENUM_VALUES) throw new SchemaError(`${where}/enum`, `has ${s.enum.length} values, above the limit of ${MAX_ENUM_VALUES}`);
         // Equal values would be two identical alternatives: one is enough.
         const texts = [...new Set(s.enum.map((v, i) => this.literalText(v, `${where}/enum/${i}`)))];
-        return texts.map(literal);
+        const kept = texts.filter((t) => ofType(JSON.parse(t)));
+        if (kept.length === 0) throw new SchemaError(`${where}/enum`, `has no value of the schema's type ${JSON.stringify(s.type)}, so no value is valid`);
+        return kept.map(literal);
       }
       case 'anyOf': case 'oneOf': case 'allOf': {
         const list = s[combinator];
@@ -499,6 +511,19 @@ function count(s: Schema, key: string, where: string, min: number, max: number):
   if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) throw new SchemaError(`${where}/${key}`, `must be an integer >= ${min}`);
   if (v > max) throw new SchemaError(`${where}/${key}`, `${v} is above the supported ${max}`);
   return v;
+}
+
+/** Whether a JSON value is of a JSON Schema type ("integer": a number with no fraction, as validators judge 1.0). */
+function valueHasType(v: unknown, type: string): boolean {
+  switch (type) {
+    case 'null': return v === null;
+    case 'boolean': return typeof v === 'boolean';
+    case 'number': return typeof v === 'number';
+    case 'integer': return typeof v === 'number' && Number.isInteger(v);
+    case 'string': return typeof v === 'string';
+    case 'array': return Array.isArray(v);
+    default: return typeof v === 'object' && v !== null && !Array.isArray(v);
+  }
 }
 
 /** Refuses a value nested deeper than MAX_VALUE_DEPTH (JSON.stringify would overflow the stack). */
