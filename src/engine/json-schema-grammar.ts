@@ -32,8 +32,10 @@
 //     ({"$ref": "#"}, {"anyOf": [{"$ref": "#"}, …]}).
 // Refusal takes well under a second for any schema a request body can hold. Generation under a
 // compiled grammar is bounded too (grammar.ts: MAX_STACKS live parse states, MAX_EXPANSIONS per
-// byte; token-constraint.ts: MAX_MASK_STEPS per mask): a schema whose alternatives overlap so much
-// that one token costs more fails that request with a GrammarError rather than stalling the server.
+// byte; token-constraint.ts: MAX_MASK_STEPS per mask): a grammar whose first byte already passes
+// those bounds is refused here, and one that passes them later, its alternatives overlapping so
+// much that one token costs more, fails that request with a GrammarError rather than stalling
+// the server.
 import { GrammarBuilder, GrammarError, chars, literal, type Grammar, type Symbol } from './grammar.js';
 
 export class SchemaError extends Error {
@@ -107,9 +109,17 @@ export class JsonSchemaRules {
     return this.c.anyObject();
   }
 
-  /** The grammar from `root`; SchemaError when the rules are too large. */
+  /**
+   * The grammar from `root`; SchemaError when the rules are too large, or so ambiguous that the
+   * first byte already passes the bounds on work per step (an anyOf of 1,000 objects: each may
+   * begin after "{" in several ways) — refused here rather than failing the request at its first token.
+   */
   build(root: string, where = '#'): Grammar {
-    return this.tooLarge(where, () => this.c.g.build(root));
+    return this.tooLarge(where, () => {
+      const g = this.c.g.build(root);
+      for (let b = 0; b < 256; b++) g.advance(g.initial, b);
+      return g;
+    });
   }
 
   private tooLarge<T>(where: string, f: () => T): T {
@@ -119,6 +129,7 @@ export class JsonSchemaRules {
       if (e instanceof GrammarError) {
         const why = e.message.replace(/^grammar: /, '');
         if (e.message.includes('left recursion')) throw new SchemaError(where, `a "$ref" cycle reads nothing, so it never ends (${why})`);
+        if (e.message.includes('ambiguous')) throw new SchemaError(where, `the schema's alternatives overlap too much to enforce: ${why}`);
         throw new SchemaError(where, `the schema is too large to enforce: ${why}`);
       }
       throw e;
