@@ -9,9 +9,15 @@
 // can be continued: a list of stacks, each a persistent linked list of positions "what must come
 // next, then what comes after that". The top of every stack is a byte class; a byte advances each
 // stack whose top admits it. An empty stack means the root rule is complete (the output may end).
-// The grammar must not be left-recursive (a rule reaching itself without consuming a byte);
-// right recursion (`chars ::= char chars | ε`) runs in constant stack depth because a reference
-// in last position does not leave a continuation behind.
+// The grammar must not be left-recursive (a rule reaching itself without consuming a byte):
+// Grammar's constructor refuses one. Right recursion (`chars ::= char chars | ε`) runs in constant
+// stack depth because a reference in last position does not leave a continuation behind.
+//
+// Grammars can come from strangers (a JSON schema in a request), so every step is bounded: a
+// state holds at most MAX_STACKS stacks, and computing one state takes at most MAX_EXPANSIONS
+// rule expansions (each rule is expanded once per continuation and state, so an alternative that
+// appears twice costs no more than once). Past
+// either bound advance() throws GrammarError, and so does the constructor for the initial state.
 
 /** Inclusive byte ranges, e.g. [[0x30, 0x39]] for a digit. */
 export type ByteRanges = readonly (readonly [number, number])[];
@@ -29,9 +35,9 @@ export class GrammarError extends Error {
 const END = 0, BYTES = 1, REF = 2;
 
 /** Most stacks a state may hold: an ambiguous grammar cannot make decoding explode. */
-const MAX_STACKS = 4096;
-/** Most rule expansions without consuming a byte (a left-recursive grammar hits this). */
-const MAX_EXPANSION_DEPTH = 512;
+export const MAX_STACKS = 4096;
+/** Most (position, continuation) expansions while computing one state. */
+export const MAX_EXPANSIONS = 65_536;
 
 export class GrammarBuilder {
   private readonly rules = new Map<string, Symbol[][]>();
@@ -189,17 +195,22 @@ export class Grammar {
     this.ruleAlts = Int32Array.from(ruleAlts);
     this.altStart = Int32Array.from(altStart);
     this.size = kind.length;
+    refuseLeftRecursion(order, this.kind, this.arg, this.ruleAlts, this.altStart);
     const start = new StateBuilder();
-    this.expandRule(0, null, start, 0);
+    this.expand([{ pos: -1, next: null }], start); // -1: the root rule, 0
     this.initial = start.done();
   }
 
   /** The state after `byte`; no stacks and not accepting when the byte cannot come next. */
   advance(state: GrammarState, byte: number): GrammarState {
     const out = new StateBuilder();
+    const work: Pending[] = [];
     for (const s of state.stacks) {
-      if (this.admits(this.arg[s.pos]!, byte)) this.expand(s.pos + 1, s.next, out, 0);
+      if (this.admits(this.arg[s.pos]!, byte)) work.push({ pos: s.pos + 1, next: s.next });
     }
+    // Expanded in their order: the stacks of a state keep a stable order (mask caches key on it).
+    work.reverse();
+    this.expand(work, out);
     return out.done();
   }
 
@@ -218,27 +229,97 @@ export class Grammar {
     return (this.classes[cls * 8 + (byte >> 5)]! >>> (byte & 31) & 1) === 1;
   }
 
-  /** Pushes onto `out` every stack that reads position `pos` then `next`, topped by a byte class. */
-  private expand(pos: number, next: Stack | null, out: StateBuilder, depth: number): void {
-    if (depth > MAX_EXPANSION_DEPTH) throw new GrammarError('grammar: a rule reaches itself without reading a byte (left recursion)');
-    switch (this.kind[pos]) {
-      case END:
-        if (next === null) out.accept();
-        else this.expand(next.pos, next.next, out, depth + 1);
-        return;
-      case BYTES:
-        out.push(pos, next);
-        return;
-      default: {
-        // What follows the reference; nothing (tail position) keeps right recursion flat.
-        const after = this.kind[pos + 1] === END ? next : makeStack(pos + 1, next);
-        this.expandRule(this.arg[pos]!, after, out, depth + 1);
+  /**
+   * Pushes onto `out` every stack, topped by a byte class, that reading the pending items leads
+   * to. An item is a position then a continuation; pos -1 - r stands for "any alternative of rule
+   * r". A worklist rather than recursion: chains of optional rules and deep continuations cannot
+   * overflow the call stack.
+   */
+  private expand(work: Pending[], out: StateBuilder): void {
+    const seen = new Set<string>();
+    let expansions = 0;
+    while (work.length > 0) {
+      const { pos, next } = work.pop()!;
+      if (pos < 0) {
+        // A rule expanded twice with the same continuation gives the same stacks: once is enough
+        // (what keeps `anyOf: [x, x]` nested n deep from costing 2^n).
+        const key = next === null ? `${pos}` : `${pos} ${next.key}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        if (++expansions > MAX_EXPANSIONS) {
+          throw new GrammarError(`grammar: more than ${MAX_EXPANSIONS} rule expansions for one byte (the grammar is too ambiguous)`);
+        }
+        const rule = -1 - pos;
+        // Pushed last to first, so that they are taken first to last.
+        for (let a = this.ruleAlts[rule + 1]! - 1; a >= this.ruleAlts[rule]!; a--) work.push({ pos: this.altStart[a]!, next });
+        continue;
+      }
+      switch (this.kind[pos]) {
+        case END:
+          if (next === null) out.accept();
+          else work.push({ pos: next.pos, next: next.next });
+          break;
+        case BYTES:
+          out.push(pos, next);
+          break;
+        default:
+          // What follows the reference; nothing (tail position) keeps right recursion flat.
+          work.push({ pos: -1 - this.arg[pos]!, next: this.kind[pos + 1] === END ? next : makeStack(pos + 1, next) });
       }
     }
   }
+}
 
-  private expandRule(rule: number, next: Stack | null, out: StateBuilder, depth: number): void {
-    for (let a = this.ruleAlts[rule]!; a < this.ruleAlts[rule + 1]!; a++) this.expand(this.altStart[a]!, next, out, depth);
+/** Work for Grammar.expand: a position (or -1 - rule: each of its alternatives), then a continuation. */
+interface Pending {
+  readonly pos: number;
+  readonly next: Stack | null;
+}
+
+/**
+ * Throws GrammarError when a rule can reach itself without reading a byte (left recursion, such as
+ * a JSON schema's "$ref" cycle through nothing but anyOf and $ref): expanding it would never end.
+ */
+function refuseLeftRecursion(names: readonly string[], kind: Uint8Array, arg: Int32Array, ruleAlts: Int32Array, altStart: Int32Array): void {
+  const rules = names.length;
+  // Nullable rules (that can match no byte), by fixed point.
+  const nullable = new Uint8Array(rules);
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let r = 0; r < rules; r++) {
+      if (nullable[r]) continue;
+      for (let a = ruleAlts[r]!; a < ruleAlts[r + 1]!; a++) {
+        let p = altStart[a]!;
+        while (kind[p] === REF && nullable[arg[p]!]) p++;
+        if (kind[p] === END) { nullable[r] = 1; changed = true; break; }
+      }
+    }
+  }
+  // Edges r → s: s can come first in r, after only nullable rules.
+  const edges: number[][] = Array.from({ length: rules }, () => []);
+  for (let r = 0; r < rules; r++) {
+    for (let a = ruleAlts[r]!; a < ruleAlts[r + 1]!; a++) {
+      for (let p = altStart[a]!; kind[p] === REF; p++) {
+        edges[r]!.push(arg[p]!);
+        if (!nullable[arg[p]!]) break;
+      }
+    }
+  }
+  // A cycle among these edges, by depth-first search with an explicit stack (0 new, 1 open, 2 done).
+  const color = new Uint8Array(rules);
+  for (let root = 0; root < rules; root++) {
+    if (color[root]) continue;
+    const path: [number, number][] = [[root, 0]];
+    color[root] = 1;
+    while (path.length > 0) {
+      const top = path[path.length - 1]!;
+      const [r, i] = top;
+      if (i === edges[r]!.length) { color[r] = 2; path.pop(); continue; }
+      top[1]++;
+      const s = edges[r]![i]!;
+      if (color[s] === 1) throw new GrammarError(`grammar: rule "${names[s]}" reaches itself without reading a byte (left recursion)`);
+      if (color[s] === 0) { color[s] = 1; path.push([s, 0]); }
+    }
   }
 }
 

@@ -19,6 +19,23 @@
 // tabs of indentation), so a model cannot get lost in endless whitespace; numbers have at most 16
 // digits before and after the point, for the same reason. The text has no whitespace before or
 // after the value.
+//
+// Schemas come from strangers (a request's response_format or format), so compiling one is
+// bounded, and each limit is refused with a SchemaError naming what is too big and the limit:
+//   nesting: MAX_SCHEMA_DEPTH levels of schemas within schemas ($ref counts as a level), and
+//     MAX_VALUE_DEPTH levels within a const or enum value;
+//   enum: MAX_ENUM_VALUES values each, and MAX_LITERAL_BYTES bytes of enum and const texts in all;
+//   anyOf / oneOf: MAX_ALTERNATIVES alternatives each; an object: MAX_PROPERTIES properties;
+//   minLength / maxLength up to MAX_LENGTH_BOUND, minItems / maxItems up to MAX_ITEMS_BOUND;
+//   the grammar: MAX_GRAMMAR_SIZE symbols in all (a schema's parts multiply: strings of
+//     maxLength 10000 under arrays and anyOf add up), and no "$ref" cycle that reads nothing
+//     ({"$ref": "#"}, {"anyOf": [{"$ref": "#"}, …]}).
+// Refusal takes well under a second for any schema a request body can hold. Generation under a
+// compiled grammar is bounded too (grammar.ts: MAX_STACKS live parse states, MAX_EXPANSIONS per
+// byte; token-constraint.ts: MAX_MASK_STEPS per mask): a grammar whose first byte already passes
+// those bounds is refused here, and one that passes them later, its alternatives overlapping so
+// much that one token costs more, fails that request with a GrammarError rather than stalling
+// the server.
 import { GrammarBuilder, GrammarError, chars, literal, type Grammar, type Symbol } from './grammar.js';
 
 export class SchemaError extends Error {
@@ -42,11 +59,18 @@ const ANNOTATIONS = new Set([
 ]);
 const TYPES = ['string', 'number', 'integer', 'boolean', 'null', 'object', 'array'];
 /** Caps on bounded repetition (each optional repetition is one rule). */
-const MAX_LENGTH_BOUND = 10_000;
-const MAX_ITEMS_BOUND = 1_000;
-/** Largest compiled grammar a schema may produce (positions). */
-const MAX_GRAMMAR_SIZE = 1_000_000;
-const MAX_SCHEMA_DEPTH = 64;
+export const MAX_LENGTH_BOUND = 10_000;
+export const MAX_ITEMS_BOUND = 1_000;
+/** Largest grammar a schema may produce (symbols; building 500,000 takes ~0.2 s). */
+export const MAX_GRAMMAR_SIZE = 500_000;
+export const MAX_SCHEMA_DEPTH = 64;
+/** Nesting of arrays and objects within a const or enum value. */
+export const MAX_VALUE_DEPTH = 64;
+export const MAX_ENUM_VALUES = 1_000;
+/** Bytes of JSON text of all enum values and consts of one schema. */
+export const MAX_LITERAL_BYTES = 100_000;
+export const MAX_ALTERNATIVES = 1_000;
+export const MAX_PROPERTIES = 1_000;
 
 /** The grammar of JSON texts valid against `schema`; throws SchemaError for what it cannot enforce. */
 export function jsonSchemaGrammar(schema: unknown): Grammar {
@@ -85,16 +109,29 @@ export class JsonSchemaRules {
     return this.c.anyObject();
   }
 
-  /** The grammar from `root`; SchemaError when the rules are too large. */
+  /**
+   * The grammar from `root`; SchemaError when the rules are too large, or so ambiguous that the
+   * first byte already passes the bounds on work per step (an anyOf of 1,000 objects: each may
+   * begin after "{" in several ways) — refused here rather than failing the request at its first token.
+   */
   build(root: string, where = '#'): Grammar {
-    return this.tooLarge(where, () => this.c.g.build(root));
+    return this.tooLarge(where, () => {
+      const g = this.c.g.build(root);
+      for (let b = 0; b < 256; b++) g.advance(g.initial, b);
+      return g;
+    });
   }
 
   private tooLarge<T>(where: string, f: () => T): T {
     try {
       return f();
     } catch (e) {
-      if (e instanceof GrammarError) throw new SchemaError(where, `the schema is too large to enforce (${e.message})`);
+      if (e instanceof GrammarError) {
+        const why = e.message.replace(/^grammar: /, '');
+        if (e.message.includes('left recursion')) throw new SchemaError(where, `a "$ref" cycle reads nothing, so it never ends (${why})`);
+        if (e.message.includes('ambiguous')) throw new SchemaError(where, `the schema's alternatives overlap too much to enforce: ${why}`);
+        throw new SchemaError(where, `the schema is too large to enforce: ${why}`);
+      }
       throw e;
     }
   }
@@ -112,6 +149,10 @@ class SchemaCompiler {
    */
   private readonly memos = new Map<unknown, Map<object, string>>();
   private memo = new Map<object, string>();
+  /** Bytes of enum and const texts so far (MAX_LITERAL_BYTES). */
+  private literalBytes = 0;
+  /** The rule of each bounded string length, shared by every string with the same bounds. */
+  private readonly strings = new Map<string, Symbol[]>();
 
   /** The rule for values valid against `schema`, whose local "$ref"s point into itself. */
   compileRoot(schema: unknown, where: string): string {
@@ -149,16 +190,32 @@ class SchemaCompiler {
       const others = Object.keys(s).filter((k) => k !== combinator && !ANNOTATIONS.has(k) && k !== 'type');
       if (others.length > 0) throw new SchemaError(where, `"${combinator}" beside "${others[0]}" is not supported`);
     }
+    // "type" beside a combinator must hold too: enum and const values are kept to those of the
+    // type; alternatives and references would need the grammars intersected, so they are refused.
+    const stated = combinator === undefined ? undefined : this.types(s, where);
+    if (stated !== undefined && combinator !== 'const' && combinator !== 'enum') {
+      throw new SchemaError(where, `"type" beside "${combinator}" is not supported (state the type inside the schemas it points at)`);
+    }
+    const ofType = (v: unknown): boolean => stated === undefined || stated.some((t) => valueHasType(v, t));
     switch (combinator) {
       case '$ref': return [[this.compile(this.resolve(s.$ref, where), String(s.$ref), depth + 1)]];
-      case 'const': return [literal(jsonText(s.const, `${where}/const`))];
+      case 'const': {
+        if (!ofType(s.const)) throw new SchemaError(`${where}/const`, `is not of the schema's type ${JSON.stringify(s.type)}, so no value is valid`);
+        return [literal(this.literalText(s.const, `${where}/const`))];
+      }
       case 'enum': {
         if (!Array.isArray(s.enum) || s.enum.length === 0) throw new SchemaError(`${where}/enum`, 'must be a non-empty array');
-        return s.enum.map((v, i) => literal(jsonText(v, `${where}/enum/${i}`)));
+        if (s.enum.length > MAX_ENUM_VALUES) throw new SchemaError(`${where}/enum`, `has ${s.enum.length} values, above the limit of ${MAX_ENUM_VALUES}`);
+        // Equal values would be two identical alternatives: one is enough.
+        const texts = [...new Set(s.enum.map((v, i) => this.literalText(v, `${where}/enum/${i}`)))];
+        const kept = texts.filter((t) => ofType(JSON.parse(t)));
+        if (kept.length === 0) throw new SchemaError(`${where}/enum`, `has no value of the schema's type ${JSON.stringify(s.type)}, so no value is valid`);
+        return kept.map(literal);
       }
       case 'anyOf': case 'oneOf': case 'allOf': {
         const list = s[combinator];
         if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`${where}/${combinator}`, 'must be a non-empty array of schemas');
+        if (list.length > MAX_ALTERNATIVES) throw new SchemaError(`${where}/${combinator}`, `has ${list.length} schemas, above the limit of ${MAX_ALTERNATIVES}`);
         // oneOf's "exactly one" is not enforced: alternatives that overlap produce a value both accept.
         if (combinator === 'allOf' && list.length > 1) throw new SchemaError(`${where}/allOf`, 'only a single schema is supported');
         return list.map((sub, i) => [this.compile(sub, `${where}/${combinator}/${i}`, depth + 1)]);
@@ -208,8 +265,14 @@ class SchemaCompiler {
     const max = count(s, 'maxLength', where, 0, MAX_LENGTH_BOUND) ?? Infinity;
     if (min > max) throw new SchemaError(where, `minLength ${min} is above maxLength ${max}`);
     if (min === 0 && max === Infinity) return [this.common('string')];
-    const quote = chars('"');
-    return [quote, ...this.g.repeat('char', [this.common('char')], min, max), quote];
+    const key = `${min},${max}`;
+    let body = this.strings.get(key);
+    if (body === undefined) {
+      const quote = chars('"');
+      body = [this.g.rule('bounded-string', [[quote, ...this.g.repeat('char', [this.common('char')], min, max), quote]])];
+      this.strings.set(key, body);
+    }
+    return body;
   }
 
   private array(s: Schema, where: string, depth: number): Symbol[] {
@@ -236,13 +299,15 @@ class SchemaCompiler {
     }
     const extra = s.additionalProperties;
     const entries: [string, unknown][] = Object.entries(props as Schema);
-    // Required names without a declared schema take additionalProperties' (or any value).
-    for (const k of required as string[]) {
-      if (!(k in (props as Schema))) {
+    // Required names without a declared schema take additionalProperties' (or any value); own
+    // properties only ("toString" is not declared by every object), each name once.
+    for (const k of new Set(required as string[])) {
+      if (!Object.hasOwn(props as Schema, k)) {
         if (extra === false) throw new SchemaError(`${where}/required`, `"${k}" is required but additionalProperties is false and it is not in properties`);
         entries.push([k, extra ?? true]);
       }
     }
+    if (entries.length > MAX_PROPERTIES) throw new SchemaError(where, `has ${entries.length} properties, above the limit of ${MAX_PROPERTIES}`);
     const ws = this.common('ws');
     const open = [...literal('{'), ws], close = literal('}');
     if (entries.length === 0) {
@@ -256,21 +321,23 @@ class SchemaCompiler {
       this.compile(v, `${where}/properties/${escapePointer(k)}`, depth + 1), ws,
     ]);
     // rest(i, first): the properties from i on; `first` when none has been written yet (no comma).
-    const rest = new Map<string, string>();
-    const restRule = (i: number, first: boolean): Symbol[] => {
-      if (i === entries.length) return [];
-      const key = `${i}:${first}`;
-      let name = rest.get(key);
-      if (name === undefined) {
-        name = this.g.name('props');
-        rest.set(key, name);
-        const sep = first ? [] : [...literal(','), ws];
-        const take = [...sep, ...pairs[i]!, ...restRule(i + 1, false)];
-        this.g.define(name, req.has(entries[i]![0]) ? [take] : [take, restRule(i + 1, first)]);
-      }
-      return [name];
-    };
-    return [...open, ...restRule(0, true), ...close];
+    // Built from the last property back (iteratively: an object may have many properties);
+    // rest(i, true) exists only where every property before i is optional.
+    const n = entries.length;
+    const firstNeeded: boolean[] = [true];
+    for (let i = 0; i < n; i++) firstNeeded.push(firstNeeded[i]! && !req.has(entries[i]![0]));
+    let after: Symbol[] = [], afterFirst: Symbol[] = [];
+    for (let i = n - 1; i >= 0; i--) {
+      const optional = !req.has(entries[i]![0]);
+      const rule = (first: boolean, skip: Symbol[]): Symbol[] => {
+        const take = [...(first ? [] : [...literal(','), ws]), ...pairs[i]!, ...after];
+        return [this.g.rule('props', optional ? [take, skip] : [take])];
+      };
+      const nextAfterFirst = firstNeeded[i] ? rule(true, afterFirst) : [];
+      after = rule(false, after);
+      afterFirst = nextAfterFirst;
+    }
+    return [...open, ...afterFirst, ...close];
   }
 
   /** `( member ("," ws member)* )?` with member = string ws ":" ws value ws. */
@@ -293,6 +360,15 @@ class SchemaCompiler {
     return 'object';
   }
 
+  /** The JSON text of a const or enum value, counted against MAX_LITERAL_BYTES. */
+  private literalText(v: unknown, where: string): string {
+    valueDepth(v, where, 0);
+    const text = jsonText(v, where);
+    this.literalBytes += Buffer.byteLength(text);
+    if (this.literalBytes > MAX_LITERAL_BYTES) throw new SchemaError(where, `the enum and const values add up to more than ${MAX_LITERAL_BYTES} bytes`);
+    return text;
+  }
+
   private resolve(ref: unknown, where: string): unknown {
     if (typeof ref !== 'string' || !ref.startsWith('#')) {
       throw new SchemaError(`${where}/$ref`, `only local references ("#/$defs/…") are supported, got ${JSON.stringify(ref)}`);
@@ -300,7 +376,12 @@ class SchemaCompiler {
     let node: unknown = this.rootSchema;
     const parts = ref === '#' ? [] : ref.slice(ref.startsWith('#/') ? 2 : 1).split('/');
     for (const raw of parts) {
-      const part = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
+      let part: string;
+      try {
+        part = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
+      } catch {
+        throw new SchemaError(`${where}/$ref`, `${JSON.stringify(ref)} is not a valid URI fragment`);
+      }
       if (typeof node !== 'object' || node === null || !Object.hasOwn(node, part)) {
         throw new SchemaError(`${where}/$ref`, `${JSON.stringify(ref)} points at nothing`);
       }
@@ -441,6 +522,26 @@ function count(s: Schema, key: string, where: string, min: number, max: number):
   if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) throw new SchemaError(`${where}/${key}`, `must be an integer >= ${min}`);
   if (v > max) throw new SchemaError(`${where}/${key}`, `${v} is above the supported ${max}`);
   return v;
+}
+
+/** Whether a JSON value is of a JSON Schema type ("integer": a number with no fraction, as validators judge 1.0). */
+function valueHasType(v: unknown, type: string): boolean {
+  switch (type) {
+    case 'null': return v === null;
+    case 'boolean': return typeof v === 'boolean';
+    case 'number': return typeof v === 'number';
+    case 'integer': return typeof v === 'number' && Number.isInteger(v);
+    case 'string': return typeof v === 'string';
+    case 'array': return Array.isArray(v);
+    default: return typeof v === 'object' && v !== null && !Array.isArray(v);
+  }
+}
+
+/** Refuses a value nested deeper than MAX_VALUE_DEPTH (JSON.stringify would overflow the stack). */
+function valueDepth(v: unknown, where: string, depth: number): void {
+  if (typeof v !== 'object' || v === null) return;
+  if (depth >= MAX_VALUE_DEPTH) throw new SchemaError(where, `the value is nested more than ${MAX_VALUE_DEPTH} levels deep`);
+  for (const x of Array.isArray(v) ? v : Object.values(v)) valueDepth(x, where, depth + 1);
 }
 
 function jsonText(v: unknown, where: string): string {

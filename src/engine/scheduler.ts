@@ -28,7 +28,7 @@ import { IncrementalDecoder } from '../tokenizer/incremental-decoder.js';
 import { AsyncQueue } from './async-queue.js';
 import { Sampler, type ResolvedSampling } from './sampler.js';
 import { StopMatcher } from './stop-strings.js';
-import type { Grammar } from './grammar.js';
+import { GrammarError, type Grammar } from './grammar.js';
 import { GrammarConstraint } from './token-constraint.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -475,9 +475,18 @@ export class Scheduler {
       // Sample freely first; only a refused token pays for masking the whole vocabulary.
       work.set(logits);
       token = s.sampler.sample(work, s.history);
-      if (!c.allows(token)) {
-        work.set(logits);
-        if (c.mask(work) === 0) {
+      // A grammar too ambiguous to follow (GrammarError: its bounds on work per token) ends this
+      // sequence only, not the batch around it.
+      let allowed: number | undefined;
+      try {
+        allowed = c.allows(token) ? undefined : (work.set(logits), c.mask(work));
+      } catch (e) {
+        if (!(e instanceof GrammarError)) throw e;
+        this.fail(s, e.message);
+        return;
+      }
+      if (allowed !== undefined) {
+        if (allowed === 0) {
           this.fail(s, 'constrained decoding: no token of the vocabulary can continue the required format');
           return;
         }

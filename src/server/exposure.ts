@@ -7,10 +7,11 @@
 import path from 'node:path';
 
 /**
- * An absolute path inside a message: POSIX (/…) or Windows (C:\… or C:/…), not part of a word or
- * a URL, up to a space, a quote, or a colon, comma or parenthesis that ends it.
+ * An absolute path inside a message: POSIX (/…) or Windows (C:\… or C:/…), not part of a word,
+ * a URL or a JSON pointer ("#/properties/a" in a schema error), up to a space, a quote, or a
+ * colon, comma or parenthesis that ends it.
  */
-const ABSOLUTE_PATH = /(?<![\w.~:/\\-])(?:\/|[A-Za-z]:[\\/])[^\s"'`<>|]*?(?=$|[\s"'`<>|]|:\s|,\s|\)\s|\)$)/g;
+const ABSOLUTE_PATH = /(?<![\w.~:/\\#-])(?:\/|[A-Za-z]:[\\/])[^\s"'`<>|]*?(?=$|[\s"'`<>|]|:\s|,\s|\)\s|\)$)/g;
 
 /** The server's own routes, which messages name ("use POST /api/chat") and which are no files. */
 const SERVER_ROUTE = /^\/(?:v1|api|ui)(?:\/|$)|^\/(?:metrics|health|ready)$/;
