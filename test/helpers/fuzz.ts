@@ -46,6 +46,11 @@ export interface FuzzTarget<T> {
   sizeOf?(input: T): number;
   /** ArrayBuffer bytes an input may allocate: `fixed + perByte × size` (defaults 1 MiB and 64). */
   memory?: { fixed?: number; perByte?: number };
+  /**
+   * Inputs that must succeed (the unmutated seeds, typically): run first, so that a seed corpus
+   * the reader no longer accepts is noticed instead of fuzzing only the error paths.
+   */
+  valid?: readonly T[];
 }
 
 export interface FuzzRunOptions {
@@ -63,6 +68,13 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
   const fixed = target.memory?.fixed ?? (1 << 20);
   const perByte = target.memory?.perByte ?? 64;
   const sizeOf = target.sizeOf ?? defaultSize;
+  for (const [i, input] of (target.valid ?? []).entries()) {
+    try {
+      await withTimeout(Promise.resolve().then(() => target.run(input)), timeoutMs, target.name);
+    } catch (e) {
+      throw new Error(`${target.name}: valid input #${i} failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+  }
   let runs = 0;
   const property = fc.asyncProperty(target.inputs, async (input) => {
     runs++;
