@@ -98,13 +98,20 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
     }
     void outcome; // kept alive until the memory was measured
   });
-  await fc.assert(property, {
-    interruptAfterTimeLimit: seconds * 1000,
-    numRuns: options.maxRuns ?? Number.MAX_SAFE_INTEGER,
-    ...(options.seed === undefined ? {} : { seed: options.seed }),
-    // The time limit also bounds shrinking a failure to a smaller input.
-    markInterruptAsFailure: false,
-  });
+  try {
+    await fc.assert(property, {
+      interruptAfterTimeLimit: seconds * 1000,
+      numRuns: options.maxRuns ?? Number.MAX_SAFE_INTEGER,
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      // The time limit also bounds shrinking a failure to a smaller input.
+      markInterruptAsFailure: false,
+    });
+  } catch (e) {
+    // fast-check keeps what went wrong in `cause`, which node:test's report leaves out.
+    const cause = (e as Error).cause as Error | undefined;
+    if (cause === undefined) throw e;
+    throw new Error(`${(e as Error).message}\nWhat went wrong: ${cause.message}`, { cause });
+  }
   assert.ok(runs > 0, `${target.name}: no input ran`);
   return { runs };
 }
