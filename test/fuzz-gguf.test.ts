@@ -35,6 +35,7 @@ test('fuzz: GGUF open, metadata, tensor table and tensor data', async () => {
     name: 'gguf',
     inputs: mutatedBytes(seeds),
     valid: seedCorpus('gguf').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
+    replay: seedCorpus('gguf').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);

@@ -24,6 +24,7 @@ test('fuzz: llama2.c checkpoint header and weights', async () => {
     name: 'llama2c',
     inputs: mutatedBytes(seeds),
     valid: seedCorpus('llama2c').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
+    replay: seedCorpus('llama2c').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);
@@ -48,6 +49,7 @@ test('fuzz: llama2.c tokenizer.bin', async () => {
     inputs: fc.tuple(mutatedBytes(seeds), fc.option(fc.integer({ min: 1, max: 40 }))),
     sizeOf: ([bytes]) => bytes.length,
     valid: seedCorpus('llama2c-tokenizer').filter((s) => s.file === 'seed-tokenizer.bin').flatMap((s) => [[s.bytes, null], [s.bytes, 19]] as [Uint8Array, number | null][]),
+    replay: seedCorpus('llama2c-tokenizer').filter((s) => s.file.startsWith('regress-')).map((s) => [s.bytes, null] as [Uint8Array, number | null]),
     expected: [FormatError],
     run([bytes, vocabSize]) {
       const vocab = parseLlama2cVocab(bytes, 'tokenizer.bin', vocabSize ?? undefined);

@@ -34,6 +34,7 @@ test('fuzz: SafeTensors header and data section', async () => {
     name: 'safetensors',
     inputs: mutatedBytes(seeds),
     valid: seedCorpus('safetensors').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
+    replay: seedCorpus('safetensors').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);
@@ -65,6 +66,7 @@ test('fuzz: model.safetensors.index.json over a sharded folder', async () => {
     name: 'safetensors-index',
     inputs: mutatedText(seeds),
     valid: seedCorpus('safetensors-index').filter((s) => s.file.startsWith('seed-')).map((s) => new TextDecoder().decode(s.bytes)),
+    replay: seedCorpus('safetensors-index').filter((s) => s.file.startsWith('regress-')).map((s) => new TextDecoder().decode(s.bytes)),
     expected: [FormatError],
     async run(text) {
       await writeFile(path.join(folder, INDEX_FILE), text);

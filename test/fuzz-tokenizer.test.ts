@@ -48,6 +48,7 @@ test('fuzz: tokenizer.json and tokenizer_config.json loading, then encode and de
     name: 'tokenizer-json',
     inputs,
     valid: seeds.filter((s) => s.valid),
+    replay: seeds.filter((s) => !s.valid),
     expected: [FormatError],
     async run({ tokenizer, config }) {
       await writeFile(tokenizerFile, tokenizer);
@@ -70,6 +71,7 @@ test('fuzz: config.json to a model spec', async () => {
     name: 'hf-config',
     inputs: fc.oneof(mutatedText(seeds), keyed),
     valid: seedCorpus('hf-config').filter((s) => s.file.startsWith('seed-')).map((s) => decoder.decode(s.bytes)),
+    replay: seedCorpus('hf-config').filter((s) => s.file.startsWith('regress-')).map((s) => decoder.decode(s.bytes)),
     expected: [ConfigError],
     run(text) {
       let raw: unknown;

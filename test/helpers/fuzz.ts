@@ -51,6 +51,8 @@ export interface FuzzTarget<T> {
    * the reader no longer accepts is noticed instead of fuzzing only the error paths.
    */
   valid?: readonly T[];
+  /** Past findings (the corpus's regress-* files): checked like any input, before the fuzzing. */
+  replay?: readonly T[];
 }
 
 export interface FuzzRunOptions {
@@ -75,9 +77,8 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
       throw new Error(`${target.name}: valid input #${i} failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
     }
   }
-  let runs = 0;
-  const property = fc.asyncProperty(target.inputs, async (input) => {
-    runs++;
+  /** One input through the properties: success or an expected error, in time, with bounded buffers. */
+  const check = async (input: T): Promise<void> => {
     const buffersBefore = process.memoryUsage().arrayBuffers;
     const start = performance.now();
     let outcome: unknown;
@@ -97,6 +98,19 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
       throw new Error(`${target.name}: an input of ${sizeOf(input)} bytes allocated ${allocated} bytes of buffers (bound ${bound})`);
     }
     void outcome; // kept alive until the memory was measured
+  };
+  // Past findings first, every run.
+  for (const [i, input] of (target.replay ?? []).entries()) {
+    try {
+      await check(input);
+    } catch (e) {
+      throw new Error(`${target.name}: regression #${i}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  let runs = 0;
+  const property = fc.asyncProperty(target.inputs, async (input) => {
+    runs++;
+    await check(input);
   });
   try {
     await fc.assert(property, {
