@@ -156,6 +156,12 @@ export class HFTokenizer implements Tokenizer {
 
   encode(text: string, options?: EncodeOptions): number[] {
     const ids = this.libraryCall('encoding', () => this.lib.encode(text, { add_special_tokens: false }).ids);
+    // tokenizers.js gives `undefined` for a piece its model cannot map (no unk_token to fall back on).
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new FormatError(this.source, `tokenizer is not usable: encoding gave ${String(id)}, not a token id (does the model lack an unk_token?)`);
+      }
+    }
     if (options?.addSpecial === false) return ids;
     return [...this.prefixIds, ...ids, ...this.suffixIds];
   }
