@@ -8,8 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { openGGUF } from '../src/formats/gguf.js';
 import { FormatError } from '../src/formats/tensor.js';
+import { tokenizerFromGGUF } from '../src/tokenizer/gguf-vocab.js';
 import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
 import { fuzz, mutatedBytes, seedCorpus } from './helpers/fuzz.js';
+import { encodeDecodeSome } from './helpers/fuzz-tokenizer.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-fuzz-gguf-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -64,4 +66,24 @@ test('fuzz: GGUF open, metadata, tensor table and tensor data', async () => {
     },
   });
   console.log(`gguf: ${runs} inputs`);
+});
+
+test('fuzz: GGUF vocabulary to a tokenizer, then encode and decode', async () => {
+  const seeds = seedCorpus('gguf-vocab');
+  assert.ok(seeds.length >= 2, 'the gguf-vocab seed corpus is missing');
+  const file = path.join(dir, 'vocab.gguf');
+  const { runs } = await fuzz({
+    name: 'gguf-vocab',
+    inputs: mutatedBytes(seeds.map((s) => s.bytes)),
+    valid: seeds.filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
+    replay: seeds.filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
+    expected: [FormatError],
+    async run(bytes) {
+      await writeFile(file, bytes);
+      const g = await openGGUF(file);
+      await g.close();
+      encodeDecodeSome(tokenizerFromGGUF(g.metadata, file));
+    },
+  });
+  console.log(`gguf-vocab: ${runs} inputs`);
 });

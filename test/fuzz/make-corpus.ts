@@ -72,6 +72,39 @@ for (const version of [2, 3] as const) {
   await put('gguf', 'seed-no-tensors.gguf', await readFile(file));
 }
 
+// GGUF vocabularies: a tiny SentencePiece ("llama") one and a tiny byte-level BPE ("gpt2") one.
+{
+  const file = path.join(tmp, 'vocab.gguf');
+  const spm = ['<unk>', '<s>', '</s>', '<0x0A>', '<0xE2>', '▁', 'a', 'b', 'h', 'e', 'l', 'o', '▁a', 'ab', '▁ab', 'he', 'll', '▁hello'];
+  await writeGGUF(file, {
+    metadata: [
+      { key: 'tokenizer.ggml.model', type: 'string', value: 'llama' },
+      { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: spm },
+      { key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: spm.map((_, i) => -i) },
+      { key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: spm.map((p, i) => (i === 0 ? 2 : i < 3 ? 3 : p.startsWith('<0x') ? 6 : 1)) },
+      { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 1 },
+      { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: 2 },
+      { key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: true },
+      { key: 'tokenizer.chat_template', type: 'string', value: '{{ messages[0].content }}' },
+    ],
+    tensors: [],
+  });
+  await put('gguf-vocab', 'seed-llama.gguf', await readFile(file));
+  const bpe = ['<|endoftext|>', '!', 'a', 'b', 'e', 'h', 'l', 'o', 'Ġ', 'Ċ', 'Ã', '©', 'Ġa', 'ab', 'Ġab', 'he', 'll', 'hell', 'hello', 'Ã©'];
+  await writeGGUF(file, {
+    metadata: [
+      { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' },
+      { key: 'tokenizer.ggml.pre', type: 'string', value: 'default' },
+      { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: bpe },
+      { key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: bpe.map((_, i) => (i === 0 ? 3 : 1)) },
+      { key: 'tokenizer.ggml.merges', type: 'array', itemType: 'string', value: ['Ġ a', 'a b', 'Ġa b', 'h e', 'l l', 'he ll', 'hell o', 'Ã ©'] },
+      { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: 0 },
+    ],
+    tensors: [],
+  });
+  await put('gguf-vocab', 'seed-gpt2.gguf', await readFile(file));
+}
+
 // SafeTensors: one file with metadata and tensors of several dtypes; a sharded folder's index.
 {
   const tensors = [
