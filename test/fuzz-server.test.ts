@@ -124,9 +124,10 @@ function routeBodies(field: Field): Record<string, fc.Arbitrary<Record<string, u
       modalities: field(fc.constant(['text']), fc.constant(['text', 'audio'])), audio: field(fc.constant(null), wild),
     }, { requiredKeys: [] }),
     '/v1/completions': fc.record({
-      model: modelName, prompt: field(fc.oneof(fc.string({ maxLength: 30 }), fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }), fc.array(fc.integer({ min: -1, max: 600 }), { maxLength: 5 }), fc.array(fc.array(fc.integer({ min: -1, max: 600 }), { maxLength: 3 }), { maxLength: 2 }))),
+      model: modelName, prompt: field(fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), fc.array(fc.integer({ min: 1, max: 500 }), { minLength: 1, maxLength: 5 })),
+        fc.oneof(fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }), fc.array(fc.integer({ min: -1, max: 600 }), { maxLength: 5 }), fc.array(fc.array(fc.integer({ min: -1, max: 600 }), { maxLength: 3 }), { maxLength: 2 }))),
       max_tokens: count, n: count, temperature: unit, top_p: unit, seed: count, stream: field(fc.boolean()),
-      stop: stop, logprobs: count, echo: field(fc.boolean()), suffix: field(fc.string({ maxLength: 3 })), best_of: count,
+      stop: stop, logprobs: count, echo: field(fc.constant(false), fc.constant(true)), suffix: field(fc.constant(null), fc.string({ maxLength: 3 })), best_of: count,
       response_format: field(responseFormat), logit_bias: field(fc.dictionary(fc.constantFrom('0', '1', '-1', '1e3'), unit, { maxKeys: 2 })),
     }, { requiredKeys: [] }),
     '/v1/embeddings': fc.record({
