@@ -59,6 +59,9 @@ export interface HFTokenizerOptions {
   pieces?: readonly string[];
 }
 
+/** Encoded and decoded once at load: letters, spaces, digits, punctuation, accents, CJK, an emoji. */
+const PROBE_TEXT = 'Hello world  12 !?\n\té 中文 🙂';
+
 /** The surface of @huggingface/tokenizers' model this module reaches past the public types for. */
 interface LibModel {
   vocab: (string | undefined)[];
@@ -128,7 +131,7 @@ export class HFTokenizer implements Tokenizer {
     this.bosId = options.bosId;
     this.eosIds = [...new Set(options.eosIds ?? [])];
 
-    const [prefix, suffix] = this.postProcessorIds();
+    const [prefix, suffix] = this.libraryCall('post_processor', () => this.postProcessorIds());
     this.prefixIds = withEnd(prefix, this.bosId, options.addBos, 'start');
     this.suffixIds = withEnd(suffix, this.eosIds[0], options.addEos, 'end');
     this.addBos = this.bosId !== undefined && this.prefixIds.includes(this.bosId);
@@ -136,10 +139,29 @@ export class HFTokenizer implements Tokenizer {
     this.toolUseTemplate = options.toolUseTemplate;
     this.bosText = options.bosText ?? (this.bosId !== undefined ? this.tokenText(this.bosId) : '');
     this.eosText = options.eosText ?? (this.eosIds.length > 0 ? this.tokenText(this.eosIds[0]) : '');
+    // The library checks most of a tokenizer.json only when it runs: a normalizer, pre-tokenizer,
+    // model or decoder it cannot run fails here, at load, rather than on a user's request.
+    this.decode(this.encode(PROBE_TEXT), { skipSpecial: false });
+  }
+
+  /** Runs a library call; its failure is the tokenizer file's fault, named as such. */
+  private libraryCall<T>(what: string, call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof FormatError) throw e;
+      throw new FormatError(this.source, `tokenizer is not usable: the ${what} failed: ${(e as Error)?.message ?? String(e)}`);
+    }
   }
 
   encode(text: string, options?: EncodeOptions): number[] {
-    const ids = this.lib.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.libraryCall('encoding', () => this.lib.encode(text, { add_special_tokens: false }).ids);
+    // tokenizers.js gives `undefined` for a piece its model cannot map (no unk_token to fall back on).
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new FormatError(this.source, `tokenizer is not usable: encoding gave ${String(id)}, not a token id (does the model lack an unk_token?)`);
+      }
+    }
     if (options?.addSpecial === false) return ids;
     return [...this.prefixIds, ...ids, ...this.suffixIds];
   }
@@ -155,7 +177,7 @@ export class HFTokenizer implements Tokenizer {
     }
     // The library refuses an empty list.
     if (kept.length === 0) return '';
-    return this.lib.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+    return this.libraryCall('decoding', () => this.lib.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
   }
 
   tokenText(id: number): string {

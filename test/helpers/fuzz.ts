@@ -46,6 +46,13 @@ export interface FuzzTarget<T> {
   sizeOf?(input: T): number;
   /** ArrayBuffer bytes an input may allocate: `fixed + perByte × size` (defaults 1 MiB and 64). */
   memory?: { fixed?: number; perByte?: number };
+  /**
+   * Inputs that must succeed (the unmutated seeds, typically): run first, so that a seed corpus
+   * the reader no longer accepts is noticed instead of fuzzing only the error paths.
+   */
+  valid?: readonly T[];
+  /** Past findings (the corpus's regress-* files): checked like any input, before the fuzzing. */
+  replay?: readonly T[];
 }
 
 export interface FuzzRunOptions {
@@ -63,9 +70,15 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
   const fixed = target.memory?.fixed ?? (1 << 20);
   const perByte = target.memory?.perByte ?? 64;
   const sizeOf = target.sizeOf ?? defaultSize;
-  let runs = 0;
-  const property = fc.asyncProperty(target.inputs, async (input) => {
-    runs++;
+  for (const [i, input] of (target.valid ?? []).entries()) {
+    try {
+      await withTimeout(Promise.resolve().then(() => target.run(input)), timeoutMs, target.name);
+    } catch (e) {
+      throw new Error(`${target.name}: valid input #${i} failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+  }
+  /** One input through the properties: success or an expected error, in time, with bounded buffers. */
+  const check = async (input: T): Promise<void> => {
     const buffersBefore = process.memoryUsage().arrayBuffers;
     const start = performance.now();
     let outcome: unknown;
@@ -85,14 +98,34 @@ export async function fuzz<T>(target: FuzzTarget<T>, options: FuzzRunOptions = {
       throw new Error(`${target.name}: an input of ${sizeOf(input)} bytes allocated ${allocated} bytes of buffers (bound ${bound})`);
     }
     void outcome; // kept alive until the memory was measured
+  };
+  // Past findings first, every run.
+  for (const [i, input] of (target.replay ?? []).entries()) {
+    try {
+      await check(input);
+    } catch (e) {
+      throw new Error(`${target.name}: regression #${i}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  let runs = 0;
+  const property = fc.asyncProperty(target.inputs, async (input) => {
+    runs++;
+    await check(input);
   });
-  await fc.assert(property, {
-    interruptAfterTimeLimit: seconds * 1000,
-    numRuns: options.maxRuns ?? Number.MAX_SAFE_INTEGER,
-    ...(options.seed === undefined ? {} : { seed: options.seed }),
-    // The time limit also bounds shrinking a failure to a smaller input.
-    markInterruptAsFailure: false,
-  });
+  try {
+    await fc.assert(property, {
+      interruptAfterTimeLimit: seconds * 1000,
+      numRuns: options.maxRuns ?? Number.MAX_SAFE_INTEGER,
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      // The time limit also bounds shrinking a failure to a smaller input.
+      markInterruptAsFailure: false,
+    });
+  } catch (e) {
+    // fast-check keeps what went wrong in `cause`, which node:test's report leaves out.
+    const cause = (e as Error).cause as Error | undefined;
+    if (cause === undefined) throw e;
+    throw new Error(`${(e as Error).message}\nWhat went wrong: ${cause.message}`, { cause });
+  }
   assert.ok(runs > 0, `${target.name}: no input ran`);
   return { runs };
 }
