@@ -98,6 +98,29 @@ test('beyond the slots and the queue, start() refuses at once with QueueFullErro
   }
 });
 
+test('a burst arriving while slots are free takes the free slots and the queue, and no more', { skip }, async () => {
+  const m = await load({ parallel: 2, maxQueue: 1 });
+  try {
+    const ids = m.tokenize('Hello');
+    // All five arrive before the loop has admitted anyone (as requests do between two steps, just
+    // after a step freed slots): two slots and one queue place hold three.
+    const taken = [], refused = [];
+    for (let i = 0; i < 5; i++) {
+      try {
+        taken.push(collect(m.start(ids, { temperature: 0, maxTokens: 4 })));
+      } catch (e) {
+        assert.ok(e instanceof QueueFullError, String(e));
+        refused.push(e);
+      }
+    }
+    assert.equal(taken.length, 3);
+    assert.equal(refused.length, 2);
+    await Promise.all(taken);
+  } finally {
+    m.dispose();
+  }
+});
+
 test('the next turn of a chat reuses the slot that holds its prefix', { skip }, async () => {
   const m: Model = await load({ parallel: 2 });
   try {

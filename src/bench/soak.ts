@@ -203,6 +203,19 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
 
   const progress: SoakProgress = { done: 0, total: plan.length, completed: 0, aborted: 0, rejected: 0, errors: 0 };
   const memory = sampleMemory(server.pid, 250, () => progress.done);
+  // The queue and the slots, sampled while the clients run: together they hold at most their limits
+  // (the queue alone may hold a few more for a moment: those about to take a slot a step freed).
+  const most = { queue: 0, active: 0, both: 0 };
+  let sampling = true;
+  const gaugeSampler = (async () => {
+    while (sampling) {
+      const m = await scrapeMetrics(server.url).catch(() => undefined);
+      most.queue = Math.max(most.queue, m?.get('minerva_queue_depth') ?? 0);
+      most.active = Math.max(most.active, m?.get('minerva_active_sequences') ?? 0);
+      most.both = Math.max(most.both, (m?.get('minerva_queue_depth') ?? 0) + (m?.get('minerva_active_sequences') ?? 0));
+      await sleep(100);
+    }
+  })();
   const served: Served[] = new Array(plan.length);
   let heapAtWarmup: Promise<number | undefined> | undefined;
   let next = 0;
@@ -225,6 +238,8 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
   };
   await Promise.all(Array.from({ length: o.clients }, client));
   const wallMs = performance.now() - start;
+  sampling = false;
+  await gaugeSampler;
 
   // The gauges settle once the scheduler has seen the last hang-up.
   const gauges = ['minerva_queue_depth', 'minerva_active_sequences', 'minerva_kv_cache_tokens'];
@@ -278,6 +293,8 @@ async function soakServer(o: SoakOptions, plan: SoakRequest[], server: ChildServ
   const overflow = burst > o.parallel + o.maxQueue;
   check('429 once the queue is full', !overflow || rejected > 0,
     overflow ? `${burst} clients > ${o.parallel} slots + ${o.maxQueue} queued: ${rejected} refusals` : `${burst} clients fit in the slots and the queue (not checked)`);
+  check('queue and slots bounded', most.both <= o.maxQueue + o.parallel && most.active <= o.parallel,
+    `at most ${most.both} queued or running (--max-queue ${o.maxQueue} + --parallel ${o.parallel}), ${most.queue} queued, ${most.active} running; sampled every 100 ms`);
   const counted = (after.get('minerva_rejected_requests_total') ?? 0) - (before.get('minerva_rejected_requests_total') ?? 0);
   const counted429 = (after.get('minerva_http_requests_total{status="429"}') ?? 0) - (before.get('minerva_http_requests_total{status="429"}') ?? 0);
   // A client that hung up before the status came may have been refused unseen: the server's count may exceed the clients' by those.

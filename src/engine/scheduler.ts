@@ -211,9 +211,10 @@ export class Scheduler {
   /** Starts a sequence; its chunks stream from the returned iterator. Throws QueueFullError when full. */
   submit(req: SequenceRequest): AsyncIterableIterator<GenerationChunk> {
     if (this.closed) throw new Error('the model has been disposed');
-    if (this.waiting.length >= this.opts.maxQueue && !this.slots.some((s) => !s.busy)) {
-      throw new QueueFullError(this.opts.slots, this.waiting.length);
-    }
+    // Each waiting request will take a free slot or a place in the queue. (Requests arrive between
+    // steps, after a step has freed a slot and before the loop admits anyone to it: "some slot is
+    // free" alone let a burst of any size in.)
+    if (this.waiting.length + 1 > this.freeSlots() + this.opts.maxQueue) throw new QueueFullError(this.opts.slots, this.waiting.length);
     const seq = new Sequence(req, this.tokenizer, this.graph.spec.vocabSize);
     this.waiting.push(seq);
     this.kick();
@@ -227,14 +228,16 @@ export class Scheduler {
    */
   submitChoices(reqs: readonly SequenceRequest[]): AsyncIterableIterator<GenerationChunk>[] {
     if (this.closed) throw new Error('the model has been disposed');
-    const free = this.slots.filter((s) => !s.busy).length;
-    // Each waiting request will take a free slot or a place in the queue.
-    if (this.waiting.length + reqs.length > free + this.opts.maxQueue) throw new QueueFullError(this.opts.slots, this.waiting.length);
+    if (this.waiting.length + reqs.length > this.freeSlots() + this.opts.maxQueue) throw new QueueFullError(this.opts.slots, this.waiting.length);
     const seqs = reqs.map((r) => new Sequence(r, this.tokenizer, this.graph.spec.vocabSize));
     for (const s of seqs) s.choices = seqs;
     this.waiting.push(...seqs);
     this.kick();
     return seqs.map((s) => s.queue);
+  }
+
+  private freeSlots(): number {
+    return this.slots.filter((s) => !s.busy).length;
   }
 
   stats(): SchedulerStats {
