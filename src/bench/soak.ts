@@ -8,24 +8,14 @@
 // first token, latency, tokens/s, RSS.
 import { percentile } from './measure.js';
 import { APIS, attempt, PROMPTS, referenceKey, type SoakRequest } from './soak-requests.js';
-import { readMemory, sampleMemory, scrapeMetrics, sleep, startChildServer, type ChildServer, type MemorySample } from './soak-server.js';
+import { readMemory, sampleMemory, scrapeMetrics, sleep, startChildServer, type ChildServer, type MemorySample, type ServerLaunch } from './soak-server.js';
 
-export interface SoakOptions {
+/** The server (model, port, --parallel, --max-queue, --ctx-size, …) and the clients. --parallel + --max-queue below `clients` makes some clients get 429. */
+export interface SoakOptions extends ServerLaunch {
   /** Clients streaming at once. */
   clients: number;
   /** Requests in all (each retried after a 429 until it is served). */
   requests: number;
-  /** A .gguf file or a Hugging Face folder. */
-  model: string;
-  /** Server port (0: a free one). */
-  port: number;
-  /** The server's --parallel and --max-queue: slots + queue below `clients` makes some clients get 429. */
-  parallel: number;
-  maxQueue: number;
-  /** The server's --ctx-size; over-context requests ask twice this. */
-  ctxSize: number;
-  threads?: number;
-  backend?: string;
   /** max_tokens / num_predict of an ordinary request. */
   maxTokens: number;
   /** Shares of requests that hang up midway, ask beyond the context, and sample (temperature 0.8, not compared). */

@@ -61,12 +61,10 @@ export function syntheticVocabGGUF(vocab: SpmVocab): GGUFMetadataEntry[] {
   ];
 }
 
-/** tokenizer.json and tokenizer_config.json for a Hugging Face folder. */
-export function syntheticVocabHF(vocab: SpmVocab): { tokenizerJSON: string; tokenizerConfigJSON: string } {
-  const json = spmTokenizerJSON(vocab);
-  // BOS is added by the post-processor, as Llama's tokenizer.json does.
-  const withBos = {
-    ...json,
+/** A SentencePiece-style tokenizer.json whose post-processor adds BOS (<s>, id 1), as Llama's does. */
+export function spmTokenizerJSONWithBos(vocab: SpmVocab): Record<string, unknown> {
+  return {
+    ...spmTokenizerJSON(vocab),
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
@@ -74,6 +72,11 @@ export function syntheticVocabHF(vocab: SpmVocab): { tokenizerJSON: string; toke
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
   };
+}
+
+/** tokenizer.json and tokenizer_config.json for a Hugging Face folder. */
+export function syntheticVocabHF(vocab: SpmVocab): { tokenizerJSON: string; tokenizerConfigJSON: string } {
+  const withBos = spmTokenizerJSONWithBos(vocab);
   const config = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false, model_max_length: 1_000_000 };
   return { tokenizerJSON: JSON.stringify(withBos), tokenizerConfigJSON: JSON.stringify(config, null, 2) };
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { writeGGUF } from '../../src/formats/gguf.js';
 import { writeSafeTensors, writeSafeTensorsSharded, INDEX_FILE } from '../../src/formats/safetensors.js';
 import { LLAMA2C_MAGIC } from '../../src/formats/llama2c.js';
-import { spmTokenizerJSON } from '../../src/tokenizer/spm-json.js';
+import { spmTokenizerJSONWithBos } from '../../src/tokenizer/synthetic-vocab.js';
 import { TokenType } from '../../src/tokenizer/token-types.js';
 import { CORPUS } from '../helpers/fuzz.js';
 
@@ -169,16 +169,7 @@ await put('llama2c', 'seed-v1-separate.bin', llama2cCheckpoint(1, false));
 {
   const pieces = ['<unk>', '<s>', '</s>', '<0x0A>', '<0x21>', '▁', 'a', 'b', 'h', 'e', 'l', 'o', '▁a', 'ab', '▁ab', 'he', 'll', '▁he', '▁hello', '<|im_end|>'];
   const types = pieces.map((p, i) => (i === 0 ? TokenType.unknown : i <= 2 || i === 19 ? TokenType.control : p.startsWith('<0x') ? TokenType.byte : TokenType.normal));
-  const json = spmTokenizerJSON({ pieces, scores: pieces.map((_, i) => -i), types, unkId: 0, addSpacePrefix: true });
-  const withBos = {
-    ...json,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-  };
+  const withBos = spmTokenizerJSONWithBos({ pieces, scores: pieces.map((_, i) => -i), types, unkId: 0, addSpacePrefix: true });
   await put('tokenizer-json', 'seed-spm.tokenizer.json', JSON.stringify(withBos));
   await put('tokenizer-json', 'seed-spm.tokenizer_config.json', JSON.stringify({
     bos_token: '<s>', eos_token: { content: '</s>', special: true }, unk_token: '<unk>', add_bos_token: true, add_eos_token: false,
