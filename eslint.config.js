@@ -2,6 +2,7 @@
 // `tsc --strict` already checks types.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   // AssemblyScript kernels are checked by their compiler (asc), whose syntax (@inline, v128) ESLint's
@@ -18,6 +19,11 @@ export default tseslint.config(
         AbortController: 'readonly', TextDecoderStream: 'readonly', Option: 'readonly',
       },
     },
+  },
+  {
+    // The web app (Preact, bundled by Vite) runs in the browser.
+    files: ['src/web/**/*.{ts,tsx,js}'],
+    languageOptions: { globals: globals.browser },
   },
   {
     rules: {
