@@ -181,3 +181,6 @@ export async function metrics(): Promise<Map<string, MetricSample[]>> {
   }
   return out;
 }
+
+/** The models the chat can use: /v1/models (the folder's, or the bundled demo while it is empty). */
+export const listChatModels = async () => (await getJSON<{ data: { id: string }[] }>('/v1/models')).data.map((m) => m.id);
