@@ -11,16 +11,6 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    // The web chat page runs in the browser.
-    files: ['src/ui/**/*.js'],
-    languageOptions: {
-      globals: {
-        document: 'readonly', localStorage: 'readonly', fetch: 'readonly', performance: 'readonly',
-        AbortController: 'readonly', TextDecoderStream: 'readonly', Option: 'readonly',
-      },
-    },
-  },
-  {
     // The web app (Preact, bundled by Vite) runs in the browser.
     files: ['src/web/**/*.{ts,tsx,js}'],
     languageOptions: { globals: globals.browser },

@@ -1,7 +1,6 @@
 // `minerva serve`: a Fastify server with OpenAI's /v1 and Ollama's /api over the models in the
 // models folder, /health, /ready, Prometheus /metrics, and the web chat at /.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -18,6 +17,7 @@ import { registerOllama } from './ollama.js';
 import { registerEmbeddings } from './embeddings.js';
 import { BadRequest } from './params.js';
 import { redactPaths } from './exposure.js';
+import { registerWebApp } from './web-app.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
 import { Drain, SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
@@ -96,8 +96,6 @@ export class PortInUseError extends Error {
     this.name = 'PortInUseError';
   }
 }
-
-const UI_DIR = new URL('../../../src/ui/', import.meta.url);
 
 export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   const registry = new ModelRegistry({
@@ -181,13 +179,8 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  const ui = (file: string, type: string) => {
-    const body = readFileSync(new URL(file, UI_DIR));
-    return async (_req: FastifyRequest, reply: FastifyReply) => reply.type(type).header('cache-control', 'no-cache').send(body);
-  };
-  app.get('/', ui('index.html', 'text/html; charset=utf-8'));
-  app.get('/ui/app.js', ui('app.js', 'text/javascript; charset=utf-8'));
-  app.get('/ui/style.css', ui('style.css', 'text/css; charset=utf-8'));
+  // The web app (src/web/, built into build/web/); /ui/config.json tells it what it needs of the server.
+  registerWebApp(app, '/');
   app.get('/ui/config.json', async () => ({
     modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey), demoModel: (await registry.list()).find((e) => e.demo)?.name ?? null,
   }));

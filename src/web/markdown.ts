@@ -52,6 +52,12 @@ const marked = new Marked({
   },
 });
 
+// An image a reply names without a description is marked decorative (alt=""), so screen readers
+// skip it rather than read its URL.
+DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName === 'IMG' && !node.hasAttribute('alt')) node.setAttribute('alt', '');
+});
+
 /** Markdown → sanitised HTML, ready for innerHTML. */
 export function renderMarkdown(text: string): string {
   const html = marked.parse(text, { async: false });

@@ -235,7 +235,7 @@ export function ChatScreen({ config, apiKey }: { config: ServerConfig | undefine
           void deleteConversation(id).then(refreshList);
         }}
         onExport={(id) => { const c = id === conv.id ? conv : list.find((x) => x.id === id); if (c) download(c); }}
-        onImport={(f) => void importFile(f)} />
+        onImport={(f) => void importFile(f)} onClose={() => setSidebarOpen(false)} />
       <section class="chat-main" aria-label="Chat">
         <div class="chat-toolbar">
           <button type="button" class="sidebar-toggle" aria-controls="chat-sidebar" aria-expanded={sidebarOpen}

@@ -14,6 +14,8 @@ type Props = {
   onDelete: (id: string) => void;
   onExport: (id: string) => void;
   onImport: (file: File) => void;
+  /** Folds the sidebar (on a phone, where it covers the chat). */
+  onClose: () => void;
 };
 
 export function Sidebar(p: Props) {
@@ -27,6 +29,7 @@ export function Sidebar(p: Props) {
           <input type="file" accept="application/json,.json" class="visually-hidden" aria-label="Import a conversation (JSON)"
             onChange={(e) => { const f = e.currentTarget.files?.[0]; e.currentTarget.value = ''; if (f) p.onImport(f); }} />
         </label>
+        <button type="button" class="sidebar-close" onClick={p.onClose}>Close</button>
       </div>
       {p.importError && <p class="error" role="alert">{p.importError}</p>}
       <ul class="conversation-list">
