@@ -234,7 +234,7 @@ test('an imported conversation renders its Markdown, highlights and copies code,
   }
 });
 
-test('the page says what it is waiting for and what went wrong: loading, a model that fails to load, memory, a bad schema', { skip }, async () => {
+test('the page says what it is waiting for and what went wrong: loading, queued, a model that fails to load, memory, a bad schema', { skip }, async () => {
   const { context, page } = await open(url);
   try {
     await page.waitForFunction('document.querySelectorAll("#model option").length === 3');
@@ -273,6 +273,32 @@ test('the page says what it is waiting for and what went wrong: loading, a model
     assert.match((await alert.textContent())!, /JSON schema \(settings\): not valid JSON/);
   } finally {
     await context.close();
+  }
+
+  // Queued: with one sequence slot taken by a long API request, the page says it waits its turn.
+  const one = await startServer(path.join(dir, 'models'), { parallel: 1, contextLength: 4096 });
+  const busy = new AbortController();
+  const queuedPage = await open(one.url);
+  try {
+    const res = await fetch(`${one.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: busy.signal,
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Go' }], max_tokens: 4000, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const { page: p } = queuedPage;
+    await p.waitForFunction('document.querySelectorAll("#model option").length === 3');
+    await p.selectOption('#model', 'tiny');
+    await setSetting(p, 'max-tokens', '4');
+    await p.fill('#chat-input', 'Hi');
+    await p.keyboard.press('Enter');
+    await p.locator('.chat-status', { hasText: /^Queued \(\d+ s\): 1 request waiting for the model…$/ }).waitFor({ timeout: 10_000 });
+    busy.abort();
+    await p.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+  } finally {
+    busy.abort();
+    await queuedPage.context.close();
+    await one.server.close();
   }
 
   // Not enough memory for the model: the server's message and what to do.

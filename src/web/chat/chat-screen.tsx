@@ -27,11 +27,12 @@ function lastSettings(): ChatSettings {
   }
 }
 
-interface Busy { phase: Phase; started: number; seconds: number; tokens: number; rate: number | null }
+interface Busy { phase: Phase; started: number; seconds: number; tokens: number; rate: number | null; queued: number | null }
 
 function statusText(b: Busy): string {
   if (b.phase === 'loading') return `Loading model (${b.seconds} s)…`;
-  if (b.phase === 'waiting') return `Waiting for the first token (${b.seconds} s): queued or reading the prompt…`;
+  if (b.phase === 'waiting' && b.queued) return `Queued (${b.seconds} s): ${b.queued} ${b.queued === 1 ? 'request' : 'requests'} waiting for the model…`;
+  if (b.phase === 'waiting') return `Waiting for the first token (${b.seconds} s)…`;
   return `Generating: ${b.tokens} tokens${b.rate !== null ? ` at ${b.rate.toFixed(1)} tokens/s` : ''}…`;
 }
 
@@ -114,7 +115,9 @@ export function ChatScreen({ config, apiKey }: { config: ServerConfig | undefine
       const thought = (prior?.reasoning ?? '') + reasoning;
       if (thought) reply.reasoning = thought;
       if (stats) reply.stats = stats;
-      return { ...base, messages: [...head, reply] };
+      // Settings or a title changed while the reply streamed are kept.
+      const latest = current.current.id === base.id ? current.current : base;
+      return { ...latest, messages: [...head, reply] };
     };
     const show = (c: Conversation) => { if (current.current.id === base.id) setConv(c); };
     show(withReply('', ''));
@@ -122,18 +125,19 @@ export function ChatScreen({ config, apiKey }: { config: ServerConfig | undefine
     const ac = new AbortController();
     controller.current = ac;
     const started = performance.now();
-    setBusy({ phase: 'waiting', started, seconds: 0, tokens: 0, rate: null });
+    setBusy({ phase: 'waiting', started, seconds: 0, tokens: 0, rate: null, queued: null });
     const timer = setInterval(() => setBusy((b) => b && { ...b, seconds: Math.floor((performance.now() - b.started) / 1000) }), 250);
     const out = await generate(req, ac.signal, (p) => {
       show(withReply(p.content, p.reasoning));
-      setBusy((b) => b && { ...b, phase: p.phase, tokens: p.tokens, rate: p.tokensPerSecond });
+      setBusy((b) => b && { ...b, phase: p.phase, tokens: p.tokens, rate: p.tokensPerSecond, queued: p.queued });
     });
     clearInterval(timer);
     controller.current = null;
     setBusy(null);
     if (out.error) setError(out.error);
     // A reply that brought nothing is not kept: the conversation ends with the user's message, to retry.
-    const done = out.content || out.reasoning || prior ? withReply(out.content, out.reasoning, out.stats) : { ...base, messages: head };
+    const done = out.content || out.reasoning || prior ? withReply(out.content, out.reasoning, out.stats)
+      : { ...(current.current.id === base.id ? current.current : base), messages: head };
     show(done);
     await persist(done);
   }

@@ -2,7 +2,7 @@
 // stream read into content and reasoning with the phase a person sees (loading the model,
 // waiting in the queue, generating at N tokens/s), the measures kept under the reply, and
 // server errors turned into what to do about them.
-import { ApiError, chatStream, listLoaded, type ChatRequest } from '../api';
+import { ApiError, chatStream, listLoaded, metrics, type ChatRequest } from '../api';
 import type { ChatMessage, ChatSettings, ReplyStats } from '../store';
 
 /** What the user sends, unseen, to have a reply cut by its length go on (the API has no prefill). */
@@ -50,6 +50,8 @@ export interface Progress {
   /** Pieces streamed so far (about one token each) and their rate since the first. */
   tokens: number;
   tokensPerSecond: number | null;
+  /** While waiting: the model's requests waiting for a sequence slot (the server's queue depth), when known. */
+  queued: number | null;
 }
 
 export interface Outcome {
@@ -76,13 +78,25 @@ export async function generate(req: ChatRequest, signal: AbortSignal, onProgress
   // Before the response starts, the server is loading the model (if it is not loaded yet) or
   // holding the request; /api/ps tells which.
   let phase = 'waiting' as Phase;
+  let chunks = 0;
   listLoaded().then((loaded) => {
-    if (tokens === 0 && !loaded.some((m) => m.name === req.model)) { phase = 'loading'; report(); }
+    if (chunks === 0 && !loaded.some((m) => m.name === req.model)) { phase = 'loading'; report(); }
   }, () => {});
+  // While waiting for the first token, the server's queue for the model (minerva_queue_depth) tells
+  // whether the request is queued or being read.
+  let queued: number | null = null;
+  const poll = setInterval(() => {
+    if (phase !== 'waiting') return;
+    metrics().then((m) => {
+      queued = m.get('minerva_queue_depth')?.find((x) => x.labels.model === req.model)?.value ?? null;
+      if (phase === 'waiting') report();
+    }, () => {});
+  }, 1000);
   const rate = () => (first && tokens > 1 ? (tokens - 1) / ((performance.now() - first) / 1000) : null);
-  const report = () => onProgress({ phase, content, reasoning, tokens, tokensPerSecond: rate() });
+  const report = () => onProgress({ phase, content, reasoning, tokens, tokensPerSecond: rate(), queued });
   try {
     for await (const chunk of chatStream(req, signal)) {
+      chunks++;
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices[0];
       if (!choice) continue;
@@ -106,6 +120,8 @@ export async function generate(req: ChatRequest, signal: AbortSignal, onProgress
       finish = 'error';
       error = explain(e, req.model);
     }
+  } finally {
+    clearInterval(poll);
   }
   const end = performance.now();
   const completion = usage?.completion_tokens ?? (tokens || null);
@@ -124,7 +140,7 @@ export async function generate(req: ChatRequest, signal: AbortSignal, onProgress
 /** A failure as a person can act on it. */
 export function explain(e: unknown, model: string): string {
   if (e instanceof ApiError) {
-    if (e.status === 429) return `The server is busy: ${e.message}. Wait a moment and press Regenerate.`;
+    if (e.status === 429) return `The server is busy: ${e.message}. Wait a moment and retry.`;
     if (e.status === 401) return `${e.message}. Enter the server's API key at the top right.`;
     if (e.status === 404 && /model/i.test(e.message)) return `${e.message}. The model may have been removed: pick another, or see the Models screen.`;
     if (e.status === 503 && /memory/i.test(e.message)) return `Not enough memory for "${model}": ${e.message}. Unload a model on the Models screen, or pick a smaller one.`;
