@@ -383,9 +383,15 @@ test('an empty models folder offers the bundled demo model, which chats; with no
     assert.deepEqual(await (await fetch(`${empty.url}/v1/models`)).json(), { object: 'list', data: [] });
     assert.deepEqual(await (await fetch(`${empty.url}/api/tags`)).json(), { models: [] });
     assert.deepEqual(await (await fetch(`${empty.url}/ready`)).json(), { status: 'ready' });
+    // The page is the web app, served with its script; what it says of an empty folder ("No models
+    // yet", how to add one) is checked in a browser by web-chat.test.ts.
     const page = await (await fetch(`${empty.url}/`)).text();
-    assert.match(page, /No models yet/);
-    assert.match(page, /\.gguf/);
+    assert.match(page, /<div id="app"><\/div>/);
+    const script = /<script type="module" crossorigin src="\.\/(assets\/[^"]+\.js)">/.exec(page);
+    assert.ok(script, page);
+    const js = await fetch(`${empty.url}/${script[1]}`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type')!, /^text\/javascript/);
   } finally {
     await empty.server.close();
   }
