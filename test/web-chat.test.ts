@@ -1,7 +1,7 @@
 // The web app's chat screen end to end in headless Chromium (Debian's chromium, driven by
 // playwright-core) against a live server over random-weight models: a reply streams in with its
 // measures and equals the API's for the same conversation (greedy), Stop ends a long one, the
-// conversation survives a reload and is edited, regenerated and continued; Markdown, code and
+// conversation survives a reload and is edited, regenerated and continued; reasoning folded; Markdown, code and
 // sanitising are checked on a conversation imported from a JSON file (the tiny random models
 // write gibberish, so a known assistant message comes in through the page's own Import); error
 // states; the demo model and empty-folder notices; axe-core in light and dark; screenshots.
@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { fixturesSkip } from './helpers/fixtures.js';
 import { browserSkip, launchBrowser, screenshot, seriousA11yViolations } from './helpers/browser.js';
-import { startServer, writeModels } from './helpers/server.js';
+import { CHAT_TEMPLATE, startServer, writeModels } from './helpers/server.js';
 import type { MinervaServer } from '../src/server/server.js';
 
 const skip = fixturesSkip || browserSkip;
@@ -32,6 +32,12 @@ before(async () => {
   // A model that lists (its weights' headers are fine) but fails to load: its tokenizer is not JSON.
   await cp(path.join(models, 'tiny'), path.join(models, 'broken'), { recursive: true });
   await writeFile(path.join(models, 'broken', 'tokenizer.json'), '{ not json');
+  // A model that thinks: its template opens <think> in the generation prompt (as DeepSeek-R1's
+  // does), so the random model's text, never closing it, is all reasoning.
+  await cp(path.join(models, 'tiny'), path.join(models, 'thinker'), { recursive: true });
+  const cfgPath = path.join(models, 'thinker', 'tokenizer_config.json');
+  const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
+  await writeFile(cfgPath, JSON.stringify({ ...cfg, chat_template: CHAT_TEMPLATE.replace("'<|assistant|>\n'", "'<|assistant|>\n<think>\n'") }));
   // A context long enough that a reply runs for seconds, for Stop to stop it.
   ({ server, url } = await startServer(models, { contextLength: 4096 }));
   browser = await launchBrowser();
@@ -79,8 +85,8 @@ async function setSetting(page: Page, id: string, value: string): Promise<void> 
 test('a reply streams in with its measures and equals the API\'s; Stop ends a long one; the chat survives a reload, is edited, regenerated and continued', { skip }, async () => {
   const { context, page } = await open(url);
   try {
-    await page.waitForFunction('document.querySelectorAll("#model option").length === 3');
-    assert.deepEqual(await page.locator('#model option').allTextContents(), ['broken', 'tiny', 'tiny-gguf']);
+    await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
+    assert.deepEqual(await page.locator('#model option').allTextContents(), ['broken', 'thinker', 'tiny', 'tiny-gguf']);
     await page.selectOption('#model', 'tiny');
     await setSetting(page, 'max-tokens', '12');
     await setSetting(page, 'temperature', '0');
@@ -165,6 +171,32 @@ test('a reply streams in with its measures and equals the API\'s; Stop ends a lo
   }
 });
 
+test('a model that thinks: its reasoning streams in folded, and equals the API\'s reasoning_content', { skip }, async () => {
+  const { context, page } = await open(url);
+  try {
+    await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
+    await page.selectOption('#model', 'thinker');
+    await setSetting(page, 'max-tokens', '10');
+    await setSetting(page, 'temperature', '0');
+    await page.fill('#chat-input', 'Why?');
+    await page.keyboard.press('Enter');
+    await page.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+    const details = page.locator('.messages li.assistant details.reasoning');
+    assert.equal(await details.getAttribute('open'), null, 'folded');
+    await details.locator('summary').click();
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'thinker', messages: [{ role: 'user', content: 'Why?' }], max_tokens: 10, temperature: 0, top_p: 0.95 }),
+    });
+    const api = ((await res.json()) as { choices: { message: { content: string | null; reasoning_content?: string } }[] }).choices[0]!.message;
+    assert.ok(api.reasoning_content, 'the API reports reasoning');
+    assert.equal(await details.locator('.reasoning-text').textContent(), api.reasoning_content);
+    assert.equal(await page.locator('.messages li.assistant .content').textContent(), api.content ?? '');
+  } finally {
+    await context.close();
+  }
+});
+
 // A known assistant reply: heading, list, table, code, and what must never run.
 const MARKDOWN = [
   '## Plan', '', '- one', '- two', '', '| a | b |', '|---|---|', '| 1 | 2 |', '',
@@ -237,7 +269,7 @@ test('an imported conversation renders its Markdown, highlights and copies code,
 test('the page says what it is waiting for and what went wrong: loading, queued, a model that fails to load, memory, a bad schema', { skip }, async () => {
   const { context, page } = await open(url);
   try {
-    await page.waitForFunction('document.querySelectorAll("#model option").length === 3');
+    await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
     // While the response has not started and the model is not loaded, the seconds are counted.
     await page.route('**/v1/chat/completions', async (route) => {
       await new Promise((r) => setTimeout(r, 2500));
@@ -287,7 +319,7 @@ test('the page says what it is waiting for and what went wrong: loading, queued,
     const reader = res.body!.getReader();
     await reader.read();
     const { page: p } = queuedPage;
-    await p.waitForFunction('document.querySelectorAll("#model option").length === 3');
+    await p.waitForFunction('document.querySelectorAll("#model option").length === 4');
     await p.selectOption('#model', 'tiny');
     await setSetting(p, 'max-tokens', '4');
     await p.fill('#chat-input', 'Hi');
@@ -359,7 +391,7 @@ test('the chat screen has no serious accessibility violations in light and dark,
     for (const [device, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]] as const) {
       const { context, page } = await open(url, { colorScheme, viewport, isMobile: device === 'phone', hasTouch: device === 'phone' });
       try {
-        await page.waitForFunction('document.querySelectorAll("#model option").length === 3');
+        await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
         await importSample(page);
         if (device === 'desktop') {
           await page.getByRole('button', { name: 'Settings' }).click();
