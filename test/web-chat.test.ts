@@ -406,6 +406,10 @@ test('the chat screen has no serious accessibility violations in light and dark,
           assert.equal(await page.isVisible('#chat-sidebar'), false);
         }
         assert.deepEqual(await seriousA11yViolations(page), [], `${device}, ${colorScheme}`);
+        if (device === 'desktop') {
+          await screenshot(page, `chat-${device}-${colorScheme}-settings`);
+          await page.getByRole('button', { name: 'Settings' }).click();
+        }
         await screenshot(page, `chat-${device}-${colorScheme}`);
       } finally {
         await context.close();
