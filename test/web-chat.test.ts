@@ -351,6 +351,29 @@ test('the page says what it is waiting for and what went wrong: loading, queued,
   }
 });
 
+test('a server that wants an API key: the page says so, takes the key and chats', { skip }, async () => {
+  const keyed = await startServer(path.join(dir, 'models'), { apiKey: 'sesame' });
+  const { context, page } = await open(keyed.url);
+  try {
+    const alert = page.locator('.notice[role="alert"]');
+    await alert.waitFor();
+    assert.equal(await alert.textContent(), 'The models cannot be listed: the server wants an API key: enter it at the top right.');
+    await page.getByLabel('API key').fill('sesame');
+    await page.getByLabel('API key').press('Enter');
+    await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
+    assert.equal(await alert.count(), 0);
+    await page.selectOption('#model', 'tiny');
+    await setSetting(page, 'max-tokens', '3');
+    await page.fill('#chat-input', 'Hi');
+    await page.keyboard.press('Enter');
+    await page.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+    assert.match((await page.locator('.messages li.assistant .stats').textContent())!, /3 completion tokens · length$/);
+  } finally {
+    await context.close();
+    await keyed.server.close();
+  }
+});
+
 test('with an empty models folder the page offers the demo model, says it is one and how to pull a real model, and chats', { skip }, async () => {
   await mkdir(path.join(dir, 'demo'));
   const demo = await startServer(path.join(dir, 'demo'));

@@ -3,7 +3,7 @@
 // through ./generate, which reports the phase shown under the messages (loading the model,
 // waiting, generating at N tokens/s) and the measures kept under the reply.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { listChatModels, type ServerConfig } from '../api';
+import { ApiError, listChatModels, type ServerConfig } from '../api';
 import {
   DEFAULT_SETTINGS, deleteConversation, exportConversation, listConversations, newConversation, parseConversation,
   saveConversation, titleFrom, type ChatMessage, type ChatSettings, type Conversation,
@@ -72,7 +72,10 @@ export function ChatScreen({ config, apiKey }: { config: ServerConfig | undefine
 
   useEffect(() => {
     setModelsError('');
-    listChatModels().then(setModels, (e: Error) => { setModels(undefined); setModelsError(e.message); });
+    listChatModels().then(setModels, (e: Error) => {
+      setModels(undefined);
+      setModelsError(e instanceof ApiError && e.status === 401 ? 'the server wants an API key: enter it at the top right.' : e.message);
+    });
   }, [apiKey]);
 
   // The conversation's model, when it is not (or no longer) offered: the last one used, else the first.
