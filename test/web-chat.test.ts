@@ -266,7 +266,7 @@ test('an imported conversation renders its Markdown, highlights and copies code,
   }
 });
 
-test('the page says what it is waiting for and what went wrong: loading, queued, a model that fails to load, memory, a bad schema', { skip }, async () => {
+test('the page says what it is waiting for and what went wrong: loading, queued, busy, a model that fails to load, memory, a bad schema', { skip }, async () => {
   const { context, page } = await open(url);
   try {
     await page.waitForFunction('document.querySelectorAll("#model option").length === 4');
@@ -307,29 +307,41 @@ test('the page says what it is waiting for and what went wrong: loading, queued,
     await context.close();
   }
 
-  // Queued: with one sequence slot taken by a long API request, the page says it waits its turn.
-  const one = await startServer(path.join(dir, 'models'), { parallel: 1, contextLength: 4096 });
+  // Queued, then busy: with the one sequence slot taken by a long API request, a page's request
+  // waits its turn (the page says so); with the one queue place taken too, another page's request
+  // is refused (429) and the page says to retry, which works once the slot is free.
+  const one = await startServer(path.join(dir, 'models'), { parallel: 1, maxQueue: 1, contextLength: 4096 });
   const busy = new AbortController();
-  const queuedPage = await open(one.url);
+  const first = await open(one.url);
+  const second = await open(one.url);
   try {
     const res = await fetch(`${one.url}/v1/chat/completions`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, signal: busy.signal,
       body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'Go' }], max_tokens: 4000, stream: true }),
     });
-    const reader = res.body!.getReader();
-    await reader.read();
-    const { page: p } = queuedPage;
-    await p.waitForFunction('document.querySelectorAll("#model option").length === 4');
-    await p.selectOption('#model', 'tiny');
-    await setSetting(p, 'max-tokens', '4');
-    await p.fill('#chat-input', 'Hi');
-    await p.keyboard.press('Enter');
-    await p.locator('.chat-status', { hasText: /^Queued \(\d+ s\): 1 request waiting for the model…$/ }).waitFor({ timeout: 10_000 });
+    await res.body!.getReader().read();
+    for (const { page: p } of [first, second]) {
+      await p.waitForFunction('document.querySelectorAll("#model option").length === 4');
+      await p.selectOption('#model', 'tiny');
+      await setSetting(p, 'max-tokens', '4');
+    }
+    await first.page.fill('#chat-input', 'Hi');
+    await first.page.keyboard.press('Enter');
+    await first.page.locator('.chat-status', { hasText: /^Queued \(\d+ s\): 1 request waiting for the model…$/ }).waitFor({ timeout: 10_000 });
+    await second.page.fill('#chat-input', 'Hi');
+    await second.page.keyboard.press('Enter');
+    const refused = second.page.locator('.chat-error');
+    await refused.waitFor({ timeout: 10_000 });
+    assert.match((await refused.textContent())!, /^The server is busy: .*Wait a moment and retry\.Retry$/);
     busy.abort();
-    await p.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+    await first.page.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+    await refused.getByRole('button', { name: 'Retry' }).click();
+    await second.page.locator('.messages li.assistant .stats').waitFor({ timeout: 30_000 });
+    assert.equal(await refused.count(), 0);
   } finally {
     busy.abort();
-    await queuedPage.context.close();
+    await first.context.close();
+    await second.context.close();
     await one.server.close();
   }
 
