@@ -20,6 +20,7 @@ import { BadRequest } from './params.js';
 import { redactPaths } from './exposure.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
+import { registerWebApp } from './web-app.js';
 import { Drain, SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
 import { describeChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 
@@ -190,7 +191,12 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   app.get('/ui/style.css', ui('style.css', 'text/css; charset=utf-8'));
   app.get('/ui/config.json', async () => ({
     modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey), demoModel: (await registry.list()).find((e) => e.demo)?.name ?? null,
+    // The memory budget (--max-memory), for the models screen's gauge of memory in use.
+    maxMemory: o.maxMemory,
   }));
+
+  // The new web app, at /app/ until it replaces the page at / (issue 18).
+  registerWebApp(app, '/app/');
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);
