@@ -4,6 +4,7 @@
 // after anything done here.
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { listLoaded, listModels, type LoadedListing, type ModelListing, type ServerConfig } from '../api';
+import { shortName } from './format';
 import { ModelList } from './model-list';
 import { PullPanel } from './pull-panel';
 import { StatusPanel } from './status-panel';
@@ -19,7 +20,7 @@ export function ModelsScreen({ config, apiKey }: { config: ServerConfig | undefi
   const refresh = useCallback(async () => {
     try {
       const [all, running] = await Promise.all([listModels(), listLoaded()]);
-      setModels([...all].sort((a, b) => a.name.localeCompare(b.name)));
+      setModels([...all].sort((a, b) => shortName(a.name).localeCompare(shortName(b.name))));
       setLoaded(running);
       setError('');
     } catch (e) {
