@@ -22,6 +22,9 @@ import type { MinervaServer } from '../src/server/server.js';
 const APP_PATH = '/app/';
 
 const skip = fixturesSkip || browserSkip;
+/** The model the local Hub serves: tiny enough that its parameters count in thousands. */
+const HUB_SPEC = randomSpec({ arch: 'llama', dim: 32, nLayers: 1, nHeads: 2, nKVHeads: 1, ffnDim: 64, tied: true, vocabSize: 300 });
+const weightCount = (w: ReturnType<typeof randomWeights>) => [...w.values()].reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
 let root: string, models: string, hub: LocalHub, server: MinervaServer, url: string, browser: Browser;
 
 before(async () => {
@@ -31,9 +34,8 @@ before(async () => {
   await mkdir(models);
   await writeModels(models);
   hub = await LocalHub.start();
-  const spec = randomSpec({ arch: 'llama', dim: 32, nLayers: 1, nHeads: 2, nKVHeads: 1, ffnDim: 64, tied: true, vocabSize: 300 });
   const gguf = path.join(root, 'q8.gguf');
-  await writeGGUFModel(gguf, spec, randomWeights(spec, 11), { dtype: 'Q8_0', vocab: syntheticVocabGGUF(syntheticSpmVocab(300)) });
+  await writeGGUFModel(gguf, HUB_SPEC, randomWeights(HUB_SPEC, 11), { dtype: 'Q8_0', vocab: syntheticVocabGGUF(syntheticSpmVocab(300)) });
   const bytes = await readFile(gguf);
   hub.addRepo({ id: 'acme/Tiny-GGUF', files: { 'tiny-Q8_0.gguf': bytes, 'README.md': '# tiny' } });
   hub.addRepo({ id: 'acme/Stalled-GGUF', files: { 'stalled-Q8_0.gguf': bytes } });
@@ -65,8 +67,7 @@ test('the list shows every model with what its files say, and its details', { sk
     await openModels(page);
     assert.deepEqual(await page.locator('tbody.model-row .model-name').allTextContents(), ['tiny', 'tiny-gguf']);
     // The oracle is the files written: parameters counted from the weights, sizes from the disk.
-    let count = 0;
-    for (const w of randomWeights(SPEC, 4).values()) count += w.shape.reduce((a, b) => a * b, 1);
+    const count = weightCount(randomWeights(SPEC, 4));
     const cells = async (name: string) => Object.fromEntries(await row(page, name).locator('tr').first().locator('[data-label]').evaluateAll(
       (els) => els.map((e) => [e.getAttribute('data-label'), e.textContent?.trim()])));
     const gguf = await cells('tiny-gguf');
@@ -171,6 +172,7 @@ test('a pull shows a progress bar per file and the model joins the list; cancel 
     const values = seen.map(([v]) => v);
     assert.deepEqual(values, [...values].sort((a, b) => a - b), 'progress only goes forward');
     assert.equal(await row(page, 'Tiny-Q8_0').locator('[data-label="Weights"]').textContent(), 'Q8_0 (gguf)');
+    assert.equal(await row(page, 'Tiny-Q8_0').locator('[data-label="Parameters"]').textContent(), `${(weightCount(randomWeights(HUB_SPEC, 11)) / 1e3).toFixed(1)}K`);
 
     // Cancel: the download stalls; the button stops it, and nothing joins the list.
     await page.getByLabel('Hugging Face repo').fill('acme/Stalled-GGUF');
@@ -250,6 +252,17 @@ test('no serious accessibility violations, light and dark; screenshots at deskto
           assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), 'no sideways scrolling');
         }
         assert.deepEqual(await seriousA11yViolations(page), [], `${scheme} ${size}`);
+        if (size === 'desktop') {
+          // Something on the chart for the picture.
+          await fetch(`${url}/api/generate`, {
+            method: 'POST', headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'tiny-gguf', prompt: 'hello', raw: true, stream: false, options: { num_predict: 64 } }),
+          });
+          await page.waitForTimeout(2500);
+        }
+        // The screen scrolls inside the window: a window as tall as the screen's content shows it all.
+        const tall = await page.evaluate<number>(`document.querySelector('.topbar').offsetHeight + document.querySelector('.models-screen').scrollHeight`);
+        await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, tall) });
         await screenshot(page, `models-${size}-${scheme}`);
       } finally {
         await page.close();

@@ -232,9 +232,9 @@ function tagFields(e: ModelEntry) {
   return { name: `${e.name}:latest`, model: `${e.name}:latest`, size: e.size, digest: digest(e), details: details(e) };
 }
 
-/** "1.1B", "494.0M", as Ollama shows parameter counts. */
+/** "1.1B", "494.0M", "28.4K", as Ollama shows parameter counts. */
 function parameterSize(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : `${(n / 1e6).toFixed(1)}M`;
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`;
 }
 
 /** A stable stand-in for Ollama's content digest: sha256 of path, size and mtime (hashing the content would read every byte). */

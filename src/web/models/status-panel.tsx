@@ -66,7 +66,10 @@ export function StatusPanel({ loaded, maxMemory }: { loaded: LoadedListing[]; ma
         )}
       </div>
       <figure class="rate-chart">
-        <figcaption>Generated tokens/s: <span data-stat="rate">{now.toFixed(1)}</span></figcaption>
+        <figcaption>
+          Generated tokens/s: <span data-stat="rate">{now.toFixed(1)}</span> now,{' '}
+          <span data-stat="peak">{Math.max(0, ...rates).toFixed(1)}</span> peak in the last minute
+        </figcaption>
         <RateChart rates={rates} />
       </figure>
     </section>
@@ -86,6 +89,7 @@ function RateChart({ rates }: { rates: number[] }) {
     <svg class="chart" viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img"
       aria-label={`Tokens per second over the last ${HISTORY} seconds: now ${(rates.at(-1) ?? 0).toFixed(1)}, peak ${peak.toFixed(1)}`}>
       <line x1="0" y1={H - 2} x2={W} y2={H - 2} class="chart-axis" />
+      {rates.length > 1 && <polygon points={`${x(0).toFixed(1)},${H - 2} ${points} ${W},${H - 2}`} class="chart-area" />}
       {rates.length > 1 && <polyline points={points} class="chart-line" fill="none" />}
       <text x="4" y="12" class="chart-scale">{top.toFixed(top < 10 ? 1 : 0)} tok/s</text>
     </svg>
