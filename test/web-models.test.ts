@@ -7,6 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -57,6 +59,15 @@ after(async () => {
 async function openModels(page: Page): Promise<void> {
   await page.goto(`${url}${APP_PATH}#/models`);
   await page.locator('tbody.model-row').first().waitFor();
+}
+
+/** A loopback URL nothing listens on. */
+async function closedPort(): Promise<string> {
+  const probe = http.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return `http://127.0.0.1:${port}`;
 }
 
 const row = (page: Page, name: string) => page.locator(`tbody.model-row[data-model="${name}"]`);
@@ -205,6 +216,18 @@ test('a failed pull is said plainly, with what to do', { skip }, async () => {
     await page.getByRole('button', { name: 'Pull', exact: true }).click();
     await alert.getByText(/matches ":Q2_K"; it has: tiny-Q8_0\.gguf/).waitFor({ timeout: 30_000 });
     assert.match((await alert.textContent())!, /Pick a quantization the repo has/);
+
+    // The Hub out of reach (nothing listens on the endpoint): said as such.
+    const endpoint = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = await closedPort();
+    try {
+      await page.getByLabel('Hugging Face repo').fill('acme/Tiny-GGUF');
+      await page.getByRole('button', { name: 'Pull', exact: true }).click();
+      await alert.getByText(/could not reach the Hugging Face Hub/).waitFor({ timeout: 60_000 });
+      assert.match((await alert.textContent())!, /Could not pull acme\/Tiny-GGUF: cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    } finally {
+      process.env.HF_ENDPOINT = endpoint;
+    }
   } finally {
     await page.close();
   }
