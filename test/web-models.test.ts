@@ -253,6 +253,21 @@ test('the status panel counts the tokens of a generation and charts their rate',
       .split(' ').some((p) => Number(p.split(',')[1]) < 78)`, undefined, { timeout: 10_000 });
     assert.match((await page.locator('.chart').getAttribute('aria-label'))!, /peak [1-9][\d.]*/);
     await page.locator('[data-stat="loaded"]').getByText('1').waitFor();
+
+    // Six long streams at once on a server with 4 slots: 4 generate, 2 wait; the panel shows both.
+    const stop = new AbortController();
+    const streams = Array.from({ length: 6 }, () => fetch(`${url}/api/generate`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: stop.signal,
+      body: JSON.stringify({ model: 'tiny-gguf', prompt: 'hello', raw: true, stream: true, options: { num_predict: 200 } }),
+    }).then((r) => r.text()).catch(() => ''));
+    try {
+      await page.locator('[data-stat="active"]').getByText('4').waitFor({ timeout: 10_000 });
+      await page.locator('[data-stat="queued"]').getByText('2').waitFor({ timeout: 10_000 });
+    } finally {
+      stop.abort();
+      await Promise.all(streams);
+    }
+    await page.locator('[data-stat="active"]').getByText('0').waitFor({ timeout: 10_000 });
   } finally {
     await page.close();
   }
@@ -272,7 +287,8 @@ test('no serious accessibility violations, light and dark; screenshots at deskto
         if (size === 'phone') {
           // Cards, not a table: no header row, and nothing wider than the screen.
           assert.equal(await page.locator('.models-table thead').isVisible(), false);
-          assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), 'no sideways scrolling');
+          assert.ok(await page.evaluate(`document.documentElement.scrollWidth <= window.innerWidth
+            && [...document.querySelectorAll('.models-screen, .models-list')].every((e) => e.scrollWidth <= e.clientWidth)`), 'no sideways scrolling');
         }
         assert.deepEqual(await seriousA11yViolations(page), [], `${scheme} ${size}`);
         if (size === 'desktop') {
