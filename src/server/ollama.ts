@@ -19,11 +19,14 @@ import { STOPPED_MESSAGE, ShuttingDownError } from './drain.js';
 export function registerOllama(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/version', async () => ({ version: VERSION }));
 
-  app.get('/api/tags', async () => ({ models: (await ctx.registry.list()).map((e) => ({ ...tagFields(e), modified_at: e.modified.toISOString() })) }));
+  // context_length is not Ollama's in /api/tags (its /api/ps has one): the web app's models list shows it.
+  app.get('/api/tags', async () => ({
+    models: (await ctx.registry.list()).map((e) => ({ ...tagFields(e), context_length: e.contextLength, modified_at: e.modified.toISOString() })),
+  }));
 
   app.get('/api/ps', async () => ({
     models: ctx.registry.running().map((l) => ({
-      ...tagFields(l.entry), size: l.bytes, size_vram: l.vram,
+      ...tagFields(l.entry), size: l.bytes, size_vram: l.vram, context_length: l.model.contextLength,
       expires_at: new Date(Number.isFinite(l.expiresAt) ? l.expiresAt : Date.UTC(9999, 0)).toISOString(),
     })),
   }));
@@ -229,9 +232,9 @@ function tagFields(e: ModelEntry) {
   return { name: `${e.name}:latest`, model: `${e.name}:latest`, size: e.size, digest: digest(e), details: details(e) };
 }
 
-/** "1.1B", "494.0M", as Ollama shows parameter counts. */
+/** "1.1B", "494.0M", "28.4K", as Ollama shows parameter counts. */
 function parameterSize(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : `${(n / 1e6).toFixed(1)}M`;
+  return n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`;
 }
 
 /** A stable stand-in for Ollama's content digest: sha256 of path, size and mtime (hashing the content would read every byte). */

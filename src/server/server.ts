@@ -20,6 +20,7 @@ import { redactPaths } from './exposure.js';
 import { registerWebApp } from './web-app.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
+import { registerWebApp } from './web-app.js';
 import { Drain, SHUTDOWN_MESSAGE, ShuttingDownError } from './drain.js';
 import { describeChatTemplate, type ChatTemplateChoice } from '../chat/chat-template-choice.js';
 
@@ -183,7 +184,12 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
   registerWebApp(app, '/');
   app.get('/ui/config.json', async () => ({
     modelsDir: o.modelsDir, version: VERSION, apiKey: Boolean(o.apiKey), demoModel: (await registry.list()).find((e) => e.demo)?.name ?? null,
+    // The memory budget (--max-memory), for the models screen's gauge of memory in use.
+    maxMemory: o.maxMemory,
   }));
+
+  // The new web app, at /app/ until it replaces the page at / (issue 18).
+  registerWebApp(app, '/app/');
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);

@@ -60,6 +60,8 @@ export interface ServerConfig {
   apiKey: boolean;
   /** The demo model's name, offered while the models folder is empty. */
   demoModel: string | null;
+  /** The memory budget in bytes (--max-memory); absent from older servers. */
+  maxMemory?: number;
 }
 
 export const serverConfig = () => getJSON<ServerConfig>('/ui/config.json');
@@ -71,6 +73,19 @@ export interface ModelListing {
   size: number;
   modified_at: string;
   details: { format: string; family: string; parameter_size: string; quantization_level: string };
+  /** The context length the model was trained for (Minerva's, not Ollama's). */
+  context_length?: number;
+}
+
+/** What /api/show says of a model. */
+export interface ModelDetails {
+  template?: string;
+  parameters?: string;
+  system?: string;
+  details?: ModelListing['details'];
+  model_info?: Record<string, unknown>;
+  capabilities?: string[];
+  modified_at?: string;
 }
 
 /** A loaded model (Ollama's /api/ps entry). */
@@ -84,7 +99,7 @@ export interface LoadedListing {
 
 export const listModels = async () => (await getJSON<{ models: ModelListing[] }>('/api/tags')).models;
 export const listLoaded = async () => (await getJSON<{ models: LoadedListing[] }>('/api/ps')).models;
-export const showModel = (name: string) => postJSON<Record<string, unknown>>('/api/show', { model: name });
+export const showModel = (name: string) => postJSON<ModelDetails>('/api/show', { model: name });
 export const deleteModel = (name: string) => postJSON<unknown>('/api/delete', { model: name }, 'DELETE');
 /** Loads a model and keeps it loaded (Ollama: a generate request without a prompt). */
 export const loadModel = (name: string) => postJSON<unknown>('/api/generate', { model: name, stream: false });
