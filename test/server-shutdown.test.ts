@@ -90,7 +90,12 @@ test('SIGTERM drains: /ready 503, new work 503, /health up; streams end with a s
     const whole = fetch(`${s.url}/v1/completions`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...longCompletion, stream: false }),
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // SIGTERM only once all three generations run (on a busy machine the third may take a while to arrive).
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+      const m = await (await fetch(`${s.url}/metrics`)).text();
+      if (/^minerva_active_sequences\{[^}]*\} 3$/m.test(m)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const signalled = performance.now();
     s.child.kill('SIGTERM');
     // Give the signal a moment to arrive, then look while the streams are still running.

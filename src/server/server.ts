@@ -17,7 +17,6 @@ import { registerOllama } from './ollama.js';
 import { registerEmbeddings } from './embeddings.js';
 import { BadRequest } from './params.js';
 import { redactPaths } from './exposure.js';
-import { registerWebApp } from './web-app.js';
 import type { ServerContext } from './generation.js';
 import { VERSION } from './version.js';
 import { registerWebApp } from './web-app.js';
@@ -187,9 +186,6 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     // The memory budget (--max-memory), for the models screen's gauge of memory in use.
     maxMemory: o.maxMemory,
   }));
-
-  // The new web app, at /app/ until it replaces the page at / (issue 18).
-  registerWebApp(app, '/app/');
 
   registerOpenAI(app, ctx);
   registerOllama(app, ctx);
