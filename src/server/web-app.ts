@@ -14,7 +14,12 @@ const TYPES: Record<string, string> = {
 
 /** Routes `mount` (e.g. "/") to index.html and `mount`assets/<file> to the built assets. */
 export function registerWebApp(app: FastifyInstance, mount: string, dir: URL = WEB_APP_DIR): void {
-  const index = readFileSync(new URL('index.html', dir));
+  let index: Buffer;
+  try {
+    index = readFileSync(new URL('index.html', dir));
+  } catch (e) {
+    throw new Error(`the web app is not built (${(e as NodeJS.ErrnoException).code ?? (e as Error).message} reading build/web/index.html): run npm run build`, { cause: e });
+  }
   // Asset names carry a content hash: they may be cached for good; index.html never.
   app.get(mount, async (_req, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(index));
   for (const file of readdirSync(new URL('assets/', dir))) {

@@ -79,11 +79,14 @@ export function ChatScreen({ config, apiKey }: { config: ServerConfig | undefine
   }, [apiKey]);
 
   // The conversation's model, when it is not (or no longer) offered: the last one used, else the first.
+  // (It reads the conversation from `current`, not this render's `conv`: an import or a click may
+  // have opened another one since, which a stale copy would overwrite.)
   useEffect(() => {
-    if (!models || models.length === 0 || models.includes(conv.settings.model)) return;
+    const c = current.current;
+    if (!models || models.length === 0 || models.includes(c.settings.model)) return;
     const remembered = localStorage.getItem(MODEL_KEY);
     const model = remembered && models.includes(remembered) ? remembered : models[0]!;
-    setConv({ ...conv, settings: { ...conv.settings, model } });
+    setConv({ ...c, settings: { ...c.settings, model } });
   }, [models, conv.id, conv.settings.model]);
 
   // Follow the reply as it streams, unless the reader scrolled up.
