@@ -346,6 +346,34 @@ test('beyond the sequence slots and the queue: 429 with Retry-After', { skip }, 
   }
 });
 
+test('a queued stream gets its headers at once, before its first token, in both APIs', { skip }, async () => {
+  const busy = await startServer(path.join(dir, 'models'), { parallel: 1, maxQueue: 4, threads: 1, contextLength: 4096 });
+  const stop = new AbortController();
+  try {
+    // The one slot: a long generation, which never ends by itself within the test.
+    const long = await fetch(`${busy.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: stop.signal,
+      body: JSON.stringify({ model: 'tiny', prompt: 'Once', max_tokens: 4000, temperature: 0, stream: true, logit_bias: { 2: -100 } }),
+    });
+    assert.equal(long.status, 200);
+    for (const [route, body] of [
+      ['/v1/completions', { model: 'tiny', prompt: 'Hi', max_tokens: 4, stream: true }],
+      ['/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, stream: true }],
+      ['/api/generate', { model: 'tiny', prompt: 'Hi', options: { num_predict: 4 } }],
+    ] as const) {
+      // fetch resolves with the headers: while the slot is still busy, so this one is queued.
+      const queued = await fetch(`${busy.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, signal: stop.signal, body: JSON.stringify(body) });
+      assert.equal(queued.status, 200, route);
+      const gauges = await (await fetch(`${busy.url}/metrics`)).text();
+      assert.match(gauges, /^minerva_queue_depth\{model="tiny"\} [1-9]$/m, `${route} is waiting in the queue`);
+      void queued.body!.cancel();
+    }
+  } finally {
+    stop.abort();
+    await busy.server.close();
+  }
+});
+
 test('--api-key: /v1, /api and /metrics need the bearer token; /health does not', { skip }, async () => {
   const locked = await startServer(path.join(dir, 'models'), { apiKey: 'sesame' });
   try {
