@@ -10,7 +10,7 @@ import { openGGUF } from '../src/formats/gguf.js';
 import { FormatError } from '../src/formats/tensor.js';
 import { tokenizerFromGGUF } from '../src/tokenizer/gguf-vocab.js';
 import { FIXTURES, fixturesSkip } from './helpers/fixtures.js';
-import { fuzz, mutatedBytes, seedCorpus } from './helpers/fuzz.js';
+import { corpus, fuzz, mutatedBytes, seedCorpus } from './helpers/fuzz.js';
 import { encodeDecodeSome } from './helpers/fuzz-tokenizer.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-fuzz-gguf-'));
@@ -30,14 +30,15 @@ async function fixtureSeeds(): Promise<Uint8Array[]> {
 }
 
 test('fuzz: GGUF open, metadata, tensor table and tensor data', async () => {
-  const seeds = [...seedCorpus('gguf').map((s) => s.bytes), ...(await fixtureSeeds())];
+  const gguf = corpus('gguf');
+  const seeds = [...gguf.all, ...(await fixtureSeeds())];
   assert.ok(seeds.length >= 4, 'the gguf seed corpus is missing');
   const file = path.join(dir, 'input.gguf');
   const { runs } = await fuzz({
     name: 'gguf',
     inputs: mutatedBytes(seeds),
-    valid: seedCorpus('gguf').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
-    replay: seedCorpus('gguf').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
+    valid: gguf.valid,
+    replay: gguf.replay,
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);

@@ -112,8 +112,21 @@ function hasKey(v: unknown, key: string): boolean {
 /** Compiles `schema`; when it compiles, walks it, and checks what completes against Ajv. */
 const tally = { compiled: 0, validated: 0 };
 
+/**
+ * jsonSchemaGrammar, where a GrammarError is a failure: the compiler turns every limit it hits into
+ * a SchemaError (a 400). Only walking a compiled grammar may end in GrammarError (its per-token bounds).
+ */
+function compile(schema: unknown): Grammar {
+  try {
+    return jsonSchemaGrammar(schema);
+  } catch (e) {
+    if (e instanceof GrammarError) throw new Error(`a GrammarError left the schema compiler: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
 function compileAndWalk(schema: unknown, choices: readonly number[]): void {
-  const grammar = jsonSchemaGrammar(schema);
+  const grammar = compile(schema);
   tally.compiled++;
   const text = walk(grammar, choices, 160);
   // oneOf is compiled as anyOf (documented): a value may match two alternatives, which Ajv refuses.
@@ -161,7 +174,7 @@ test('fuzz: the token constraint of a compiled schema, on the Llama 2 vocabulary
     inputs: fc.tuple(inputs, fc.array(fc.nat(), { minLength: 3, maxLength: 3 })),
     run: ([schema, picks]) => {
       if (schema === undefined) return;
-      const c = new GrammarConstraint(jsonSchemaGrammar(schema), llama2, llama2.eosIds);
+      const c = new GrammarConstraint(compile(schema), llama2, llama2.eosIds);
       // A few steps as the scheduler takes them: a token from the mask, then accepted.
       for (const pick of picks) {
         if (c.finished) return;

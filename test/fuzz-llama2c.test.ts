@@ -10,21 +10,21 @@ import fc from 'fast-check';
 import { openLlama2c } from '../src/formats/llama2c.js';
 import { FormatError } from '../src/formats/tensor.js';
 import { parseLlama2cVocab, tokenizerFromLlama2cVocab } from '../src/tokenizer/llama2c-tokenizer.js';
-import { fuzz, mutatedBytes, seedCorpus } from './helpers/fuzz.js';
+import { corpus, fuzz, mutatedBytes, seedCorpus } from './helpers/fuzz.js';
 import { encodeDecodeSome } from './helpers/fuzz-tokenizer.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-fuzz-llama2c-'));
 after(() => rm(dir, { recursive: true, force: true }));
 
 test('fuzz: llama2.c checkpoint header and weights', async () => {
-  const seeds = seedCorpus('llama2c').map((s) => s.bytes);
+  const { all: seeds, valid, replay } = corpus('llama2c');
   assert.ok(seeds.length >= 2, 'the llama2c seed corpus is missing');
   const file = path.join(dir, 'input.bin');
   const { runs } = await fuzz({
     name: 'llama2c',
     inputs: mutatedBytes(seeds),
-    valid: seedCorpus('llama2c').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
-    replay: seedCorpus('llama2c').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
+    valid,
+    replay,
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);

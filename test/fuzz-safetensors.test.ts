@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { INDEX_FILE, openSafeTensors, writeSafeTensorsSharded, type SafeTensorsFile } from '../src/formats/safetensors.js';
 import { FormatError } from '../src/formats/tensor.js';
-import { fuzz, mutatedBytes, mutatedText, seedCorpus } from './helpers/fuzz.js';
+import { corpus, fuzz, mutatedBytes, mutatedText } from './helpers/fuzz.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-fuzz-safetensors-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -27,14 +27,14 @@ async function readAll(st: SafeTensorsFile): Promise<void> {
 }
 
 test('fuzz: SafeTensors header and data section', async () => {
-  const seeds = seedCorpus('safetensors').map((s) => s.bytes);
+  const { all: seeds, valid, replay } = corpus('safetensors');
   assert.ok(seeds.length > 0, 'the safetensors seed corpus is missing');
   const file = path.join(dir, 'input.safetensors');
   const { runs } = await fuzz({
     name: 'safetensors',
     inputs: mutatedBytes(seeds),
-    valid: seedCorpus('safetensors').filter((s) => s.file.startsWith('seed-')).map((s) => s.bytes),
-    replay: seedCorpus('safetensors').filter((s) => s.file.startsWith('regress-')).map((s) => s.bytes),
+    valid,
+    replay,
     expected: [FormatError],
     async run(bytes) {
       await writeFile(file, bytes);
@@ -60,13 +60,13 @@ test('fuzz: model.safetensors.index.json over a sharded folder', async () => {
     { name: 'empty', dtype: 'U8', shape: [0, 3], data: new Uint8Array(0) },
     { name: 'flags', dtype: 'BOOL', shape: [3], data: new Uint8Array([0, 1, 1]) },
   ], 16);
-  const seeds = seedCorpus('safetensors-index').map((s) => new TextDecoder().decode(s.bytes));
+  const { all: seeds, valid: validIndexes, replay: replayIndexes } = corpus('safetensors-index', (b) => new TextDecoder().decode(b));
   assert.ok(seeds.length > 0, 'the safetensors-index seed corpus is missing');
   const { runs } = await fuzz({
     name: 'safetensors-index',
     inputs: mutatedText(seeds),
-    valid: seedCorpus('safetensors-index').filter((s) => s.file.startsWith('seed-')).map((s) => new TextDecoder().decode(s.bytes)),
-    replay: seedCorpus('safetensors-index').filter((s) => s.file.startsWith('regress-')).map((s) => new TextDecoder().decode(s.bytes)),
+    valid: validIndexes,
+    replay: replayIndexes,
     expected: [FormatError],
     async run(text) {
       await writeFile(path.join(folder, INDEX_FILE), text);

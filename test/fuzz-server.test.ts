@@ -12,7 +12,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { bundledDemoModel } from '../src/server/demo-model.js';
 import { createServer, DEFAULTS, type MinervaServer } from '../src/server/server.js';
-import { fuzz, seedCorpus } from './helpers/fuzz.js';
+import { corpus, fuzz } from './helpers/fuzz.js';
 
 const demo = bundledDemoModel();
 const skip = demo === undefined ? 'the bundled demo model (models/demo/stories260K.gguf) is absent' : false;
@@ -261,7 +261,7 @@ test('fuzz: request bodies of the OpenAI and Ollama routes', { skip }, async () 
     name: 'server',
     inputs,
     // Past findings: test/fuzz/corpus/server/regress-*.json, each {"route": ..., "body": "<the raw body>"}.
-    replay: seedCorpus('server').filter((s) => s.file.startsWith('regress-')).map((s) => JSON.parse(new TextDecoder().decode(s.bytes)) as Input),
+    replay: corpus('server', (b) => JSON.parse(new TextDecoder().decode(b)) as Input).replay,
     expected: [],
     timeoutMs: 15_000,
     // The model's weights and caches are the server's own memory, not the request's.

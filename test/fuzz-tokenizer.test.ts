@@ -12,7 +12,7 @@ import { FormatError } from '../src/formats/tensor.js';
 import { ConfigError } from '../src/model/config-reader.js';
 import { specFromHFConfig } from '../src/model/hf-config.js';
 import { loadHFTokenizer } from '../src/tokenizer/load-hf.js';
-import { fuzz, mutatedText, seedCorpus } from './helpers/fuzz.js';
+import { corpus, fuzz, mutatedText, seedCorpus } from './helpers/fuzz.js';
 import { encodeDecodeSome } from './helpers/fuzz-tokenizer.js';
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'minerva-fuzz-tokenizer-'));
@@ -61,7 +61,7 @@ test('fuzz: tokenizer.json and tokenizer_config.json loading, then encode and de
 });
 
 test('fuzz: config.json to a model spec', async () => {
-  const seeds = seedCorpus('hf-config').map((s) => decoder.decode(s.bytes));
+  const { all: seeds, valid, replay } = corpus('hf-config', (b) => decoder.decode(b));
   assert.ok(seeds.length > 0, 'the hf-config seed corpus is missing');
   // Mutated text (mostly not JSON), and parsed seeds with one key's value replaced by any JSON value.
   const parsed = seeds.map((s) => JSON.parse(s) as Record<string, unknown>);
@@ -70,8 +70,8 @@ test('fuzz: config.json to a model spec', async () => {
   const { runs } = await fuzz({
     name: 'hf-config',
     inputs: fc.oneof(mutatedText(seeds), keyed),
-    valid: seedCorpus('hf-config').filter((s) => s.file.startsWith('seed-')).map((s) => decoder.decode(s.bytes)),
-    replay: seedCorpus('hf-config').filter((s) => s.file.startsWith('regress-')).map((s) => decoder.decode(s.bytes)),
+    valid,
+    replay,
     expected: [ConfigError],
     run(text) {
       let raw: unknown;

@@ -138,8 +138,12 @@ test('a reply streams in with its measures and equals the API\'s; Stop ends a lo
     let now = await exported(page, 'Hello there');
     assert.equal(now.messages[1]!.content, first.content);
 
-    // Regenerate the last reply: greedy, so the same again.
-    await page.getByRole('button', { name: 'Regenerate' }).click();
+    // Regenerate the last reply: a new request is made (greedy, so the same text again).
+    await Promise.all([
+      page.waitForRequest((r) => r.url().endsWith('/v1/chat/completions') && r.method() === 'POST'),
+      page.getByRole('button', { name: 'Regenerate' }).click(),
+    ]);
+    await page.locator('#stop').waitFor({ state: 'detached' });
     await page.locator('.messages li.assistant .stats').waitFor();
     now = await exported(page, 'Hello there');
     assert.equal(now.messages.length, 2);

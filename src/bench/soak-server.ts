@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../hub/retry.js';
 
 export interface ServerLaunch {
   /** A .gguf file or a Hugging Face model folder; linked into a fresh models folder. */
@@ -166,4 +167,3 @@ export async function scrapeMetrics(url: string): Promise<Map<string, number>> {
   return metricSums(await res.text());
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,9 @@
 // first token, latency, tokens/s, RSS.
 import { percentile } from './measure.js';
 import { APIS, attempt, PROMPTS, referenceKey, type SoakRequest } from './soak-requests.js';
-import { readMemory, sampleMemory, scrapeMetrics, sleep, startChildServer, type ChildServer, type MemorySample, type ServerLaunch } from './soak-server.js';
+import { Rng } from '../engine/rng.js';
+import { sleep } from '../hub/retry.js';
+import { readMemory, sampleMemory, scrapeMetrics, startChildServer, type ChildServer, type MemorySample, type ServerLaunch } from './soak-server.js';
 
 /** The server (model, port, --parallel, --max-queue, --ctx-size, …) and the clients. --parallel + --max-queue below `clients` makes some clients get 429. */
 export interface SoakOptions extends ServerLaunch {
@@ -104,7 +106,8 @@ export interface SoakReport {
 
 /** A deterministic request mix: APIs in turn, prompts, hang-ups, lengths and sampling drawn from `seed`. */
 export function soakPlan(o: Pick<SoakOptions, 'requests' | 'ctxSize' | 'maxTokens' | 'abortShare' | 'overContextShare' | 'sampledShare' | 'seed'>): SoakRequest[] {
-  const random = mulberry32(o.seed);
+  const rng = new Rng(o.seed);
+  const random = () => rng.next();
   return Array.from({ length: o.requests }, (_, i) => {
     const overContext = random() < o.overContextShare;
     const abort = random() < o.abortShare;
@@ -376,16 +379,4 @@ export function formatSoakReport(r: SoakReport): string {
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   lines.push('', ...r.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`));
   return lines.join('\n') + '\n';
-}
-
-/** A small seeded generator (mulberry32): the same mix for the same seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }

@@ -205,11 +205,12 @@ export class Grammar {
   advance(state: GrammarState, byte: number): GrammarState {
     const out = new StateBuilder();
     const work: Pending[] = [];
-    for (const s of state.stacks) {
+    // Pushed last to first, so that they are expanded in their order: the stacks of a state keep a
+    // stable order (mask caches key on it).
+    for (let i = state.stacks.length - 1; i >= 0; i--) {
+      const s = state.stacks[i]!;
       if (this.admits(this.arg[s.pos]!, byte)) work.push({ pos: s.pos + 1, next: s.next });
     }
-    // Expanded in their order: the stacks of a state keep a stable order (mask caches key on it).
-    work.reverse();
     this.expand(work, out);
     return out.done();
   }
@@ -236,7 +237,8 @@ export class Grammar {
    * overflow the call stack.
    */
   private expand(work: Pending[], out: StateBuilder): void {
-    const seen = new Set<string>();
+    // Made at the first rule item: most bytes (inside a string, a number) expand no rule.
+    let seen: Set<string> | undefined;
     let expansions = 0;
     while (work.length > 0) {
       const { pos, next } = work.pop()!;
@@ -244,6 +246,7 @@ export class Grammar {
         // A rule expanded twice with the same continuation gives the same stacks: once is enough
         // (what keeps `anyOf: [x, x]` nested n deep from costing 2^n).
         const key = next === null ? `${pos}` : `${pos} ${next.key}`;
+        seen ??= new Set();
         if (seen.has(key)) continue;
         seen.add(key);
         if (++expansions > MAX_EXPANSIONS) {

@@ -26,7 +26,8 @@ export interface Stoppable {
   stop(): void;
 }
 
-export type DrainState = 'serving' | 'draining' | 'stopping';
+/** 'serving'; 'draining' (no new work, running work goes on); 'stopping' (the deadline passed: running work is being ended). */
+type DrainState = 'serving' | 'draining' | 'stopping';
 
 export class Drain {
   private phase: DrainState = 'serving';
@@ -34,18 +35,8 @@ export class Drain {
   private readonly work = new Set<Stoppable>();
   private readonly idleWaiters = new Set<() => void>();
 
-  /** 'serving'; 'draining' (no new work, running work goes on); 'stopping' (the deadline passed: running work is being ended). */
-  get state(): DrainState {
-    return this.phase;
-  }
-
   get draining(): boolean {
     return this.phase !== 'serving';
-  }
-
-  /** Requests being answered now. */
-  get requests(): number {
-    return this.inFlight;
   }
 
   /** Counts a request from its arrival; call the returned function (once) when its response has ended. */

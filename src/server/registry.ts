@@ -180,7 +180,7 @@ export class ModelRegistry {
       entries = await this.list();
     } catch (e) {
       // The folder cannot be read: a model already loaded keeps serving from memory.
-      const loaded = [...this.loaded.values()].find((l) => l.entry.name === wanted);
+      const loaded = this.loadedNamed(wanted);
       if (e instanceof ModelsFolderError && loaded) return loaded.entry;
       throw e;
     }
@@ -194,7 +194,7 @@ export class ModelRegistry {
    * its requests end), and said in the log. Undefined: `name` was not loaded.
    */
   private gone(name: string): undefined {
-    const l = [...this.loaded.values()].find((m) => m.entry.name === name);
+    const l = this.loadedNamed(name);
     if (!l) return undefined;
     this.options.onFault?.(`model "${name}": its file ${l.entry.path} is gone from the models folder; unloading it`);
     this.drop(l);
@@ -235,7 +235,7 @@ export class ModelRegistry {
         if (e instanceof UnsupportedTypeError) return new BadRequest(`model "${name}": ${e.message.replaceAll(full, file)}`, 'model');
         // A model that was in use (loaded) and now fails to open was damaged under the server
         // (truncated, overwritten): a server-side fault, said as such.
-        const l = [...this.loaded.values()].find((m) => m.entry.name === name);
+        const l = this.loadedNamed(name);
         if (l) {
           this.options.onFault?.(`model "${name}": ${(e as Error).message}; unloading it`);
           this.drop(l);
@@ -432,6 +432,12 @@ export class ModelRegistry {
     const loaded: LoadedModel = { entry, model, bytes: need, vram, expiresAt: Infinity, lastUsed: ++this.clock, users: 0 };
     this.loaded.set(entry.path, loaded);
     return loaded;
+  }
+
+  /** The loaded model of that name, if any. */
+  private loadedNamed(name: string): LoadedModel | undefined {
+    for (const l of this.loaded.values()) if (l.entry.name === name) return l;
+    return undefined;
   }
 
   private unload(l: LoadedModel): void {

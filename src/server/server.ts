@@ -132,6 +132,8 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     await app.register(cors, { origin: o.corsOrigin === '*' ? true : o.corsOrigin.split(',').map((s) => s.trim()) });
   }
 
+  // The key's digest, computed once: each request hashes only what it sent (see keyMatches).
+  const keyDigest = o.apiKey ? sha256(o.apiKey) : undefined;
   app.addHook('onRequest', async (req, reply) => {
     // Counted when the response ends, streamed or not.
     reply.raw.once('finish', () => metrics.requests.inc({
@@ -139,7 +141,7 @@ export async function createServer(o: ServeOptions): Promise<MinervaServer> {
     }));
     // In flight until its response has ended (or its client left): a drain waits for it.
     reply.raw.once('close', shutdown.requestStarted());
-    if (o.apiKey && needsKey(req.url) && !keyMatches(req.headers.authorization, o.apiKey)) {
+    if (keyDigest && needsKey(req.url) && !keyMatches(req.headers.authorization, keyDigest)) {
       return sendError(req, reply, 401, 'invalid or missing API key (send "Authorization: Bearer <key>")', 'authentication_error', 'invalid_api_key');
     }
     // Draining: nothing new starts (generations, embeddings, pulls, model changes); reads and /health still answer.
@@ -240,10 +242,11 @@ function needsKey(url: string): boolean {
  * Whether the Authorization header carries the key, in time that tells nothing of the key: both
  * sides are hashed to 32 bytes first, so even the length is not compared.
  */
-function keyMatches(header: string | undefined, key: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(header?.startsWith('Bearer ') ? header.slice(7) : ''), digest(key));
+function keyMatches(header: string | undefined, keyDigest: Buffer): boolean {
+  return timingSafeEqual(sha256(header?.startsWith('Bearer ') ? header.slice(7) : ''), keyDigest);
 }
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** An error in the shape of the API the request was for: OpenAI's under /v1, Ollama's elsewhere. */
 function sendError(

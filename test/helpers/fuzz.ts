@@ -8,7 +8,8 @@
 // For every input a target must either succeed or throw one of its expected error classes (the
 // project's own: FormatError, ConfigError, ChatTemplateError, SchemaError, …). Anything else fails:
 // a TypeError or RangeError from deep inside a reader, a hang (each input bounded in time), or
-// memory out of proportion to the input (the ArrayBuffer bytes allocated while it ran).
+// memory out of proportion to the input (the ArrayBuffer bytes it left allocated: what it holds,
+// not its peak, since a collection during the run may free earlier garbage).
 //
 // A short run per target is part of `npm test`; `npm run fuzz` runs them longer
 // (MINERVA_FUZZ_SECONDS per target). A failure prints the input and fast-check's seed and path;
@@ -40,11 +41,14 @@ export interface FuzzTarget<T> {
   run(input: T): unknown;
   /** The error classes bad input may raise (the project's own). */
   expected: readonly ErrorClass[];
-  /** Longest one input may take, ms (default 2000). A synchronous hang is caught by the test's own timeout. */
+  /**
+   * Longest one input may take, ms (default 2000). An asynchronous target is stopped at the bound; a
+   * synchronous one is measured when it returns, so a synchronous infinite loop is not caught here.
+   */
   timeoutMs?: number;
   /** Size of an input in bytes, for the memory bound (default: its length as bytes or JSON). */
   sizeOf?(input: T): number;
-  /** ArrayBuffer bytes an input may allocate: `fixed + perByte × size` (defaults 1 MiB and 64). */
+  /** ArrayBuffer bytes an input may leave allocated: `fixed + perByte × size` (defaults 1 MiB and 64). */
   memory?: { fixed?: number; perByte?: number };
   /**
    * Inputs that must succeed (the unmutated seeds, typically): run first, so that a seed corpus
@@ -162,6 +166,17 @@ export function seedCorpus(name: string): { file: string; bytes: Uint8Array }[] 
     return [];
   }
   return files.map((file) => ({ file, bytes: new Uint8Array(readFileSync(path.join(dir, file))) }));
+}
+
+/**
+ * A target's corpus read once, each file through `read`: every file (the mutation seeds), the
+ * `seed-*` files (inputs that must succeed: `valid`) and the `regress-*` files (findings, replayed
+ * first: `replay`).
+ */
+export function corpus<T = Uint8Array>(name: string, read: (bytes: Uint8Array) => T = (b) => b as T): { all: T[]; valid: T[]; replay: T[] } {
+  const files = seedCorpus(name).map((s) => ({ file: s.file, value: read(s.bytes) }));
+  const values = (prefix: string) => files.filter((f) => f.file.startsWith(prefix)).map((f) => f.value);
+  return { all: files.map((f) => f.value), valid: values('seed-'), replay: values('regress-') };
 }
 
 /** Little-endian integers that sit on the edges readers get wrong: sizes, counts and offsets. */

@@ -13,6 +13,7 @@ const kernels: MatvecKernels[] = [instantiateKernels(memory, module)];
 // must learn it without waiting for an event: it may be blocked in Atomics.wait on this thread.
 process.on('exit', () => {
   Atomics.store(control, CTL.exited, 1);
+  Atomics.add(claims, CLAIM.exited, 1);
   Atomics.notify(control, CTL.done);
   Atomics.notify(claims, CLAIM.finished);
 });

@@ -93,7 +93,9 @@ export const CLAIM = {
   finished: 1,
   /** 1 while the caller sleeps waiting for `finished` (so the last finisher notifies). */
   callerWaiting: 2,
-  size: 3,
+  /** Workers that have exited (each adds 1 as it ends): one load tells the caller all is well. */
+  exited: 3,
+  size: 4,
 } as const;
 
 /** The tag a job's claims carry: its sequence number's low 15 bits (the claim word is an int32). */
@@ -352,19 +354,20 @@ export class WorkerPool {
   /** Throws if the pool was disposed or a worker has exited. */
   private checkUsable(): void {
     if (this.disposed) throw new Error('the worker pool has been disposed');
-    if (this.broken === undefined) {
-      const w = this.controls.findIndex((c) => Atomics.load(c, CTL.exited) !== 0);
-      if (w >= 0) this.broken = `worker ${w + 1} exited`;
-    }
+    if (this.broken === undefined && Atomics.load(this.claims, CLAIM.exited) !== 0) this.broken = `worker ${this.exitedWorker()} exited`;
     if (this.broken !== undefined) throw new WorkerThreadError(this.broken);
   }
 
   /** Throws WorkerThreadError (and marks the pool broken) if a worker has flagged its exit. */
   private checkExited(kernel: string): void {
-    const w = this.controls.findIndex((c) => Atomics.load(c, CTL.exited) !== 0);
-    if (w < 0) return;
-    this.broken ??= `worker ${w + 1} exited during ${kernel}`;
+    if (Atomics.load(this.claims, CLAIM.exited) === 0) return;
+    this.broken ??= `worker ${this.exitedWorker()} exited during ${kernel}`;
     throw new WorkerThreadError(this.broken);
+  }
+
+  /** Which worker (1-based) flagged its exit: read only once the shared count says one did. */
+  private exitedWorker(): number {
+    return this.controls.findIndex((c) => Atomics.load(c, CTL.exited) !== 0) + 1;
   }
 
   /** Why the pool cannot run jobs (a worker exited), or undefined while it can. */

@@ -132,7 +132,7 @@ export async function generate(req: ChatRequest, signal: AbortSignal, onProgress
       tokensPerSecond: first && completion && completion > 1 && end > first ? (completion - 1) / ((end - first) / 1000) : null,
       promptTokens: usage?.prompt_tokens ?? null,
       completionTokens: completion,
-      finishReason: finish || (error ? 'error' : 'stop'),
+      finishReason: finish || 'stop',
     },
   };
 }
